@@ -1,0 +1,240 @@
+"""LeadLex settings: one module, two profiles chosen by the environment.
+
+No variable set gives the *embedded* profile (SQLite, local-disk files, a
+file-system Celery broker, a SQLite rate-limit store), all under
+``LEADLEX_DATA_DIR``. ``DATABASE_URL``, ``REDIS_URL`` / ``CELERY_BROKER_URL``
+and ``AWS_STORAGE_BUCKET_NAME`` switch each piece to PostgreSQL, Redis and S3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from leadlex.env import env_bool, env_int, env_list, env_optional, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Under pytest (which sets PYTEST_VERSION) the default moves aside, so a test run
+# never shares its broker queue or files with a running development instance.
+_default_data_dir = BASE_DIR / "var" / ("test" if env_optional("PYTEST_VERSION") else "")
+DATA_DIR = Path(env_str("LEADLEX_DATA_DIR", str(_default_data_dir))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DATABASE_URL = env_optional("DATABASE_URL")
+REDIS_URL = env_optional("REDIS_URL")
+S3_BUCKET = env_optional("AWS_STORAGE_BUCKET_NAME")
+LEADLEX_PROFILE = "production" if DATABASE_URL else "embedded"
+
+DEBUG = env_bool("DJANGO_DEBUG", LEADLEX_PROFILE == "embedded")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if LEADLEX_PROFILE == "production":
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DATABASE_URL is set")
+    # The embedded profile keeps a generated secret beside its data so that signed
+    # download links survive a restart and nobody ships a well-known key.
+    _secret_file = DATA_DIR / "secret_key"
+    if not _secret_file.exists():
+        import secrets
+
+        _secret_file.write_text(secrets.token_urlsafe(50))
+        _secret_file.chmod(0o600)
+    SECRET_KEY = _secret_file.read_text().strip()
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+LEADLEX_PUBLIC_URL = env_str("LEADLEX_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "leadlex",
+    "contacts",
+    "exports",
+    "imports",
+]
+
+MIDDLEWARE = [
+    "leadlex.middleware.RequestIdMiddleware",
+    "leadlex.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+if DATABASE_URL:
+    DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            # LEADLEX_SQLITE_PATH lets a test's worker process open the test database.
+            "NAME": env_str("LEADLEX_SQLITE_PATH", str(DATA_DIR / "leadlex.sqlite3")),
+            # WAL lets the web process read while a worker writes; IMMEDIATE makes
+            # writers queue on the lock instead of failing with "database is locked"
+            # when a read transaction tries to upgrade.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+            # A file, not :memory:, so that a real worker process in the tests can
+            # open the same test database.
+            "TEST": {"NAME": str(DATA_DIR / "test_leadlex.sqlite3")},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ---------------------------------------------------------------------
+CELERY_BROKER_URL = env_optional("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = DATA_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    # A task that is not acknowledged within this time is delivered again: it must
+    # be longer than the longest task's hard time limit.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 7200)}
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# --- Storage --------------------------------------------------------------------
+LEADLEX_STORAGE_BACKEND = "s3" if S3_BUCKET else "local"
+LEADLEX_FILES_DIR = DATA_DIR / "files"
+AWS_STORAGE_BUCKET_NAME = S3_BUCKET
+AWS_S3_ENDPOINT_URL = env_optional("AWS_S3_ENDPOINT_URL")
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", "us-east-1")
+AWS_ACCESS_KEY_ID = env_optional("AWS_ACCESS_KEY_ID")
+AWS_SECRET_ACCESS_KEY = env_optional("AWS_SECRET_ACCESS_KEY")
+AWS_DEFAULT_ACL = None
+AWS_QUERYSTRING_AUTH = True
+LEADLEX_DOWNLOAD_URL_TTL = env_int("LEADLEX_DOWNLOAD_URL_TTL", 15 * 60)
+LEADLEX_EXPORT_RETENTION_DAYS = env_int("LEADLEX_EXPORT_RETENTION_DAYS", 7)
+
+# --- API ------------------------------------------------------------------------
+LEADLEX_WEBHOOKS_ALLOW_PRIVATE = env_bool("LEADLEX_WEBHOOKS_ALLOW_PRIVATE", LEADLEX_PROFILE == "embedded")
+LEADLEX_MAX_BODY_BYTES = env_int("LEADLEX_MAX_BODY_BYTES", 20 * 1024 * 1024)
+# Rate limits per workspace and endpoint group: "N/second|minute|hour|day".
+# LEADLEX_RATE_LIMITS="default=600/minute,contacts_export=10/hour" overrides any of them.
+LEADLEX_RATE_LIMITS = {
+    "contacts_export": "10/hour",
+    "contacts_exports_create": "5/minute",
+    "contacts_exports_status": "30/minute",
+    "import_contacts": "60/minute",
+    "default": "600/minute",
+}
+for _item in env_list("LEADLEX_RATE_LIMITS", []):
+    _group, _, _rate = _item.partition("=")
+    LEADLEX_RATE_LIMITS[_group.strip()] = _rate.strip()
+LEADLEX_RATELIMIT_STORE = "redis" if REDIS_URL else "sqlite"
+LEADLEX_RATELIMIT_SQLITE_PATH = DATA_DIR / "ratelimit.sqlite3"
+
+# Django's own limit on form fields; the API limit above is enforced by middleware.
+DATA_UPLOAD_MAX_MEMORY_SIZE = LEADLEX_MAX_BODY_BYTES + 1024 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["leadlex.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["leadlex.permissions.WorkspaceScopePermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "leadlex.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LeadLex API",
+    "DESCRIPTION": "Contacts, companies, lists, bulk imports and exports.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Email ----------------------------------------------------------------------
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if env_optional("EMAIL_HOST") else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "LeadLex <no-reply@leadlex.local>")
+
+# --- I18N / static ----------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "leadlex.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": env_str("LEADLEX_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from leadlex import views as leadlex_views
+
+app_urls = [
+    path("", include("leadlex.urls")),
+    path("", include("contacts.urls")),
+    path("", include("exports.urls")),
+    path("", include("imports.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("v1/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("v1/docs/", SpectacularSwaggerView.as_view(url_name="openapi"), name="api-docs"),
+    path("v1/redoc/", SpectacularRedocView.as_view(url_name="openapi"), name="api-redoc"),
+    path("v1/", include(app_urls)),
+    path("files/<str:token>", leadlex_views.file_download, name="file-download"),
+]
+
+handler400 = "leadlex.errors.handler400"
+handler403 = "leadlex.errors.handler403"
+handler404 = "leadlex.errors.handler404"
+handler500 = "leadlex.errors.handler500"

@@ -1,0 +1,97 @@
+"""Request ids (echoed or generated, and on every log line) and the body-size guard."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import uuid
+from typing import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from leadlex.errors import json_error
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# "Sane": 1 to 128 visible ASCII characters, so it cannot forge log lines or headers.
+_SANE_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+logger = logging.getLogger("leadlex.request")
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return True
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            if request.path.startswith("/v1/"):
+                logger.info("%s %s %s", request.method, request.path, response.status_code)
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+class _LimitedStream:
+    """Wraps wsgi.input and refuses to hand out more than ``limit`` bytes.
+
+    Content-Length is checked up front; this catches chunked bodies, which
+    announce no length, the moment they grow past the limit.
+    """
+
+    def __init__(self, stream, limit: int) -> None:  # noqa: ANN001
+        self.stream = stream
+        self.limit = limit
+        self.seen = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self.seen += len(data)
+        if self.seen > self.limit:
+            from leadlex.errors import PayloadTooLarge
+
+            raise PayloadTooLarge(f"The request body exceeds {self.limit} bytes.")
+        return data
+
+    def read(self, *args) -> bytes:  # noqa: ANN002
+        return self._count(self.stream.read(*args))
+
+    def readline(self, *args) -> bytes:  # noqa: ANN002
+        return self._count(self.stream.readline(*args))
+
+    def __iter__(self):
+        for line in self.stream:
+            yield self._count(line)
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/v1/"):
+            limit = settings.LEADLEX_MAX_BODY_BYTES
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > limit:
+                return json_error(413, "payload_too_large", f"The request body exceeds {limit} bytes.",
+                                  {"limit_bytes": limit})
+            if hasattr(request, "_stream"):
+                request._stream = _LimitedStream(request._stream, limit)  # type: ignore[attr-defined]
+        return self.get_response(request)

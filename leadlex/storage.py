@@ -1,0 +1,218 @@
+"""The one module that touches file storage (and the only importer of boto3).
+
+Two backends behind one set of functions, chosen by settings:
+- ``local``: files under ``LEADLEX_FILES_DIR``, downloaded through Django with a
+  signed, expiring token (``/files/<token>``);
+- ``s3``: any S3-compatible server, written with multipart uploads as the bytes
+  come, downloaded with presigned GETs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
+
+PART_SIZE = 8 * 1024 * 1024  # S3 wants >= 5 MiB for every part but the last
+_SIGNING_SALT = "leadlex.storage.download"
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    content_type: str = "application/octet-stream"
+    content_encoding: str | None = None
+    filename: str | None = None
+
+
+def backend() -> str:
+    name = settings.LEADLEX_STORAGE_BACKEND
+    if name not in ("local", "s3"):
+        raise ImproperlyConfigured(f"LEADLEX_STORAGE_BACKEND={name!r}: expected 'local' or 's3'")
+    return name
+
+
+# --- S3 -----------------------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _s3_client_for(endpoint: str | None, region: str, key_id: str | None, secret: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"}),
+    )
+
+
+def s3_client() -> Any:
+    if not settings.AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME is not set")
+    return _s3_client_for(settings.AWS_S3_ENDPOINT_URL, settings.AWS_S3_REGION_NAME,
+                          settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY)
+
+
+def _bucket() -> str:
+    return settings.AWS_STORAGE_BUCKET_NAME
+
+
+# --- Local --------------------------------------------------------------------------
+def local_path(key: str) -> Path:
+    root = Path(settings.LEADLEX_FILES_DIR).resolve()
+    path = (root / key).resolve()
+    if root not in path.parents:
+        raise ValueError(f"storage key escapes the files directory: {key!r}")
+    return path
+
+
+# --- Writing ------------------------------------------------------------------------
+class LocalWriter:
+    def __init__(self, key: str, meta: ObjectMeta) -> None:
+        self.key = key
+        self.path = local_path(key)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".part")
+        self._fh: IO[bytes] = open(self._tmp, "wb")
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self.size += len(data)
+
+    def close(self) -> int:
+        self._fh.close()
+        os.replace(self._tmp, self.path)  # readers never see a half-written file
+        return self.size
+
+    def abort(self) -> None:
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class S3MultipartWriter:
+    def __init__(self, key: str, meta: ObjectMeta, part_size: int = PART_SIZE) -> None:
+        self.key = key
+        self.part_size = part_size
+        self._client = s3_client()
+        extra: dict[str, str] = {"ContentType": meta.content_type}
+        if meta.content_encoding:
+            extra["ContentEncoding"] = meta.content_encoding
+        self.upload_id: str = self._client.create_multipart_upload(Bucket=_bucket(), Key=key, **extra)["UploadId"]
+        self.parts: list[dict[str, Any]] = []
+        self._buffer = bytearray()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= self.part_size:
+            self._upload_part(bytes(self._buffer[: self.part_size]))
+            del self._buffer[: self.part_size]
+
+    def _upload_part(self, body: bytes) -> None:
+        number = len(self.parts) + 1
+        etag = self._client.upload_part(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id,
+                                        PartNumber=number, Body=body)["ETag"]
+        self.parts.append({"PartNumber": number, "ETag": etag})
+
+    def close(self) -> int:
+        if self._buffer or not self.parts:
+            self._upload_part(bytes(self._buffer))
+            self._buffer.clear()
+        self._client.complete_multipart_upload(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id,
+                                               MultipartUpload={"Parts": self.parts})
+        return self.size
+
+    def abort(self) -> None:
+        self._client.abort_multipart_upload(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id)
+
+
+def open_writer(key: str, meta: ObjectMeta | None = None) -> LocalWriter | S3MultipartWriter:
+    meta = meta or ObjectMeta()
+    if backend() == "s3":
+        return S3MultipartWriter(key, meta)
+    return LocalWriter(key, meta)
+
+
+def put_bytes(key: str, data: bytes, meta: ObjectMeta | None = None) -> int:
+    meta = meta or ObjectMeta()
+    if backend() == "s3":
+        extra = {"ContentType": meta.content_type}
+        if meta.content_encoding:
+            extra["ContentEncoding"] = meta.content_encoding
+        s3_client().put_object(Bucket=_bucket(), Key=key, Body=data, **extra)
+        return len(data)
+    writer = LocalWriter(key, meta)
+    writer.write(data)
+    return writer.close()
+
+
+# --- Reading ------------------------------------------------------------------------
+def open_reader(key: str) -> IO[bytes]:
+    """A binary file-like object over the stored bytes, streamed, not loaded whole."""
+    if backend() == "s3":
+        return s3_client().get_object(Bucket=_bucket(), Key=key)["Body"]
+    return open(local_path(key), "rb")
+
+
+def iter_bytes(key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+    with open_reader(key) as fh:  # type: ignore[union-attr]
+        while chunk := fh.read(chunk_size):
+            yield chunk
+
+
+def exists(key: str) -> bool:
+    if backend() == "s3":
+        from botocore.exceptions import ClientError
+
+        try:
+            s3_client().head_object(Bucket=_bucket(), Key=key)
+        except ClientError:
+            return False
+        return True
+    return local_path(key).exists()
+
+
+def delete(key: str) -> None:
+    if backend() == "s3":
+        s3_client().delete_object(Bucket=_bucket(), Key=key)
+        return
+    local_path(key).unlink(missing_ok=True)
+
+
+def presigned_get(key: str, *, expires: int | None = None, meta: ObjectMeta | None = None,
+                  base_url: str | None = None) -> str:
+    """A URL that downloads ``key`` without credentials until it expires."""
+    expires = expires or settings.LEADLEX_DOWNLOAD_URL_TTL
+    meta = meta or ObjectMeta()
+    if backend() == "s3":
+        params: dict[str, Any] = {"Bucket": _bucket(), "Key": key, "ResponseContentType": meta.content_type}
+        if meta.filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{meta.filename}"'
+        if meta.content_encoding:
+            params["ResponseContentEncoding"] = meta.content_encoding
+        return s3_client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+    token = signing.dumps(
+        {"k": key, "e": int(time.time()) + expires, "t": meta.content_type, "c": meta.content_encoding, "f": meta.filename},
+        salt=_SIGNING_SALT, compress=True,
+    )
+    return (base_url or settings.LEADLEX_PUBLIC_URL).rstrip("/") + reverse("file-download", args=[token])
+
+
+def read_download_token(token: str) -> tuple[str, ObjectMeta]:
+    """Key and headers of a local download token; raises ``signing.BadSignature`` when
+    forged and ``PermissionError`` when expired."""
+    data = signing.loads(token, salt=_SIGNING_SALT)
+    if int(data["e"]) < time.time():
+        raise PermissionError("download link expired")
+    return data["k"], ObjectMeta(content_type=data["t"], content_encoding=data["c"], filename=data["f"])

@@ -1,0 +1,101 @@
+"""Fixtures by role: a workspace with an owner key, a read-only key, and a second
+workspace whose key must see nothing of the first."""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from leadlex.models import ALL_SCOPES, SCOPE_READ_CONTACTS, ApiKey, Workspace
+
+
+@dataclass
+class KeyedClient:
+    client: APIClient
+    workspace: Workspace
+    api_key: ApiKey
+    raw_key: str
+
+
+def make_key(workspace: Workspace, scopes: tuple[str, ...] = ALL_SCOPES, **extra) -> tuple[ApiKey, str]:
+    raw = ApiKey.generate()
+    key = ApiKey(workspace=workspace, scopes=list(scopes), owner_email=extra.pop("owner_email", "owner@example.com"), **extra)
+    key.set_key(raw)
+    key.save()
+    return key, raw
+
+
+def keyed_client(workspace: Workspace, scopes: tuple[str, ...] = ALL_SCOPES) -> KeyedClient:
+    key, raw = make_key(workspace, scopes)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return KeyedClient(client=client, workspace=workspace, api_key=key, raw_key=raw)
+
+
+def basic_auth(raw_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{raw_key}:".encode()).decode()
+
+
+@pytest.fixture
+def workspace(db) -> Workspace:  # noqa: ANN001
+    return Workspace.objects.create(name="Acme", timezone="UTC")
+
+
+@pytest.fixture
+def other_workspace(db) -> Workspace:  # noqa: ANN001
+    return Workspace.objects.create(name="Globex", timezone="UTC")
+
+
+@pytest.fixture
+def owner(workspace: Workspace) -> KeyedClient:
+    return keyed_client(workspace)
+
+
+@pytest.fixture
+def reader(workspace: Workspace) -> KeyedClient:
+    return keyed_client(workspace, (SCOPE_READ_CONTACTS,))
+
+
+@pytest.fixture
+def stranger(other_workspace: Workspace) -> KeyedClient:
+    """A key of another workspace: it must see nothing of ``workspace``."""
+    return keyed_client(other_workspace)
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings, tmp_path):  # noqa: ANN001
+    """Each test counts from zero: the SQLite store moves to a per-test file and
+    Redis keys get a per-test namespace through a fresh workspace id anyway."""
+    settings.LEADLEX_RATELIMIT_SQLITE_PATH = tmp_path / "ratelimit.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):  # noqa: ANN001
+    """One real worker for the session. Tests that use it need ``transactional_db``
+    so that the worker process sees their rows."""
+    from tests.support.worker import WorkerProcess, purge_broker
+
+    with django_db_blocker.unblock():
+        purge_broker()
+        worker = WorkerProcess("session", concurrency=2)
+    yield worker
+    worker.stop()
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true")
+
+
+def is_postgres() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"

@@ -1,0 +1,94 @@
+"""A real Celery worker process for end-to-end tests, pointed at the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_env() -> dict[str, str]:
+    env = os.environ.copy()
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        env["LEADLEX_SQLITE_PATH"] = str(db["NAME"])
+    else:
+        user = db.get("USER") or ""
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        auth = f"{user}{password}@" if user else ""
+        env["DATABASE_URL"] = f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    env["LEADLEX_DATA_DIR"] = str(settings.DATA_DIR)
+    env.setdefault("DJANGO_SECRET_KEY", settings.SECRET_KEY)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, name: str = "w1", concurrency: int = 1, extra_env: dict[str, str] | None = None) -> None:
+        self.log_path = Path(settings.DATA_DIR) / f"worker-{name}-{os.getpid()}.log"
+        self.log_path.unlink(missing_ok=True)
+        env = worker_env()
+        env.update(extra_env or {})
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+             "--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", f"--hostname={name}@%h"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.wait_ready()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.2)
+        raise RuntimeError(f"celery worker not ready after {timeout}s:\n{self.log()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the main process and its pool children die
+        without acknowledging anything, as in a machine crash."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+def purge_broker() -> None:
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("celery")
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = "condition"):  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
