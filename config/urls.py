@@ -8,6 +8,7 @@ app_urls = [
     path("", include("leadlex.urls")),
     path("", include("contacts.urls")),
     path("", include("exports.urls")),
+    path("", include("exports.close.urls")),
     path("", include("imports.urls")),
 ]
 
