@@ -1,0 +1,26 @@
+"""Celery tasks of the platform: thin wrappers that call a service with an id."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import close_old_connections
+
+
+@shared_task(name="leadlex.webhook_deliver", acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
+def webhook_deliver(delivery_id: str) -> str:
+    """One attempt at one webhook delivery. Retries are not Celery retries: the
+    outcome and the next attempt's time are recorded on the row and the sweeper
+    re-dispatches it, so a retry survives worker restarts and broker loss."""
+    from leadlex.webhooks import webhook_delivery_attempt
+
+    close_old_connections()
+    return webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="leadlex.webhook_sweep", acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)
+def webhook_sweep() -> int:
+    """Periodic (celery beat): dispatch deliveries whose next attempt is due."""
+    from leadlex.webhooks import webhook_sweep as sweep
+
+    close_old_connections()
+    return sweep()

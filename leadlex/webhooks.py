@@ -1,0 +1,318 @@
+"""Webhooks: emitting events, delivering them signed, retrying with backoff.
+
+``webhook_emit`` is what the import and export engines call. It writes one
+``WebhookDelivery`` per subscribed endpoint and enqueues delivery after the
+surrounding transaction commits. ``webhook_delivery_attempt`` (run by the
+``webhook_deliver`` task) claims a due delivery with a conditional UPDATE, POSTs
+it to the address the SSRF guard checked, and records the outcome. The
+``webhook_sweep`` task re-dispatches every delivery whose ``next_attempt_at`` has
+passed, which covers retries, lost tasks and killed workers alike.
+
+Timing of one delivery::
+
+    attempt 1 at once; attempt n+1 after BACKOFF_BASE * 2**(n-1), capped at
+    BACKOFF_CAP; after MAX_ATTEMPTS failures the delivery is "failed".
+
+With the defaults (60 s, 6 h, 12 attempts) the last try is ~20 hours after the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+from uuid import UUID
+
+import requests
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from requests.adapters import HTTPAdapter
+
+from leadlex import ssrf
+from leadlex.errors import NotFound, ValidationFailed
+from leadlex.models import WebhookDelivery, WebhookEndpoint, Workspace
+
+logger = logging.getLogger("leadlex.webhooks")
+
+EVENTS: tuple[str, ...] = WebhookEndpoint.EVENTS
+SIGNATURE_HEADER = "X-LeadLex-Signature"
+EVENT_HEADER = "X-LeadLex-Event"
+DELIVERY_HEADER = "X-LeadLex-Delivery"
+SECRET_PREFIX = "whsec_"
+MAX_ENDPOINTS_PER_WORKSPACE = 20
+
+# How long a claimed delivery is hidden from other workers and the sweeper. Longer
+# than any request can take (connect + read timeouts), so no double send while one
+# is in flight; short enough that a killed worker's delivery is retried soon.
+IN_FLIGHT_LEASE = timedelta(minutes=5)
+# How long a dispatched delivery is left to its queued task before the sweeper
+# sends another copy (the copy is harmless: the claim lets only one through).
+DISPATCH_LEASE = timedelta(minutes=2)
+SWEEP_BATCH = 500
+_ERROR_MAX = 500
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+def max_attempts() -> int:
+    return int(_setting("LEADLEX_WEBHOOK_MAX_ATTEMPTS", 12))
+
+
+def backoff_for(attempts: int) -> timedelta:
+    """Wait before the next attempt, after ``attempts`` failed ones (>= 1)."""
+    base = float(_setting("LEADLEX_WEBHOOK_BACKOFF_BASE", 60))
+    cap = float(_setting("LEADLEX_WEBHOOK_BACKOFF_CAP", 6 * 3600))
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+# --- Signatures ---------------------------------------------------------------------
+def webhook_signature(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
+    """The ``X-LeadLex-Signature`` value: ``t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">``."""
+    t = int(time.time()) if timestamp is None else int(timestamp)
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def webhook_signature_verify(secret: str, header: str, body: bytes, *, tolerance: int | None = 300,
+                             now: float | None = None) -> bool:
+    """True when ``header`` signs ``body`` under ``secret`` and (unless ``tolerance``
+    is None) its timestamp is within ``tolerance`` seconds of now, which stops
+    replays of an old delivery."""
+    if isinstance(body, str):
+        body = body.encode()
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for item in (header or "").split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                return False
+        elif name == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        return False
+    if tolerance is not None and abs((time.time() if now is None else now) - timestamp) > tolerance:
+        return False
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(expected, c) for c in candidates)
+
+
+def payload_body(payload: dict[str, Any]) -> bytes:
+    """The exact bytes sent (and signed) for a stored payload."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# --- Endpoint registry (services and selectors) --------------------------------------
+def webhook_endpoint_list(*, workspace: Workspace) -> list[WebhookEndpoint]:
+    return list(WebhookEndpoint.objects.filter(workspace=workspace).order_by("-created_at", "id"))
+
+
+def webhook_url_check(*, url: str) -> None:
+    """Raise ValidationFailed unless ``url`` may receive webhooks under current settings."""
+    try:
+        ssrf.target_resolve(url, allow_private=settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE)
+    except ssrf.UnsafeUrl as exc:
+        raise ValidationFailed(str(exc), details={"field": "url", "reason": exc.reason}) from None
+
+
+def webhook_endpoint_create(*, workspace: Workspace, url: str, events: Iterable[str]) -> WebhookEndpoint:
+    events = list(dict.fromkeys(events))  # de-duplicated, order kept
+    unknown = [e for e in events if e not in EVENTS]
+    if not events or unknown:
+        raise ValidationFailed(f"events must be a non-empty list of: {', '.join(EVENTS)}.",
+                               details={"field": "events", "unknown": unknown, "allowed": list(EVENTS)})
+    webhook_url_check(url=url)  # DNS lookup: outside any transaction
+    if WebhookEndpoint.objects.filter(workspace=workspace).count() >= MAX_ENDPOINTS_PER_WORKSPACE:
+        raise ValidationFailed(f"A workspace may have at most {MAX_ENDPOINTS_PER_WORKSPACE} webhook endpoints.",
+                               details={"limit": MAX_ENDPOINTS_PER_WORKSPACE})
+    return WebhookEndpoint.objects.create(workspace=workspace, url=url, events=events,
+                                          secret=SECRET_PREFIX + secrets.token_urlsafe(32))
+
+
+def webhook_endpoint_delete(*, workspace: Workspace, endpoint_id: Any) -> None:
+    """Deletes the endpoint and, with it, its pending deliveries and log."""
+    from leadlex.api import get_in_workspace
+
+    endpoint = get_in_workspace(WebhookEndpoint.objects.all(), workspace=workspace, pk=endpoint_id)
+    endpoint.delete()
+
+
+# --- Emitting -------------------------------------------------------------------------
+def _dispatch(delivery_ids: list[UUID]) -> None:
+    from leadlex.tasks import webhook_deliver
+
+    for delivery_id in delivery_ids:
+        try:
+            webhook_deliver.delay(str(delivery_id))
+        except Exception:  # noqa: BLE001 - the broker may be down; the sweeper will send it
+            logger.warning("could not enqueue webhook delivery %s; the sweeper will retry it", delivery_id,
+                           exc_info=True)
+
+
+def webhook_emit(*, workspace_id: Any, event: str, data: dict[str, Any]) -> list[UUID]:
+    """Queue ``event`` for every active endpoint of the workspace subscribed to it.
+
+    Safe inside a transaction: the rows are written with it, and the tasks are
+    enqueued only once it commits (nothing is sent for a rolled-back job).
+    Returns the delivery ids (empty when no endpoint listens).
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}; known: {', '.join(EVENTS)}")
+    # events is a JSON list; filtering it in Python works the same on SQLite and
+    # PostgreSQL and a workspace has a handful of endpoints at most.
+    endpoints = [e for e in WebhookEndpoint.objects.filter(workspace_id=workspace_id, is_active=True)
+                 if event in (e.events or [])]
+    if not endpoints:
+        return []
+    now = timezone.now()
+    # Round-trip through JSON now so that what is stored is exactly what is sent
+    # (UUIDs, datetimes and Decimals become strings once, here).
+    clean_data = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    event_id = uuid.uuid4()
+    deliveries = []
+    for endpoint in endpoints:
+        payload = {
+            "id": str(event_id),
+            "event": event,
+            "created_at": now.isoformat().replace("+00:00", "Z"),
+            "workspace_id": str(workspace_id),
+            "data": clean_data,
+        }
+        deliveries.append(WebhookDelivery(endpoint=endpoint, event=event, payload=payload,
+                                          status=WebhookDelivery.Status.PENDING, next_attempt_at=now,
+                                          dispatched_at=now))
+    WebhookDelivery.objects.bulk_create(deliveries)
+    ids = [d.id for d in deliveries]
+    transaction.on_commit(lambda: _dispatch(ids))
+    return ids
+
+
+def webhook_delivery_retry(*, delivery_ids: Iterable[Any]) -> int:
+    """Make deliveries due now (again), whatever their state; used by the admin."""
+    ids = list(delivery_ids)
+    count = (WebhookDelivery.objects.filter(pk__in=ids)
+             .exclude(status=WebhookDelivery.Status.DELIVERED)
+             .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now(), attempts=0,
+                     dispatched_at=timezone.now()))
+    due = list(WebhookDelivery.objects.filter(pk__in=ids, status=WebhookDelivery.Status.PENDING)
+               .values_list("pk", flat=True))
+    transaction.on_commit(lambda: _dispatch(due))
+    return count
+
+
+# --- Delivering -----------------------------------------------------------------------
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to the checked IP while TLS still verifies the certificate for, and
+    sends SNI of, the URL's host name."""
+
+    def __init__(self, host: str, **kwargs: Any) -> None:
+        self._host = host
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        pool_kwargs["server_hostname"] = self._host
+        pool_kwargs["assert_hostname"] = self._host
+        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+
+
+def _post(target: ssrf.Target, body: bytes, headers: dict[str, str]) -> requests.Response:
+    session = requests.Session()
+    session.trust_env = False  # no proxies from the environment: we connect to the checked address only
+    session.mount(f"{target.scheme}://", _PinnedAdapter(target.host, max_retries=0))
+    connect_timeout = float(_setting("LEADLEX_WEBHOOK_CONNECT_TIMEOUT", 5))
+    read_timeout = float(_setting("LEADLEX_WEBHOOK_READ_TIMEOUT", 10))
+    try:
+        response = session.post(target.pinned_url, data=body, headers={**headers, "Host": target.host_header},
+                                timeout=(connect_timeout, read_timeout), allow_redirects=False, stream=True)
+        # Read at most a little of the body: we only keep the status code.
+        response.raw.read(4096, decode_content=False)
+        response.close()
+        return response
+    finally:
+        session.close()
+
+
+def _claim(delivery_id: Any, now: datetime) -> bool:
+    # Conditional UPDATE: exactly one worker wins a due delivery; a duplicate task
+    # (redelivered message, sweeper copy) finds it leased, not yet due, or done.
+    return WebhookDelivery.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        pk=delivery_id, status=WebhookDelivery.Status.PENDING,
+    ).update(next_attempt_at=now + IN_FLIGHT_LEASE) == 1
+
+
+def webhook_delivery_attempt(*, delivery_id: Any) -> str:
+    """One attempt at one delivery. Returns the delivery's status afterwards
+    ("skipped" when another worker holds it or it is not due)."""
+    now = timezone.now()
+    if not _claim(delivery_id, now):
+        return "skipped"
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    endpoint = delivery.endpoint
+    attempts = delivery.attempts + 1
+    body = payload_body(delivery.payload)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "LeadLex-Webhooks/1.0",
+        EVENT_HEADER: delivery.event,
+        DELIVERY_HEADER: str(delivery.pk),
+        SIGNATURE_HEADER: webhook_signature(endpoint.secret, body),
+    }
+    status_code: int | None = None
+    error = ""
+    if not endpoint.is_active:
+        error = "endpoint disabled"
+    else:
+        try:
+            # Checked on every attempt, not only at registration: DNS can change.
+            target = ssrf.target_resolve(endpoint.url, allow_private=settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE)
+            response = _post(target, body, headers)
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}" + (" (redirects are not followed)" if 300 <= status_code < 400 else "")
+        except ssrf.UnsafeUrl as exc:
+            error = f"refused: {exc}"
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+    done = timezone.now()
+    fields: dict[str, Any] = {"attempts": attempts, "last_status_code": status_code, "last_error": error[:_ERROR_MAX],
+                              "dispatched_at": None}
+    if not error:
+        fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=done, next_attempt_at=None)
+    elif attempts >= max_attempts() or not endpoint.is_active:
+        fields.update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None)
+    else:
+        fields.update(next_attempt_at=done + backoff_for(attempts))
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+    logger.info("webhook %s delivery %s attempt %d to endpoint %s: %s", delivery.event, delivery.pk, attempts,
+                endpoint.pk, "delivered" if not error else error[:200])
+    return str(fields.get("status", WebhookDelivery.Status.PENDING))
+
+
+def webhook_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:
+    """Dispatch due deliveries (lock-and-skip, so two sweepers split the work)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        qs = (WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+              .order_by("next_attempt_at"))
+        if connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True)
+        qs = qs.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - DISPATCH_LEASE))
+        ids = list(qs.values_list("pk", flat=True)[:batch])
+        if ids:
+            WebhookDelivery.objects.filter(pk__in=ids).update(dispatched_at=now)
+            transaction.on_commit(lambda: _dispatch(ids))
+    return len(ids)
