@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadlex.errors import NotFound, RateLimited
+from leadlex.errors import NotFound, RateLimited, ValidationFailed
 from leadlex.models import Workspace
 from leadlex.ratelimit import rate_limit_hit
 
@@ -45,3 +45,67 @@ def get_in_workspace(queryset: QuerySet, *, workspace: Workspace, pk: Any) -> Mo
         return queryset.get(workspace=workspace, pk=pk)
     except (queryset.model.DoesNotExist, DjangoValidationError, ValueError):  # a malformed UUID is "not found" too
         raise NotFound() from None
+
+
+# --- Webhook endpoint registry ------------------------------------------------------
+from rest_framework import serializers, status  # noqa: E402 - kept beside the views that use them
+
+from leadlex.models import WebhookEndpoint  # noqa: E402
+
+
+class WebhookEndpointCreateSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=2000)
+    events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEndpoint.EVENTS), allow_empty=False,
+                                   max_length=len(WebhookEndpoint.EVENTS) * 2)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
+        if unknown:
+            raise serializers.ValidationError({name: "Unknown field." for name in sorted(unknown)})
+        return attrs
+
+
+def webhook_endpoint_data(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(endpoint.pk),
+        "url": endpoint.url,
+        "events": list(endpoint.events),
+        "is_active": endpoint.is_active,
+        "created_at": endpoint.created_at.isoformat().replace("+00:00", "Z"),
+    }
+    if with_secret:
+        # The only time the signing secret leaves the server.
+        data["secret"] = endpoint.secret
+    return data
+
+
+class WebhookEndpointListCreateAPI(WorkspaceAPIView):
+    """GET lists the workspace's endpoints (without secrets); POST registers one and
+    answers its signing secret, once."""
+
+    def get(self, request: Request) -> Response:
+        from leadlex.webhooks import webhook_endpoint_list
+
+        return Response({"data": [webhook_endpoint_data(e) for e in webhook_endpoint_list(workspace=self.workspace)]})
+
+    def post(self, request: Request) -> Response:
+        from leadlex.webhooks import webhook_endpoint_create
+
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("The body must be a JSON object with url and events.")
+        serializer = WebhookEndpointCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        endpoint = webhook_endpoint_create(workspace=self.workspace, **serializer.validated_data)
+        return Response(webhook_endpoint_data(endpoint, with_secret=True), status=status.HTTP_201_CREATED)
+
+
+class WebhookEndpointDetailAPI(WorkspaceAPIView):
+    def get(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = get_in_workspace(WebhookEndpoint.objects.all(), workspace=self.workspace, pk=endpoint_id)
+        return Response(webhook_endpoint_data(endpoint))
+
+    def delete(self, request: Request, endpoint_id: str) -> Response:
+        from leadlex.webhooks import webhook_endpoint_delete
+
+        webhook_endpoint_delete(workspace=self.workspace, endpoint_id=endpoint_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
