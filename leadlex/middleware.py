@@ -77,6 +77,15 @@ class _LimitedStream:
         for line in self.stream:
             yield self._count(line)
 
+    def close(self) -> None:
+        # Django closes the stream after reading request.body.
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - anything else the wrapped stream offers
+        return getattr(self.stream, name)
+
 
 class BodySizeLimitMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
