@@ -1,0 +1,99 @@
+"""Reads of the contacts app. Every function is scoped by workspace so that
+another workspace's id behaves exactly like one that does not exist."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Prefetch, QuerySet
+
+from contacts.models import Activity, CometToken, Company, Contact, ContactEmail, ContactList, Opportunity, Tag
+from contacts.pagination import Page, paginate
+from leadlex.api import get_in_workspace
+from leadlex.models import Workspace
+
+
+def contact_queryset(*, workspace: Workspace) -> QuerySet[Contact]:
+    """Contacts with everything their JSON shows, in a fixed number of queries
+    (one for the rows + one per prefetched relation) however many rows."""
+    return (
+        Contact.objects.filter(workspace=workspace)
+        .select_related("company")
+        .prefetch_related(
+            Prefetch("tags", queryset=Tag.objects.only("id", "name").order_by("name")),
+            Prefetch("lists", queryset=ContactList.objects.only("id")),
+            Prefetch("emails", queryset=ContactEmail.objects.order_by("-is_primary", "created_at", "id")),
+        )
+    )
+
+
+def contact_page(*, workspace: Workspace, cursor: str | None, limit: int) -> Page[Contact]:
+    return paginate(contact_queryset(workspace=workspace), cursor=cursor, limit=limit)
+
+
+def contact_get(*, workspace: Workspace, contact_id: Any) -> Contact:
+    return get_in_workspace(contact_queryset(workspace=workspace), workspace=workspace, pk=contact_id)  # type: ignore[return-value]
+
+
+def contact_ids_missing(*, workspace: Workspace, contact_ids: list[UUID]) -> list[UUID]:
+    """The ids among ``contact_ids`` that are not contacts of this workspace."""
+    found = set(Contact.objects.filter(workspace=workspace, pk__in=contact_ids).values_list("pk", flat=True))
+    return [cid for cid in contact_ids if cid not in found]
+
+
+def comet_token_list(*, contact: Contact, limit: int | None = None) -> list[CometToken]:
+    """Most recent first; ``id`` breaks ties between tokens seen at the same instant."""
+    queryset = CometToken.objects.filter(contact=contact).order_by("-seen_at", "-id")
+    return list(queryset[:limit] if limit else queryset)
+
+
+def list_queryset(*, workspace: Workspace) -> QuerySet[ContactList]:
+    from django.db.models import Count
+
+    return ContactList.objects.filter(workspace=workspace).annotate(contact_count=Count("listmembership"))
+
+
+def list_page(*, workspace: Workspace, cursor: str | None, limit: int) -> Page[ContactList]:
+    return paginate(list_queryset(workspace=workspace), cursor=cursor, limit=limit)
+
+
+def list_get(*, workspace: Workspace, list_id: Any) -> ContactList:
+    return get_in_workspace(list_queryset(workspace=workspace), workspace=workspace, pk=list_id)  # type: ignore[return-value]
+
+
+def company_queryset(*, workspace: Workspace) -> QuerySet[Company]:
+    return Company.objects.filter(workspace=workspace)
+
+
+def company_page(*, workspace: Workspace, cursor: str | None, limit: int) -> Page[Company]:
+    return paginate(company_queryset(workspace=workspace), cursor=cursor, limit=limit)
+
+
+def company_get(*, workspace: Workspace, company_id: Any) -> Company:
+    return get_in_workspace(company_queryset(workspace=workspace), workspace=workspace, pk=company_id)  # type: ignore[return-value]
+
+
+def opportunity_queryset(*, workspace: Workspace) -> QuerySet[Opportunity]:
+    return Opportunity.objects.filter(workspace=workspace)
+
+
+def opportunity_page(*, workspace: Workspace, cursor: str | None, limit: int) -> Page[Opportunity]:
+    return paginate(opportunity_queryset(workspace=workspace), cursor=cursor, limit=limit)
+
+
+def opportunity_get(*, workspace: Workspace, opportunity_id: Any) -> Opportunity:
+    return get_in_workspace(opportunity_queryset(workspace=workspace), workspace=workspace,  # type: ignore[return-value]
+                            pk=opportunity_id)
+
+
+def activity_queryset(*, workspace: Workspace) -> QuerySet[Activity]:
+    return Activity.objects.filter(workspace=workspace)
+
+
+def activity_page(*, workspace: Workspace, cursor: str | None, limit: int) -> Page[Activity]:
+    return paginate(activity_queryset(workspace=workspace), cursor=cursor, limit=limit)
+
+
+def activity_get(*, workspace: Workspace, activity_id: Any) -> Activity:
+    return get_in_workspace(activity_queryset(workspace=workspace), workspace=workspace, pk=activity_id)  # type: ignore[return-value]
