@@ -25,8 +25,17 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Iterable[str]]
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
-_SHARED_V4 = ipaddress.IPv4Network("100.64.0.0/10")
+# Besides what ``ipaddress`` flags (its tables differ between Python patch
+# releases), the IANA special-purpose blocks that are not globally reachable.
+_FORBIDDEN_V4 = tuple(ipaddress.IPv4Network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+))
+_FORBIDDEN_V6 = tuple(ipaddress.IPv6Network(n) for n in (
+    "::/128", "::1/128", "::/96", "100::/64", "2001::/23", "2001:db8::/32", "64:ff9b:1::/48", "fc00::/7",
+    "fe80::/10", "fec0::/10", "ff00::/8",
+))
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _HEX = re.compile(r"^0[xX][0-9a-fA-F]*$")
@@ -124,7 +133,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 def _v4_forbidden(ip: ipaddress.IPv4Address) -> bool:
     return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-            or ip.is_unspecified or ip in _SHARED_V4 or not ip.is_global)
+            or ip.is_unspecified or not ip.is_global or any(ip in net for net in _FORBIDDEN_V4))
 
 
 def ip_is_forbidden(ip: IPAddress) -> bool:
@@ -137,7 +146,7 @@ def ip_is_forbidden(ip: IPAddress) -> bool:
         # ::ffff:a.b.c.d is a.b.c.d on a dual-stack socket; judge the IPv4 address.
         return _v4_forbidden(ip.ipv4_mapped)
     if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_site_local or ip.is_reserved
-            or ip.is_multicast or ip.is_unspecified or ip in _NAT64_LOCAL or not ip.is_global):
+            or ip.is_multicast or ip.is_unspecified or not ip.is_global or any(ip in net for net in _FORBIDDEN_V6)):
         return True
     return any(_v4_forbidden(v4) for v4 in _embedded_ipv4(ip))
 
@@ -161,7 +170,7 @@ def url_parse(url: str) -> tuple[str, str, int]:
     if not host:
         raise UnsafeUrl("The URL has no host.", reason="invalid_url")
     try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
+        port = parts.port if parts.port is not None else _DEFAULT_PORTS[scheme]
     except ValueError:
         raise UnsafeUrl("The URL's port is not valid.", reason="invalid_url") from None
     if not 0 < port < 65536:
