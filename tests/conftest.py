@@ -86,7 +86,9 @@ def celery_worker(django_db_setup, django_db_blocker):  # noqa: ANN001
 
     with django_db_blocker.unblock():
         purge_broker()
-        worker = WorkerProcess("session", concurrency=2)
+        # Test webhook receivers listen on 127.0.0.1, which the production profile's
+        # SSRF guard refuses by default; tests of that guard run in-process.
+        worker = WorkerProcess("session", concurrency=2, extra_env={"LEADLEX_WEBHOOKS_ALLOW_PRIVATE": "1"})
     yield worker
     worker.stop()
 
