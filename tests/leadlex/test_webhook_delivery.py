@@ -1,0 +1,250 @@
+"""Webhook deliveries against a real HTTP receiver: signed, retried with backoff,
+recorded, and never sent to a refused address."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from leadlex.models import WebhookDelivery, WebhookEndpoint, Workspace
+from leadlex.webhooks import (
+    backoff_for, webhook_delivery_attempt, webhook_delivery_retry, webhook_emit, webhook_signature,
+    webhook_signature_verify, webhook_sweep,
+)
+from tests.support.receiver import Receiver
+from tests.support.worker import wait_for
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def allow_private(settings):  # noqa: ANN001
+    settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
+    return settings
+
+
+def register(client, url: str, events: list[str]) -> dict:  # noqa: ANN001
+    response = client.post("/v1/webhooks", {"url": url, "events": events}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def delivery(pk) -> WebhookDelivery:  # noqa: ANN001
+    return WebhookDelivery.objects.get(pk=pk)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_delivery_is_retried_with_backoff_and_then_delivered(owner, allow_private, receiver, celery_worker):
+    receiver.statuses = [500]
+    endpoint = register(owner.client, receiver.url, ["export.completed"])
+    before = timezone.now()
+    with transaction.atomic():
+        ids = webhook_emit(workspace_id=owner.workspace.pk, event="export.completed",
+                           data={"export_id": "e1", "total_contacts": 3})
+        assert len(ids) == 1
+        assert WebhookDelivery.objects.get(pk=ids[0]).status == "pending"  # nothing sent before commit
+    first = wait_for(lambda: delivery(ids[0]).attempts == 1 and delivery(ids[0]), timeout=60, message="attempt 1")
+    after = timezone.now()
+    assert first.status == "pending"
+    assert first.last_status_code == 500 and first.last_error == "HTTP 500"
+    # Recorded backoff: 60 s after the first failure.
+    assert before + timedelta(seconds=60) <= first.next_attempt_at <= after + timedelta(seconds=61)
+
+    # Time passes: the sweeper finds the delivery due and the worker sends it again.
+    WebhookDelivery.objects.filter(pk=ids[0]).update(next_attempt_at=timezone.now())
+    assert webhook_sweep() == 1
+    done = wait_for(lambda: delivery(ids[0]).status == "delivered" and delivery(ids[0]), timeout=60,
+                    message="delivered")
+    assert done.attempts == 2 and done.last_status_code == 200 and done.last_error == ""
+    assert done.delivered_at is not None and done.next_attempt_at is None
+
+    assert len(receiver.requests) == 2
+    for received in receiver.requests:
+        assert received.path == "/hooks/leadlex"
+        assert received.headers["content-type"] == "application/json"
+        assert received.headers["x-leadlex-event"] == "export.completed"
+        assert received.headers["x-leadlex-delivery"] == str(ids[0])
+        assert webhook_signature_verify(endpoint["secret"], received.headers["x-leadlex-signature"], received.body)
+        assert not webhook_signature_verify("whsec_wrong", received.headers["x-leadlex-signature"], received.body)
+        payload = json.loads(received.body)
+        assert set(payload) == {"id", "event", "created_at", "workspace_id", "data"}
+        assert payload["event"] == "export.completed"
+        assert payload["workspace_id"] == str(owner.workspace.pk)
+        assert payload["data"] == {"export_id": "e1", "total_contacts": 3}
+    assert receiver.requests[0].body == receiver.requests[1].body  # a retry resends the same event
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nothing_is_queued_when_the_transaction_rolls_back(owner, allow_private, receiver):
+    register(owner.client, receiver.url, ["import.completed"])
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        with transaction.atomic():
+            webhook_emit(workspace_id=owner.workspace.pk, event="import.completed", data={})
+            raise Boom
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_emit_only_targets_subscribed_active_endpoints_of_the_workspace(owner, stranger, allow_private, receiver,
+                                                                        django_capture_on_commit_callbacks):
+    subscribed = register(owner.client, receiver.url, ["export.completed", "export.failed"])
+    register(owner.client, receiver.url, ["import.completed"])
+    paused = register(owner.client, receiver.url, ["export.completed"])
+    WebhookEndpoint.objects.filter(pk=paused["id"]).update(is_active=False)
+    register(stranger.client, receiver.url, ["export.completed"])
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        ids = webhook_emit(workspace_id=owner.workspace.pk, event="export.completed", data={"n": 1})
+    assert len(callbacks) == 1
+    assert [str(d.endpoint_id) for d in WebhookDelivery.objects.filter(pk__in=ids)] == [subscribed["id"]]
+    assert webhook_emit(workspace_id=owner.workspace.pk, event="import.failed", data={}) == []
+    with pytest.raises(ValueError):
+        webhook_emit(workspace_id=owner.workspace.pk, event="export.exploded", data={})
+
+
+def emit_one(workspace: Workspace) -> WebhookDelivery:
+    ids = webhook_emit(workspace_id=workspace.pk, event="export.failed", data={"error": "disk full"})
+    return delivery(ids[0])
+
+
+def test_a_delivery_to_an_address_that_became_private_is_refused_on_every_attempt(owner, settings, receiver):
+    settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
+    register(owner.client, receiver.url, ["export.failed"])
+    d = emit_one(owner.workspace)
+    settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = False
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "pending"
+    d.refresh_from_db()
+    assert d.attempts == 1 and d.last_status_code is None
+    assert d.last_error.startswith("refused:") and "private" in d.last_error
+    assert receiver.requests == []
+
+
+def test_it_connects_to_the_address_it_checked_not_to_a_second_lookup(owner, allow_private, receiver, monkeypatch):
+    # "hooks.rebind.test" resolves (once) to the receiver; any second lookup - what a
+    # DNS-rebinding attacker would answer differently - would fail the request.
+    port = receiver.server.server_port
+    WebhookEndpoint.objects.create(workspace=owner.workspace, url=f"http://hooks.rebind.test:{port}/in",
+                                   events=["export.failed"], secret="whsec_x")
+    lookups: list[str] = []
+
+    def resolver(host: str, p: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr("leadlex.ssrf._system_resolver", resolver)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def no_rebinding(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        assert host != "hooks.rebind.test", "the delivery resolved the name a second time"
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_rebinding)
+    d = emit_one(owner.workspace)
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "delivered"
+    assert lookups == ["hooks.rebind.test"]
+    assert receiver.requests[0].headers["host"] == f"hooks.rebind.test:{port}"
+    assert receiver.requests[0].path == "/in"
+
+
+def test_redirects_are_not_followed_and_count_as_failures(owner, allow_private, receiver):
+    receiver.statuses = [302]
+    receiver.redirect_to = "http://127.0.0.1:9/elsewhere"
+    register(owner.client, receiver.url, ["export.failed"])
+    d = emit_one(owner.workspace)
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "pending"
+    d.refresh_from_db()
+    assert d.last_status_code == 302 and "redirects are not followed" in d.last_error
+    assert len(receiver.requests) == 1
+
+
+def test_an_unreachable_endpoint_records_the_error(owner, allow_private):
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    register(owner.client, f"http://127.0.0.1:{port}/x", ["export.failed"])
+    d = emit_one(owner.workspace)
+    webhook_delivery_attempt(delivery_id=d.pk)
+    d.refresh_from_db()
+    assert d.attempts == 1 and d.status == "pending" and "ConnectionError" in d.last_error
+
+
+def test_after_the_last_attempt_the_delivery_fails_for_good(owner, allow_private, receiver, settings):
+    settings.LEADLEX_WEBHOOK_MAX_ATTEMPTS = 3
+    receiver.statuses = [500, 502, 503, 200]
+    register(owner.client, receiver.url, ["export.failed"])
+    d = emit_one(owner.workspace)
+    for expected in ("pending", "pending", "failed"):
+        WebhookDelivery.objects.filter(pk=d.pk).update(next_attempt_at=timezone.now())
+        assert webhook_delivery_attempt(delivery_id=d.pk) == expected
+    d.refresh_from_db()
+    assert d.attempts == 3 and d.last_status_code == 503 and d.next_attempt_at is None
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "skipped"
+    assert webhook_sweep(now=timezone.now() + timedelta(days=2)) == 0
+
+    # The admin's "retry now" makes it due again.
+    with_callbacks = webhook_delivery_retry(delivery_ids=[d.pk])
+    assert with_callbacks == 1
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "delivered"
+
+
+def test_a_claimed_or_not_yet_due_delivery_is_not_sent_twice(owner, allow_private, receiver):
+    receiver.statuses = [500]
+    register(owner.client, receiver.url, ["export.failed"])
+    d = emit_one(owner.workspace)
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "pending"
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "skipped"  # backoff not over: a duplicate task does nothing
+    assert webhook_sweep() == 0
+    assert len(receiver.requests) == 1
+
+
+def test_the_sweeper_does_not_redispatch_a_delivery_it_just_dispatched(owner, allow_private, receiver,
+                                                                       django_capture_on_commit_callbacks):
+    register(owner.client, receiver.url, ["export.failed"])
+    d = emit_one(owner.workspace)
+    now = timezone.now()
+    # Queued at emit time: left alone for two minutes, then dispatched again in case the task was lost.
+    assert webhook_sweep(now=now + timedelta(seconds=30)) == 0
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert webhook_sweep(now=now + timedelta(minutes=3)) == 1
+    assert len(callbacks) == 1
+    assert webhook_sweep(now=now + timedelta(minutes=3, seconds=30)) == 0
+    assert d.pk
+
+
+def test_backoff_doubles_from_a_minute_and_is_capped_at_six_hours():
+    assert [backoff_for(n).total_seconds() for n in range(1, 6)] == [60, 120, 240, 480, 960]
+    assert backoff_for(11) == timedelta(hours=6)
+    total = sum((backoff_for(n) for n in range(1, 12)), timedelta())
+    assert timedelta(hours=18) < total < timedelta(hours=24)  # 12 attempts span about a day
+
+
+@pytest.mark.parametrize("header", [
+    "", "t=abc,v1=00", "v1=00", "t=1", "garbage", "t=1,v1=",
+])
+def test_signature_verification_rejects_malformed_headers(header):
+    assert not webhook_signature_verify("whsec_s", header, b"{}")
+
+
+def test_signature_verification_checks_body_secret_and_age():
+    header = webhook_signature("whsec_s", b'{"a":1}', timestamp=1_700_000_000)
+    assert webhook_signature_verify("whsec_s", header, b'{"a":1}', now=1_700_000_100)
+    assert not webhook_signature_verify("whsec_s", header, b'{"a":2}', now=1_700_000_100)
+    assert not webhook_signature_verify("whsec_t", header, b'{"a":1}', now=1_700_000_100)
+    assert not webhook_signature_verify("whsec_s", header, b'{"a":1}', now=1_700_001_000)  # replayed
+    assert webhook_signature_verify("whsec_s", header, b'{"a":1}', tolerance=None)
+    rotated = header + ",v1=" + "0" * 64
+    assert webhook_signature_verify("whsec_s", rotated, b'{"a":1}', now=1_700_000_000)
