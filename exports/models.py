@@ -46,6 +46,10 @@ class ExportJob(models.Model):
     # Where a resumed run picks up: keyset cursor, multipart upload id and parts.
     checkpoint = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Set by the worker that claimed the job; every checkpoint and the final update
+    # are conditional on it, so a worker that lost its claim (cancelled, or taken
+    # over after it went stale) can never write over the new owner's progress.
+    lease_token = models.CharField(max_length=32, blank=True, editable=False)
     error = models.TextField(blank=True)
     error_kind = models.CharField(max_length=20, blank=True, help_text="user, transient or system")
 

@@ -1,4 +1,10 @@
 from django.urls import path
 
+from exports import api
+
 app_name = "exports"
-urlpatterns: list = []
+urlpatterns: list = [
+    path("contacts/export", api.ContactExportStreamApi.as_view(), name="contacts-export"),
+    path("contacts/exports", api.ContactExportCreateApi.as_view(), name="contacts-exports"),
+    path("contacts/exports/<str:export_id>", api.ContactExportDetailApi.as_view(), name="contacts-export-detail"),
+]

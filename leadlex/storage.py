@@ -216,3 +216,139 @@ def read_download_token(token: str) -> tuple[str, ObjectMeta]:
     if int(data["e"]) < time.time():
         raise PermissionError("download link expired")
     return data["k"], ObjectMeta(content_type=data["t"], content_encoding=data["c"], filename=data["f"])
+
+
+# --- Resumable writing (export checkpoints) -----------------------------------------
+class ResumeFailed(Exception):
+    """The saved writer state no longer matches what is stored; start over."""
+
+
+class LocalResumableWriter:
+    """Appends committed chunks to ``<key>.part``; the state is the committed length.
+
+    Resuming truncates the file to that length: whatever a killed writer appended
+    after its last checkpoint is cut off and written again.
+    """
+
+    def __init__(self, key: str, meta: ObjectMeta, state: dict[str, Any] | None = None) -> None:
+        self.key = key
+        self.path = local_path(key)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".part")
+        offset = int((state or {}).get("offset") or 0)
+        if offset:
+            if not self._tmp.exists() or self._tmp.stat().st_size < offset:
+                raise ResumeFailed(f"{self._tmp.name} is missing or shorter than its checkpoint")
+            self._fh: IO[bytes] = open(self._tmp, "r+b")
+            self._fh.truncate(offset)
+            self._fh.seek(offset)
+        else:
+            self._fh = open(self._tmp, "wb")
+        self.size = offset
+
+    def commit_chunk(self, data: bytes) -> dict[str, Any]:
+        self._fh.write(data)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())  # a checkpoint must only point at durable bytes
+        self.size += len(data)
+        return self.state()
+
+    def state(self) -> dict[str, Any]:
+        return {"backend": "local", "offset": self.size}
+
+    def complete(self) -> int:
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+        return self.size
+
+    def abort(self) -> None:
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class S3ResumableWriter:
+    """A multipart upload whose state (upload id, parts so far) can be saved and
+    resumed by another process. Each committed chunk is one part (S3: >= 5 MiB for
+    all parts but the last). A part uploaded after the last saved state is simply
+    uploaded again under the same number, which replaces it."""
+
+    def __init__(self, key: str, meta: ObjectMeta, state: dict[str, Any] | None = None) -> None:
+        self.key = key
+        self._client = s3_client()
+        if state and state.get("upload_id"):
+            self.upload_id: str = state["upload_id"]
+            self.parts: list[dict[str, Any]] = [dict(p) for p in state.get("parts", [])]
+            self.size = int(state.get("size") or 0)
+            if not self._upload_alive():
+                raise ResumeFailed(f"multipart upload {self.upload_id} no longer exists")
+        else:
+            extra: dict[str, str] = {"ContentType": meta.content_type}
+            if meta.content_encoding:
+                extra["ContentEncoding"] = meta.content_encoding
+            self.upload_id = self._client.create_multipart_upload(Bucket=_bucket(), Key=key, **extra)["UploadId"]
+            self.parts = []
+            self.size = 0
+
+    def _upload_alive(self) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.list_parts(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, MaxParts=1)
+        except ClientError:
+            return False
+        return True
+
+    def commit_chunk(self, data: bytes) -> dict[str, Any]:
+        number = len(self.parts) + 1
+        etag = self._client.upload_part(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id,
+                                        PartNumber=number, Body=data)["ETag"]
+        self.parts.append({"PartNumber": number, "ETag": etag})
+        self.size += len(data)
+        return self.state()
+
+    def state(self) -> dict[str, Any]:
+        return {"backend": "s3", "upload_id": self.upload_id, "parts": list(self.parts), "size": self.size}
+
+    def complete(self) -> int:
+        if not self.parts:
+            self.commit_chunk(b"")
+        self._client.complete_multipart_upload(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id,
+                                               MultipartUpload={"Parts": self.parts})
+        return self.size
+
+    def abort(self) -> None:
+        abort_resumable(self.key, self.state())
+
+
+def open_resumable_writer(key: str, meta: ObjectMeta | None = None,
+                          state: dict[str, Any] | None = None) -> LocalResumableWriter | S3ResumableWriter:
+    """A writer that commits chunks durably and can be resumed from ``state()``
+    by another process; raises ``ResumeFailed`` when the state is stale."""
+    meta = meta or ObjectMeta()
+    if state and state.get("backend") not in (None, backend()):
+        raise ResumeFailed(f"checkpoint was written by the {state.get('backend')} backend")
+    if backend() == "s3":
+        return S3ResumableWriter(key, meta, state)
+    return LocalResumableWriter(key, meta, state)
+
+
+def abort_resumable(key: str, state: dict[str, Any] | None) -> None:
+    """Throw away an unfinished resumable upload (idempotent)."""
+    if backend() == "s3":
+        upload_id = (state or {}).get("upload_id")
+        if not upload_id:
+            return
+        from botocore.exceptions import ClientError
+
+        try:
+            s3_client().abort_multipart_upload(Bucket=_bucket(), Key=key, UploadId=upload_id)
+        except ClientError:
+            pass  # already completed or aborted
+        return
+    local_path(key).with_name(local_path(key).name + ".part").unlink(missing_ok=True)
+
+
+def list_uploaded_parts(key: str, upload_id: str) -> list[dict[str, Any]]:
+    """Parts S3 holds for an unfinished upload (diagnostics and tests)."""
+    response = s3_client().list_parts(Bucket=_bucket(), Key=key, UploadId=upload_id)
+    return [{"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]} for p in response.get("Parts", [])]

@@ -1,0 +1,264 @@
+"""The ``contacts`` export kind (the LeadLex dialect): NDJSON or CSV rows of contacts.
+
+Two renderers produce the same records:
+
+* generic (any database): keyset batches from ``selectors.contact_export_batches``
+  rendered in Python (orjson / ``writers.csv_row``);
+* PostgreSQL fast path: one query per batch in which the database renders every
+  line (``string_agg`` of JSON built from ``to_json`` pieces, or of CSV lines with
+  the same quoting and formula policy) and returns the batch as one ``bytea`` plus
+  the keyset position of its last row. Python only moves bytes.
+
+Both are compared record by record in tests/exports/test_fast_path_parity.py.
+Parameters (``ExportJob.parameters``): the ``ContactFilter`` keys plus ``fields``
+(list), ``include_comet_tokens`` and ``include_all_emails`` (bool).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import orjson
+from django.db import connection
+
+from exports import conf
+from exports.engine import ExportBatch, ExportKindSpec, register_export_kind
+from exports.models import ExportJob
+from exports.selectors import (
+    ContactBatch,
+    ContactFilter,
+    contact_export_batches,
+    contact_export_count,
+    contact_export_queryset,
+    cursor_encode,
+)
+from exports.writers import CSV_DANGER_RE, CSV_SAFE_RE, csv_header, csv_row, format_timestamp, jsonb_text
+
+KIND = "contacts"
+
+# The contract's sync CSV default, and everything a contact has for NDJSON.
+CSV_DEFAULT_FIELDS = ("id", "full_name", "email", "phone", "job_title", "company_name", "linkedin_url", "tags",
+                      "created_at")
+NDJSON_DEFAULT_FIELDS = ("id", "full_name", "email", "phone", "job_title", "company_name", "linkedin_url", "tags",
+                         "lists", "custom", "created_at", "updated_at")
+EXTRA_FIELDS = ("comet_tokens", "emails")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    # Generic path: the JSON value of a row (row dict, batch) and its CSV cell text.
+    value: Callable[[dict[str, Any], ContactBatch], Any]
+    cell: Callable[[Any], str]
+    # Fast path: SQL of the JSON text, and of the CSV cell text (NULL = empty cell).
+    sql_json: str
+    sql_text: str
+
+
+def _ts_sql(col: str) -> str:
+    # Same text as writers.format_timestamp: UTC, Z, microseconds only when non-zero.
+    return (f"(to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+            f"CASE WHEN mod(date_part('microseconds', {col})::bigint, 1000000) <> 0 "
+            f"THEN to_char({col} AT TIME ZONE 'UTC', '.US') ELSE '' END || 'Z')")
+
+
+def _str_json(expr: str) -> str:
+    return f"COALESCE(to_json({expr})::text, 'null')"
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _joined(value: list[str]) -> str:
+    return ",".join(value)
+
+
+_TAGS_FROM = ("FROM contacts_contacttag ct JOIN contacts_tag t ON t.id = ct.tag_id WHERE ct.contact_id = c.id")
+_LISTS_FROM = "FROM contacts_listmembership lm WHERE lm.contact_id = c.id"
+_OTHER_EMAILS = ("FROM contacts_contactemail e WHERE e.contact_id = c.id "
+                 "AND (c.email IS NULL OR lower(e.email) <> lower(c.email))")
+_RECENT_TOKENS = ("FROM (SELECT x.token, x.seen_at, x.id FROM contacts_comettoken x WHERE x.contact_id = c.id "
+                  "ORDER BY x.seen_at DESC, x.id DESC LIMIT 5) k")
+
+
+def _company_name(row: dict[str, Any], batch: ContactBatch) -> str:
+    return row["company__name"] if row["company_id"] and row["company__name"] is not None else row["company_name"]
+
+
+def _emails(row: dict[str, Any], batch: ContactBatch) -> list[str]:
+    primary = row["email"]
+    others = [e for e in batch.emails.get(row["id"], []) if primary is None or e.lower() != primary.lower()]
+    return ([primary] if primary is not None else []) + others
+
+
+def _comet_tokens(row: dict[str, Any], batch: ContactBatch) -> list[dict[str, Any]]:
+    return [{"token": t, "seen_at": format_timestamp(s)} for t, s in batch.comet_tokens.get(row["id"], [])]
+
+
+def _plain(name: str) -> Field:
+    return Field(name, lambda r, b: r[name], _text, _str_json(f"c.{name}"), f"c.{name}")
+
+
+FIELDS: dict[str, Field] = {f.name: f for f in [
+    Field("id", lambda r, b: str(r["id"]), _text, "('\"' || c.id::text || '\"')", "c.id::text"),
+    _plain("full_name"),
+    _plain("email"),
+    _plain("phone"),
+    _plain("job_title"),
+    Field("company_name", _company_name, _text,
+          _str_json("CASE WHEN c.company_id IS NOT NULL AND co.name IS NOT NULL THEN co.name ELSE c.company_name END"),
+          "CASE WHEN c.company_id IS NOT NULL AND co.name IS NOT NULL THEN co.name ELSE c.company_name END"),
+    _plain("linkedin_url"),
+    Field("tags", lambda r, b: b.tags.get(r["id"], []), _joined,
+          f"COALESCE((SELECT '[' || string_agg(to_json(t.name)::text, ',' ORDER BY t.name COLLATE \"C\") || ']' "
+          f"{_TAGS_FROM}), '[]')",
+          f"(SELECT string_agg(t.name, ',' ORDER BY t.name COLLATE \"C\") {_TAGS_FROM})"),
+    Field("lists", lambda r, b: b.lists.get(r["id"], []), _joined,
+          f"COALESCE((SELECT '[' || string_agg('\"' || lm.contact_list_id::text || '\"', ',' "
+          f"ORDER BY lm.contact_list_id) || ']' {_LISTS_FROM}), '[]')",
+          f"(SELECT string_agg(lm.contact_list_id::text, ',' ORDER BY lm.contact_list_id) {_LISTS_FROM})"),
+    Field("custom", lambda r, b: r["custom"] if r["custom"] is not None else {}, jsonb_text,
+          "COALESCE(c.custom::text, '{}')", "COALESCE(c.custom::text, '{}')"),
+    Field("created_at", lambda r, b: format_timestamp(r["created_at"]), _text,
+          f"('\"' || {_ts_sql('c.created_at')} || '\"')", _ts_sql("c.created_at")),
+    Field("updated_at", lambda r, b: format_timestamp(r["updated_at"]), _text,
+          f"('\"' || {_ts_sql('c.updated_at')} || '\"')", _ts_sql("c.updated_at")),
+    Field("emails", _emails, _joined,
+          f"('[' || concat_ws(',', to_json(c.email)::text, "
+          f"(SELECT string_agg(to_json(e.email)::text, ',' ORDER BY e.created_at, e.id) {_OTHER_EMAILS})) || ']')",
+          f"NULLIF(concat_ws(',', c.email, (SELECT string_agg(e.email, ',' ORDER BY e.created_at, e.id) "
+          f"{_OTHER_EMAILS})), '')"),
+    Field("comet_tokens", _comet_tokens, lambda v: ",".join(t["token"] for t in v),
+          f"COALESCE((SELECT '[' || string_agg('{{\"token\":' || to_json(k.token)::text || ',\"seen_at\":\"' || "
+          f"{_ts_sql('k.seen_at')} || '\"}}', ',' ORDER BY k.seen_at DESC, k.id DESC) || ']' {_RECENT_TOKENS}), '[]')",
+          f"(SELECT string_agg(k.token, ',' ORDER BY k.seen_at DESC, k.id DESC) {_RECENT_TOKENS})"),
+]}
+ALL_FIELDS = tuple(FIELDS)
+
+
+def export_fields(job: ExportJob) -> list[str]:
+    """The job's columns: explicit ``fields``, or the format's default plus the
+    ``include_*`` extras."""
+    params = job.parameters or {}
+    if params.get("fields"):
+        return list(params["fields"])
+    fields = list(CSV_DEFAULT_FIELDS if job.format == ExportJob.Format.CSV else NDJSON_DEFAULT_FIELDS)
+    if params.get("include_comet_tokens"):
+        fields.append("comet_tokens")
+    if params.get("include_all_emails"):
+        fields.append("emails")
+    return fields
+
+
+# --- Generic renderer -----------------------------------------------------------------
+def _render_generic(job: ExportJob, fields: list[str], batch: ContactBatch) -> bytes:
+    spec = [FIELDS[name] for name in fields]
+    if job.format == ExportJob.Format.CSV:
+        return "".join(csv_row([f.cell(f.value(row, batch)) for f in spec]) for row in batch.rows).encode()
+    return b"".join(orjson.dumps({f.name: f.value(row, batch) for f in spec}) + b"\n" for row in batch.rows)
+
+
+def _iter_generic(job: ExportJob, after: Any, fields: list[str], filters: ContactFilter) -> Iterator[ExportBatch]:
+    need = frozenset(fields)
+    for batch in contact_export_batches(job=job, filters=filters, after=after, batch_size=conf.batch_size(),
+                                        need=need):
+        last = batch.rows[-1]
+        yield ExportBatch(data=_render_generic(job, fields, batch), rows=len(batch.rows),
+                          cursor=cursor_encode(last["created_at"], last["id"]))
+
+
+# --- PostgreSQL renderer ----------------------------------------------------------------
+_QUOTE_RE = '[",\r\n]'
+
+
+def _batch_sql(job: ExportJob, fields: list[str], keys_sql: str) -> tuple[str, list[Any]]:
+    """SQL rendering one line per key row; returns (sql, params placed before the keys' params)."""
+    joins = ("FROM ({keys}) kk JOIN contacts_contact c ON c.id = kk.id "
+             "LEFT JOIN contacts_company co ON co.id = c.company_id").format(keys=keys_sql)
+    if job.format != ExportJob.Format.CSV:
+        pieces = []
+        for i, name in enumerate(fields):
+            key = orjson.dumps(name).decode()
+            pieces.append(f"'{'{' if i == 0 else ','}{key}:' || {FIELDS[name].sql_json}")
+        line = "(" + " || ".join(pieces) + " || '}' || chr(10))"
+        return f"SELECT c.created_at, c.id, {line} AS line {joins}", []
+    # CSV in three steps, mirroring writers.csv_row: the cell text (f_i), the formula
+    # policy (n_i), then RFC 4180 quoting and the CRLF.
+    raw = ", ".join(f"COALESCE({FIELDS[name].sql_text}, '') AS f{i}" for i, name in enumerate(fields))
+    neutral = ", ".join(f"CASE WHEN f{i} ~ %s AND f{i} !~ %s THEN '''' || f{i} ELSE f{i} END AS n{i}"
+                        for i in range(len(fields)))
+    neutral_params: list[Any] = [CSV_DANGER_RE, CSV_SAFE_RE] * len(fields)
+    quoted = [f"CASE WHEN n{i} ~ %s THEN '\"' || replace(n{i}, '\"', '\"\"') || '\"' ELSE n{i} END"
+              for i in range(len(fields))]
+    quote_params: list[Any] = [_QUOTE_RE] * len(fields)
+    line = " || ',' || ".join(quoted)
+    if len(fields) == 1:  # a lone empty cell is written "" (see writers.csv_row)
+        line = f"CASE WHEN n0 = '' THEN '\"\"' ELSE {line} END"
+    sql = (f"SELECT created_at, id, ({line}) || chr(13) || chr(10) AS line FROM ("
+           f"SELECT created_at, id, {neutral} FROM ("
+           f"SELECT c.created_at, c.id, {raw} {joins}) a) b")
+    return sql, quote_params + neutral_params
+
+
+def _iter_postgres(job: ExportJob, after: Any, fields: list[str], filters: ContactFilter) -> Iterator[ExportBatch]:
+    size = conf.batch_size()
+    while True:
+        keys = (contact_export_queryset(workspace=job.workspace_id, filters=filters, after=after)
+                .values("id", "created_at")[:size])
+        keys_sql, keys_params = keys.query.sql_with_params()
+        lines_sql, line_params = _batch_sql(job, fields, keys_sql)
+        sql = (
+            "SELECT convert_to(string_agg(s.line, '' ORDER BY s.created_at, s.id), 'UTF8'), count(*), "
+            "(array_agg(s.created_at ORDER BY s.created_at DESC, s.id DESC))[1], "
+            "(array_agg(s.id ORDER BY s.created_at DESC, s.id DESC))[1] "
+            f"FROM ({lines_sql}) s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*line_params, *keys_params])
+            data, n, last_created, last_id = cursor.fetchone()
+        if not n:
+            return
+        after = cursor_encode(last_created, last_id)
+        yield ExportBatch(data=bytes(data), rows=n, cursor=after)
+        if n < size:
+            return
+
+
+# --- The spec ---------------------------------------------------------------------------
+def _iter_batches(job: ExportJob, after: Any) -> Iterator[ExportBatch]:
+    fields = export_fields(job)
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        from exports.engine import ExportUserError
+
+        raise ExportUserError(f"Unknown fields: {', '.join(unknown)}")
+    filters = ContactFilter.from_parameters(job.parameters or {})
+    if connection.vendor == "postgresql" and conf.sql_fast_path():
+        return _iter_postgres(job, after, fields, filters)
+    return _iter_generic(job, after, fields, filters)
+
+
+def _header(job: ExportJob) -> bytes:
+    return csv_header(export_fields(job)) if job.format == ExportJob.Format.CSV else b""
+
+
+def _count(job: ExportJob) -> int:
+    return contact_export_count(workspace=job.workspace_id, filters=ContactFilter.from_parameters(job.parameters or {}))
+
+
+def _content_type(job: ExportJob) -> str:
+    return "text/csv; charset=utf-8" if job.format == ExportJob.Format.CSV else "application/x-ndjson"
+
+
+def _filename(job: ExportJob) -> str:
+    return f"contacts-export-{str(job.pk)[:8]}.{'csv' if job.format == ExportJob.Format.CSV else 'ndjson'}.gz"
+
+
+SPEC = ExportKindSpec(iter_batches=_iter_batches, content_type=_content_type, filename=_filename, header=_header,
+                      count=_count)
+
+
+def register() -> None:
+    register_export_kind(KIND, SPEC)

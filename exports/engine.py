@@ -1,0 +1,449 @@
+"""The one export engine: every export surface (LeadLex API, Close-style API, admin,
+``export_contacts``) goes through it.
+
+Pipeline::
+
+    ExportKindSpec.iter_batches  ──bytes──▶  GzipMember  ──chunk──▶  resumable writer (leadlex.storage)
+    (selector + writer, keyset batches)      (one member per chunk)   (S3 part / fsync'd local append)
+                                                        └── checkpoint on ExportJob: cursor + writer state
+
+Interface (stable; exports/close builds on it)
+----------------------------------------------
+* ``ExportBatch(data: bytes, rows: int, cursor: JSON)`` – one batch of rendered rows
+  and the keyset cursor *after* its last row (JSON-serialisable: it is stored in
+  ``ExportJob.checkpoint``).
+* ``ExportKindSpec`` – what a kind provides (all callables take the job; a job may be
+  an unsaved ``ExportJob`` for streamed exports):
+
+  - ``iter_batches(job, after) -> Iterator[ExportBatch]``: rows strictly after the
+    cursor ``after`` (``None`` = from the start), in a stable order, never empty
+    batches. A batch that is not the document's first must carry its own separator
+    (e.g. the ``,`` between JSON array items: see ``writers.join_json_items``; the
+    first batch is the one produced when ``after is None``).
+  - ``header(job) -> bytes`` / ``footer(job) -> bytes``: CSV header row, ``[`` / ``]``.
+  - ``count(job) -> int | None``: rows expected (progress); ``None`` if unknown.
+  - ``content_type(job) -> str`` and ``filename(job) -> str`` for downloads.
+  - ``on_finished(job)``: called once after the job completed (e.g. send an email).
+  - ``webhooks``: emit ``export.completed`` / ``export.failed`` (default True).
+* ``register_export_kind(kind, spec)`` / ``get_export_kind(kind)``.
+* Services (keyword-only):
+
+  - ``export_job_create(*, workspace, kind, format, parameters, api_key=None, user=None, enqueue=True)``
+    → ``ExportJob`` (status ``queued``; the run task is enqueued on commit unless
+    ``enqueue=False``, for a caller that runs it in-process).
+  - ``export_job_run(*, job_id, on_progress=None)``: claims the job (conditional
+    UPDATE), resumes from its checkpoint, streams gzip into storage, finishes. Safe to
+    call twice; raises one of ``TRANSIENT_ERRORS`` for the task to retry.
+  - ``export_job_cancel(*, job)``, ``export_job_retry(*, job)``,
+    ``export_job_fail(*, job_id, error, error_kind)``.
+  - ``export_job_download_url(job, *, base_url=None) -> str | None``: a fresh
+    presigned GET (``download_ttl()`` seconds), ``None`` unless completed.
+  - ``export_stream(job) -> Iterator[bytes]``: the same rows, uncompressed, for a
+    streamed HTTP response (no storage, no checkpoints).
+  - ``export_jobs_sweep_stale()``, ``export_jobs_sweep_expired()`` (beat tasks).
+
+Resume: each checkpoint is taken when the current gzip member has reached
+``conf.chunk_bytes()``: the member is closed, committed as one S3 part (or an
+fsync'd local append) and ``{"cursor", "rows", "writer": <storage state>}`` is saved
+in the same short UPDATE that renews the heartbeat. A worker killed at any point
+leaves a job whose next run re-opens the upload from that state (bytes after the
+last checkpoint are overwritten), continues from the cursor, and so writes every
+row exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable, Iterator
+
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from exports import conf
+from exports.models import ExportJob
+from exports.writers import GzipMember
+from leadlex import storage
+from leadlex.models import ApiKey, Workspace
+
+logger = logging.getLogger("exports.engine")
+
+Cursor = Any  # JSON-serialisable keyset position
+
+
+@dataclass(frozen=True)
+class ExportBatch:
+    data: bytes
+    rows: int
+    cursor: Cursor
+
+
+def _no_bytes(job: ExportJob) -> bytes:
+    return b""
+
+
+def _no_count(job: ExportJob) -> int | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ExportKindSpec:
+    iter_batches: Callable[[ExportJob, Cursor], Iterator[ExportBatch]]
+    content_type: Callable[[ExportJob], str]
+    filename: Callable[[ExportJob], str]
+    header: Callable[[ExportJob], bytes] = _no_bytes
+    footer: Callable[[ExportJob], bytes] = _no_bytes
+    count: Callable[[ExportJob], int | None] = _no_count
+    on_finished: Callable[[ExportJob], None] | None = None
+    webhooks: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ExportKindSpec] = {}
+
+
+def register_export_kind(kind: str, spec: ExportKindSpec) -> None:
+    _REGISTRY[kind] = spec
+
+
+def get_export_kind(kind: str) -> ExportKindSpec:
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise LookupError(f"unknown export kind {kind!r}; registered: {sorted(_REGISTRY)}") from None
+
+
+# --- Errors -------------------------------------------------------------------------
+class ExportUserError(Exception):
+    """The job's own parameters make it impossible (shown to the user as is)."""
+
+
+class _LeaseLost(Exception):
+    """The job was cancelled or taken over by another worker while running."""
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OperationalError, InterfaceError, ConnectionError, TimeoutError]
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+        errors += [BotoConnectionError, EndpointConnectionError, ReadTimeoutError]
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        pass
+    return tuple(errors)
+
+
+# Errors worth running the job again for (the task retries them with backoff).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = _transient_errors()
+
+
+# --- Creating, cancelling, retrying -------------------------------------------------
+def _enqueue(job_id: Any) -> None:
+    from exports.tasks import export_job_run_task
+
+    transaction.on_commit(lambda: export_job_run_task.delay(job_id=str(job_id)))
+
+
+def export_job_create(*, workspace: Workspace, kind: str, format: str, parameters: dict[str, Any],
+                      api_key: ApiKey | None = None, user: Any = None, enqueue: bool = True) -> ExportJob:
+    get_export_kind(kind)  # fail early on a typo, not in the worker
+    if format not in ExportJob.Format.values:
+        raise ValueError(f"unknown export format {format!r}")
+    with transaction.atomic():
+        job = ExportJob.objects.create(workspace=workspace, kind=kind, format=format, parameters=parameters,
+                                       api_key=api_key, created_by_user=user if getattr(user, "pk", None) else None)
+        if enqueue:
+            _enqueue(job.pk)
+    return job
+
+
+def export_job_cancel(*, job: ExportJob) -> bool:
+    """Cancel a queued or running job; a running worker notices at its next
+    heartbeat and stops. Returns False when the job had already ended."""
+    changed = ExportJob.objects.filter(
+        pk=job.pk, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.PROCESSING],
+    ).update(status=ExportJob.Status.CANCELLED, completed_at=timezone.now(), lease_token="")
+    if changed:
+        _discard_partial(job.storage_key, (job.checkpoint or {}).get("writer"))
+        job.refresh_from_db()
+    return bool(changed)
+
+
+def export_job_retry(*, job: ExportJob) -> bool:
+    """Run a failed or cancelled job again, from scratch, under a new object name."""
+    changed = ExportJob.objects.filter(
+        pk=job.pk, status__in=[ExportJob.Status.FAILED, ExportJob.Status.CANCELLED],
+    ).update(status=ExportJob.Status.QUEUED, checkpoint={}, storage_key="", processed_count=0, row_count=None,
+             byte_size=None, sha256="", error="", error_kind="", attempts=0, completed_at=None, heartbeat_at=None,
+             lease_token="")
+    if changed:
+        _discard_partial(job.storage_key, (job.checkpoint or {}).get("writer"))
+        with transaction.atomic():
+            _enqueue(job.pk)
+        job.refresh_from_db()
+    return bool(changed)
+
+
+def _discard_partial(key: str, writer_state: dict[str, Any] | None) -> None:
+    if not key:
+        return
+    try:
+        storage.abort_resumable(key, writer_state)
+    except Exception:  # noqa: BLE001 - best effort; the retention sweeper finds leftovers
+        logger.warning("could not discard the partial upload of %s", key, exc_info=True)
+
+
+def export_job_fail(*, job_id: Any, error: str, error_kind: str = "system", lease_token: str | None = None) -> bool:
+    """Mark a job failed (from any unfinished state, or only under ``lease_token``)."""
+    qs = ExportJob.objects.filter(pk=job_id, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.PROCESSING])
+    if lease_token is not None:
+        qs = qs.filter(lease_token=lease_token)
+    changed = qs.update(status=ExportJob.Status.FAILED, error=error[:2000], error_kind=error_kind,
+                        completed_at=timezone.now(), lease_token="")
+    if changed:
+        job = ExportJob.objects.get(pk=job_id)
+        _discard_partial(job.storage_key, (job.checkpoint or {}).get("writer"))
+        _emit(job, "export.failed")
+    return bool(changed)
+
+
+# --- Reading ------------------------------------------------------------------------
+def export_object_meta(job: ExportJob) -> storage.ObjectMeta:
+    spec = get_export_kind(job.kind)
+    return storage.ObjectMeta(content_type=spec.content_type(job), content_encoding="gzip",
+                              filename=spec.filename(job))
+
+
+def export_job_download_url(job: ExportJob, *, base_url: str | None = None) -> str | None:
+    """A freshly signed URL each call (never stored): it outlives no status read by
+    more than ``download_ttl()`` seconds."""
+    if job.status != ExportJob.Status.COMPLETED or not job.storage_key:
+        return None
+    return storage.presigned_get(job.storage_key, expires=conf.download_ttl(), meta=export_object_meta(job),
+                                 base_url=base_url)
+
+
+def export_stream(job: ExportJob) -> Iterator[bytes]:
+    """The rows of an (unsaved) job as plain bytes, for a streamed HTTP response."""
+    spec = get_export_kind(job.kind)
+    yield spec.header(job)
+    for batch in spec.iter_batches(job, None):
+        yield batch.data
+    footer = spec.footer(job)
+    if footer:
+        yield footer
+
+
+# --- Running ------------------------------------------------------------------------
+def _claim(job_id: Any, token: str) -> bool:
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=conf.stale_seconds())
+    return bool(ExportJob.objects.filter(pk=job_id).filter(
+        Q(status=ExportJob.Status.QUEUED) | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__lt=stale_before)
+        | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__isnull=True),
+    ).update(status=ExportJob.Status.PROCESSING, lease_token=token, heartbeat_at=now, attempts=F("attempts") + 1,
+             started_at=Coalesce(F("started_at"), now), error=""))
+
+
+def _under_lease(job: ExportJob, token: str, **fields: Any) -> None:
+    fields["heartbeat_at"] = timezone.now()
+    changed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PROCESSING, lease_token=token).update(**fields)
+    if not changed:
+        raise _LeaseLost()
+
+
+def export_job_run(*, job_id: Any, on_progress: Callable[[int, int | None], None] | None = None) -> str:
+    """Run (or resume) one job. Returns the job's status afterwards, or "skipped"
+    when another worker holds it or it already ended."""
+    token = uuid.uuid4().hex
+    if not _claim(job_id, token):
+        return "skipped"
+    job = ExportJob.objects.select_related("workspace").get(pk=job_id)
+    if job.attempts > conf.max_attempts():
+        export_job_fail(job_id=job.pk, error=f"Gave up after {job.attempts - 1} attempts. Last error: {job.error}"
+                        .strip(), error_kind=job.error_kind or "system", lease_token=token)
+        return ExportJob.Status.FAILED
+    try:
+        spec = get_export_kind(job.kind)
+        _run_claimed(job, spec, token, on_progress)
+    except _LeaseLost:
+        logger.info("export %s: lease lost (cancelled or taken over); stopping", job.pk)
+        return ExportJob.objects.filter(pk=job.pk).values_list("status", flat=True).first() or "skipped"
+    except TRANSIENT_ERRORS as exc:
+        # Give the job back with its checkpoint; the task's retry claims it again.
+        ExportJob.objects.filter(pk=job.pk, lease_token=token, status=ExportJob.Status.PROCESSING).update(
+            status=ExportJob.Status.QUEUED, lease_token="", error=f"{type(exc).__name__}: {exc}"[:2000],
+            error_kind="transient")
+        raise
+    except ExportUserError as exc:
+        export_job_fail(job_id=job.pk, error=str(exc), error_kind="user", lease_token=token)
+        return ExportJob.Status.FAILED
+    except Exception as exc:
+        logger.exception("export %s failed", job.pk)
+        export_job_fail(job_id=job.pk, error=f"Export failed: {type(exc).__name__}", error_kind="system",
+                        lease_token=token)
+        return ExportJob.Status.FAILED
+    return ExportJob.Status.COMPLETED
+
+
+def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
+                 on_progress: Callable[[int, int | None], None] | None) -> None:
+    checkpoint: dict[str, Any] = dict(job.checkpoint or {})
+    if not job.storage_key:
+        # A random name: the object's key reveals nothing and cannot be guessed.
+        job.storage_key = f"exports/{uuid.uuid4()}"
+        _under_lease(job, token, storage_key=job.storage_key)
+    if job.total_count is None:
+        job.total_count = spec.count(job)
+        _under_lease(job, token, total_count=job.total_count)
+
+    meta = export_object_meta(job)
+    try:
+        writer = storage.open_resumable_writer(job.storage_key, meta, state=checkpoint.get("writer"))
+    except storage.ResumeFailed:
+        logger.warning("export %s: checkpoint no longer matches storage; starting over", job.pk)
+        checkpoint = {}
+        writer = storage.open_resumable_writer(job.storage_key, meta, state=None)
+    resumed = bool(checkpoint.get("writer"))
+    cursor = checkpoint.get("cursor")
+    rows = int(checkpoint.get("rows") or 0)
+    # Only a run that wrote the whole file can hash it as it goes.
+    hasher = None if resumed else hashlib.sha256()
+    chunk_bytes, level = conf.chunk_bytes(), conf.gzip_level()
+    progress_every = conf.progress_rows()
+    last_progress_rows, last_beat = rows, time.monotonic()
+
+    member = GzipMember(level)
+    if not resumed:
+        member.write(spec.header(job))
+    try:
+        for batch in spec.iter_batches(job, cursor):
+            member.write(batch.data)
+            rows += batch.rows
+            cursor = batch.cursor
+            if member.compressed_size >= chunk_bytes:
+                chunk = member.finish()
+                state = writer.commit_chunk(chunk)
+                if hasher:
+                    hasher.update(chunk)
+                _under_lease(job, token, checkpoint={"cursor": cursor, "rows": rows, "writer": state},
+                             processed_count=rows)
+                member = GzipMember(level)
+                last_progress_rows, last_beat = rows, time.monotonic()
+            elif rows - last_progress_rows >= progress_every or time.monotonic() - last_beat > 10:
+                _under_lease(job, token, processed_count=rows)
+                last_progress_rows, last_beat = rows, time.monotonic()
+            if on_progress:
+                on_progress(rows, job.total_count)
+        member.write(spec.footer(job))
+        chunk = member.finish()
+        writer.commit_chunk(chunk)
+        if hasher:
+            hasher.update(chunk)
+        # Last look before the upload becomes visible: a job cancelled meanwhile is dropped.
+        _under_lease(job, token, processed_count=rows)
+        size = writer.complete()
+    except _LeaseLost:
+        current = ExportJob.objects.filter(pk=job.pk).values_list("status", "lease_token").first()
+        if current and current[0] == ExportJob.Status.CANCELLED:
+            writer.abort()
+        raise
+
+    sha256 = hasher.hexdigest() if hasher else _sha256_of(job.storage_key)
+    now = timezone.now()
+    changed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PROCESSING, lease_token=token).update(
+        status=ExportJob.Status.COMPLETED, processed_count=rows, row_count=rows, byte_size=size, sha256=sha256,
+        completed_at=now, heartbeat_at=now, expires_at=now + timedelta(days=conf.retention_days()), checkpoint={},
+        lease_token="", error="", error_kind="",
+    )
+    if not changed:  # cancelled between the last heartbeat and now
+        storage.delete(job.storage_key)
+        raise _LeaseLost()
+    job.refresh_from_db()
+    if on_progress:
+        on_progress(rows, job.total_count)
+    if spec.on_finished:
+        try:
+            spec.on_finished(job)
+        except Exception:  # noqa: BLE001 - the file is there; a failed hook must not fail the job
+            logger.exception("export %s: on_finished hook failed", job.pk)
+    if spec.webhooks:
+        _emit(job, "export.completed")
+
+
+def _sha256_of(key: str) -> str:
+    digest = hashlib.sha256()
+    for chunk in storage.iter_bytes(key):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_job_payload(job: ExportJob) -> dict[str, Any]:
+    return {"id": str(job.pk), "kind": job.kind, "format": job.format, "status": job.status,
+            "row_count": job.row_count, "byte_size": job.byte_size, "sha256": job.sha256 or None,
+            "error": job.error or None, "created_at": job.created_at, "completed_at": job.completed_at}
+
+
+def _emit(job: ExportJob, event: str) -> None:
+    spec = _REGISTRY.get(job.kind)
+    if spec is not None and not spec.webhooks:
+        return
+    try:
+        from leadlex.webhooks import webhook_emit
+
+        webhook_emit(workspace_id=job.workspace_id, event=event, data=export_job_payload(job))
+    except DatabaseError:
+        raise
+    except Exception:  # noqa: BLE001 - a webhook problem never changes the job's outcome
+        logger.exception("export %s: could not emit %s", job.pk, event)
+
+
+# --- Sweepers -----------------------------------------------------------------------
+def export_jobs_sweep_stale(*, limit: int = 100) -> list[str]:
+    """Re-queue processing jobs whose worker stopped beating (killed, lost), and
+    queued jobs whose task was lost; returns the ids dispatched. Jobs past their
+    attempts are failed by the run itself when claimed."""
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=conf.stale_seconds())
+    with transaction.atomic():
+        ids = list(
+            ExportJob.objects.select_for_update(skip_locked=True)
+            .filter(Q(status=ExportJob.Status.PROCESSING, heartbeat_at__lt=stale_before)
+                    | Q(status=ExportJob.Status.QUEUED, created_at__lt=stale_before,
+                        heartbeat_at__isnull=True)
+                    | Q(status=ExportJob.Status.QUEUED, heartbeat_at__lt=stale_before))
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            # Back to queued (keeping the checkpoint) so that exactly one claim wins.
+            ExportJob.objects.filter(pk__in=ids).update(status=ExportJob.Status.QUEUED, lease_token="",
+                                                        heartbeat_at=now)
+            for job_id in ids:
+                _enqueue(job_id)
+    return [str(i) for i in ids]
+
+
+def export_jobs_sweep_expired(*, limit: int = 500) -> int:
+    """Delete files past their retention and mark their jobs expired."""
+    now = timezone.now()
+    with transaction.atomic():
+        jobs = list(ExportJob.objects.select_for_update(skip_locked=True)
+                    .filter(status=ExportJob.Status.COMPLETED, expires_at__lte=now)
+                    .values_list("pk", "storage_key")[:limit])
+        ExportJob.objects.filter(pk__in=[pk for pk, _ in jobs]).update(status=ExportJob.Status.EXPIRED)
+    # Deleting is I/O: after the short transaction. A failed delete is retried by hand
+    # at worst; the job already says expired and no URL is signed for it any more.
+    for pk, key in jobs:
+        if key:
+            try:
+                storage.delete(key)
+            except Exception:  # noqa: BLE001
+                logger.warning("export %s: could not delete %s", pk, key, exc_info=True)
+    return len(jobs)
