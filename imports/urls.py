@@ -1,4 +1,9 @@
 from django.urls import path
 
+from imports import api
+
 app_name = "imports"
-urlpatterns: list = []
+urlpatterns = [
+    path("import/contacts", api.ImportContactsView.as_view(), name="import-contacts"),
+    path("import/contacts/<str:job_id>", api.ImportContactsStatusView.as_view(), name="import-contacts-status"),
+]

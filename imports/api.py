@@ -1,0 +1,262 @@
+"""POST /v1/import/contacts and GET /v1/import/contacts/{job_id}: thin views over
+imports.services.
+
+Bodies accepted by POST:
+- ``application/json``: ``{"rows": [...]}`` or ``{"csv": "...", "mapping": {...}, "has_header": true}``
+  plus ``update_existing`` and ``tags``;
+- ``text/csv``: the file itself; ``mapping`` (JSON or ``col=field,col=field``),
+  ``has_header``, ``update_existing``, ``tags`` as query parameters;
+- ``multipart/form-data`` with the file in ``file`` (``curl -F file=@contacts.csv``);
+  the other parameters as form fields or query parameters.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from imports.models import JOB_ID_PREFIX, ImportJob
+from imports.services import (
+    RESPONSE_ERRORS,
+    ImportInput,
+    ImportParams,
+    import_idempotent,
+    import_job_errors_url,
+    import_params_clean,
+    import_request,
+    request_hash,
+)
+from leadlex.api import WorkspaceAPIView, get_in_workspace
+from leadlex.errors import NotFound, PayloadTooLarge, ValidationFailed
+
+
+class CSVTextParser(BaseParser):
+    """A body that is the CSV file itself."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
+        data = stream.read() if stream is not None else b""
+        return {"__csv_body__": data}
+
+
+class _CSVPlainParser(CSVTextParser):
+    media_type = "text/plain"
+
+
+def buffer_chunked_body(request: HttpRequest) -> None:
+    """Make a chunked request body (no Content-Length) readable, up to the size limit.
+
+    Django builds its body stream from Content-Length alone, so a chunked body
+    looks empty to it; servers that decode chunking for us (gunicorn sets
+    ``wsgi.input_terminated``) give the real stream in ``wsgi.input``. Read it
+    here in pieces and refuse with 413 the moment it grows past the limit."""
+    meta = request.META
+    if meta.get("CONTENT_LENGTH") or "chunked" not in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return
+    raw = meta.get("wsgi.input")
+    if raw is None or not meta.get("wsgi.input_terminated"):
+        return
+    limit = settings.LEADLEX_MAX_BODY_BYTES
+    buffer = io.BytesIO()
+    while True:
+        chunk = raw.read(64 * 1024)
+        if not chunk:
+            break
+        buffer.write(chunk)
+        if buffer.tell() > limit:
+            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.", details={"limit_bytes": limit})
+    size = buffer.tell()
+    buffer.seek(0)
+    from django.core.handlers.wsgi import LimitedStream
+
+    request._stream = LimitedStream(buffer, size)  # type: ignore[attr-defined]
+    request._read_started = False  # type: ignore[attr-defined]
+    meta["CONTENT_LENGTH"] = str(size)
+
+
+_error_item = inline_serializer("ImportRowError", fields={
+    "row": serializers.IntegerField(), "field": serializers.CharField(), "code": serializers.CharField(),
+    "message": serializers.CharField(),
+})
+_job_fields = {
+    "job_id": serializers.CharField(), "status": serializers.CharField(),
+    "created_count": serializers.IntegerField(), "updated_count": serializers.IntegerField(),
+    "skipped_count": serializers.IntegerField(), "errors": _error_item,
+}
+_create_response = inline_serializer("ImportResponse", fields={
+    "data": inline_serializer("ImportResponseData", fields=_job_fields)})
+_status_response = inline_serializer("ImportStatusResponse", fields={"data": inline_serializer(
+    "ImportStatusData", fields={
+        **_job_fields, "total_rows": serializers.IntegerField(allow_null=True),
+        "processed_rows": serializers.IntegerField(), "progress_percent": serializers.IntegerField(allow_null=True),
+        "error_count": serializers.IntegerField(), "errors_url": serializers.CharField(allow_null=True),
+        "error": serializers.CharField(allow_null=True), "created_at": serializers.DateTimeField(),
+        "completed_at": serializers.DateTimeField(allow_null=True)})})
+_create_request = inline_serializer("ImportRequest", fields={
+    "rows": serializers.ListField(child=serializers.DictField(), required=False),
+    "csv": serializers.CharField(required=False), "mapping": serializers.DictField(required=False),
+    "has_header": serializers.BooleanField(default=True), "update_existing": serializers.BooleanField(default=False),
+    "tags": serializers.ListField(child=serializers.CharField(), required=False),
+})
+
+
+def job_summary(job: ImportJob) -> dict[str, Any]:
+    return {
+        "job_id": job.public_id,
+        "status": job.status,
+        "created_count": job.created_count,
+        "updated_count": job.updated_count,
+        "skipped_count": job.skipped_count,
+        "errors": list(job.first_errors or [])[:RESPONSE_ERRORS],
+    }
+
+
+def _parse_mapping_param(value: str | None) -> Any:
+    """Query/form mapping: JSON (``{"Email": "email"}``) or ``Email=email,Name=full_name``."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if text.startswith("{"):
+        return text  # validate_mapping parses and reports bad JSON
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        source, sep, target = pair.partition("=")
+        if not sep:
+            raise ValidationFailed("mapping must be JSON or column=field pairs separated by commas.",
+                                   details={"field": "mapping"})
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
+def _param_tags(values: list[str]) -> list[str] | None:
+    if not values:
+        return None
+    return [tag for value in values for tag in value.split(",")]
+
+
+class ImportContactsView(WorkspaceAPIView):
+    rate_limit_group = "import_contacts"
+    parser_classes = [JSONParser, CSVTextParser, _CSVPlainParser, MultiPartParser, FormParser]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Before auth, like the Content-Length check in the middleware, and inside
+        # DRF's error handling so a 413 gets the envelope. The body is parsed lazily
+        # later, so it has not been read yet.
+        buffer_chunked_body(request._request)
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="import_contacts",
+        request={"application/json": _create_request, "text/csv": str,
+                 "multipart/form-data": inline_serializer("ImportUpload", fields={"file": serializers.FileField()})},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={200: _create_response, 202: _create_response},
+        summary="Import contacts (rows or CSV); ≤ 500 rows synchronously, more as a queued job",
+    )
+    def post(self, request: Request) -> Response:
+        data, params, canonical = self._read(request)
+        key = request.headers.get("Idempotency-Key")
+
+        def run() -> tuple[int, dict[str, Any], ImportJob]:
+            job = import_request(workspace=self.workspace, data=data, params=params,
+                                 api_key=request.user.api_key)  # type: ignore[union-attr]
+            status_code = 202 if job.status == ImportJob.Status.QUEUED else 200
+            return status_code, {"data": job_summary(job)}, job
+
+        if key is None:
+            status_code, body, _job = run()
+        else:
+            status_code, body = import_idempotent(workspace=self.workspace, key=key,
+                                                  body_hash=request_hash(canonical), run=run)
+        return Response(body, status=status_code)
+
+    def _read(self, request: Request) -> tuple[ImportInput, ImportParams, dict[str, Any]]:
+        query = request.query_params
+        body = request.data
+        if "__csv_body__" in body:  # text/csv
+            csv_data: Any = body["__csv_body__"]
+            params = import_params_clean(
+                update_existing=query.get("update_existing", False), tags=_param_tags(query.getlist("tags")),
+                mapping=_parse_mapping_param(query.get("mapping")), has_header=query.get("has_header", True))
+            return ImportInput(csv_data=csv_data), params, self._canonical(csv_data, None, params)
+        if hasattr(body, "getlist") and not isinstance(body, dict):  # multipart / form
+            upload = request.FILES.get("file") or request.FILES.get("csv")
+            if upload is None and not body.get("csv"):
+                raise ValidationFailed("Send the CSV file in the 'file' field.", details={"field": "file"})
+            csv_data = upload.read() if upload is not None else body.get("csv")
+
+            def pick(name: str, default: Any = None) -> Any:
+                return body.get(name, query.get(name, default))
+
+            params = import_params_clean(
+                update_existing=pick("update_existing", False),
+                tags=_param_tags(body.getlist("tags") or query.getlist("tags")),
+                mapping=_parse_mapping_param(pick("mapping")), has_header=pick("has_header", True),
+                file_name=getattr(upload, "name", "") or "")
+            return ImportInput(csv_data=csv_data), params, self._canonical(csv_data, None, params)
+        if not isinstance(body, dict):
+            raise ValidationFailed("The body must be a JSON object with rows or csv.")
+        rows, csv_text = body.get("rows"), body.get("csv")
+        if rows is None and csv_text is None:
+            raise ValidationFailed("Give either rows or csv.", details={"fields": ["rows", "csv"]})
+        if rows is not None and csv_text is not None:
+            raise ValidationFailed("Give either rows or csv, not both.", details={"fields": ["rows", "csv"]})
+        unknown = sorted(set(body) - {"rows", "csv", "mapping", "has_header", "update_existing", "tags"})
+        if unknown:
+            raise ValidationFailed(f"Unknown parameter {unknown[0]!r}.", details={"field": unknown[0]})
+        if rows is not None and not isinstance(rows, list):
+            raise ValidationFailed("rows must be a list of contact objects.", details={"field": "rows"})
+        if csv_text is not None and not isinstance(csv_text, str):
+            raise ValidationFailed("csv must be a string (the CSV text).", details={"field": "csv"})
+        if rows is not None and body.get("mapping") is not None:
+            raise ValidationFailed("mapping applies to csv only.", details={"field": "mapping"})
+        params = import_params_clean(update_existing=body.get("update_existing", False), tags=body.get("tags"),
+                                     mapping=body.get("mapping") if csv_text is not None else None,
+                                     has_header=body.get("has_header", True))
+        return ImportInput(rows=rows, csv_data=csv_text), params, self._canonical(csv_text, rows, params)
+
+    @staticmethod
+    def _canonical(csv_data: Any, rows: Any, params: ImportParams) -> dict[str, Any]:
+        if isinstance(csv_data, bytes):
+            csv_data = csv_data.decode("utf-8", errors="replace").lstrip("\ufeff")
+        return {"csv": csv_data, "rows": rows, "params": {**params.as_json(), "file_name": None}}
+
+
+class ImportContactsStatusView(WorkspaceAPIView):
+    @extend_schema(operation_id="import_contacts_status", responses={200: _status_response},
+                   summary="Status, progress, counts and errors of an import job")
+    def get(self, request: Request, job_id: str) -> Response:
+        job = get_in_workspace(ImportJob.objects.all(), workspace=self.workspace, pk=parse_job_id(job_id))
+        assert isinstance(job, ImportJob)
+        data = {
+            **job_summary(job),
+            "total_rows": job.total_rows,
+            "processed_rows": job.processed_rows,
+            "progress_percent": job.progress_percent,
+            "error_count": job.error_count,
+            "errors_url": import_job_errors_url(job=job, base_url=request.build_absolute_uri("/")),
+            "error": job.error or None,
+            "created_at": job.created_at,
+            "completed_at": job.completed_at,
+        }
+        return Response({"data": data})
+
+
+def parse_job_id(value: str) -> str:
+    """``imp_<32 hex>`` (also a bare UUID) → the row's UUID; anything else is not found."""
+    text = value[len(JOB_ID_PREFIX):] if value.startswith(JOB_ID_PREFIX) else value
+    import uuid
+
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise NotFound() from None

@@ -1,0 +1,344 @@
+"""The one import parser: ``rows`` (JSON objects) or CSV text → candidate rows.
+
+Pure: no database, no Django settings. Every surface (API body, text/csv body,
+multipart upload, admin form, ``import_contacts`` command, queued job reading
+its stored payload) comes through here, so a file means the same thing wherever
+it is uploaded.
+
+Row numbers are what a spreadsheet user sees: with a header, the header is row 1
+and the first data row is row 2; a record with a quoted multi-line field is one
+row. For ``rows`` the first object is row 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import orjson
+
+# Fields a row may carry (as for POST /v1/contacts). "custom.<name>" targets one custom field.
+CONTACT_FIELDS: tuple[str, ...] = (
+    "full_name", "email", "phone", "job_title", "company_name", "company_id",
+    "linkedin_url", "tags", "custom", "created_at", "lists",
+)
+CUSTOM_PREFIX = "custom."
+# Output fields of our own exports that are not input: ignored so that an export
+# file imports back as it is.
+READ_ONLY_FIELDS: frozenset[str] = frozenset({"id", "updated_at", "emails", "comet_tokens", "company"})
+# One field is at most this long: a runaway quote cannot make one "field" eat
+# the whole file before it is reported.
+MAX_FIELD_CHARS = 1024 * 1024
+
+
+class MappingError(ValueError):
+    """The request's mapping/header combination is unusable: a 400 for the whole request."""
+
+
+@dataclass
+class RowError:
+    row: int
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "code": self.code, "message": self.message}
+
+
+@dataclass
+class SourceRow:
+    """A candidate row: ``data`` with the mapped raw values, or ``error`` when the
+    record itself is unreadable. ``record`` counts data records from 0 (the resume
+    checkpoint), independent of the header."""
+
+    row: int
+    record: int
+    data: dict[str, Any] | None = None
+    error: RowError | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def is_target(name: str) -> bool:
+    return name in CONTACT_FIELDS or (name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX))
+
+
+# --- mapping --------------------------------------------------------------------------
+
+
+def validate_mapping(mapping: Any, *, has_header: bool) -> dict[str, str] | None:
+    """Check the shape of a mapping (source column → contact field). ``None`` = no mapping."""
+    if mapping is None:
+        return None
+    if isinstance(mapping, (str, bytes)):
+        try:
+            mapping = orjson.loads(mapping)
+        except orjson.JSONDecodeError:
+            raise MappingError("mapping must be a JSON object of column → contact field.") from None
+    if not isinstance(mapping, Mapping):
+        raise MappingError("mapping must be an object of column → contact field.")
+    out: dict[str, str] = {}
+    seen_targets: dict[str, str] = {}
+    for source, target in mapping.items():
+        if not isinstance(source, str) or not isinstance(target, str):
+            raise MappingError("mapping keys and values must be strings.")
+        target = target.strip()
+        if not is_target(target):
+            raise MappingError(f"mapping[{source!r}]: {target!r} is not a contact field "
+                               f"(one of {', '.join(CONTACT_FIELDS)} or custom.<name>).")
+        if not has_header and not (source.strip().isdigit()):
+            raise MappingError(f"mapping key {source!r}: without a header, columns are 0-based positions as strings.")
+        if target in seen_targets:
+            raise MappingError(f"mapping: columns {seen_targets[target]!r} and {source!r} both map to {target!r}.")
+        seen_targets[target] = source
+        out[source.strip() if not has_header else source] = target
+    if not out:
+        raise MappingError("mapping is empty: map at least one column to a contact field.")
+    return out
+
+
+def resolve_columns(header: list[str] | None, mapping: dict[str, str] | None) -> dict[int, str]:
+    """Column index → target field."""
+    if header is None:
+        if mapping is None:
+            raise MappingError("has_header is false: give a mapping of 0-based column positions to fields.")
+        return {int(source): target for source, target in mapping.items()}
+    if mapping is None:
+        columns = {}
+        for index, name in enumerate(header):
+            key = name.strip()
+            if is_target(key):
+                columns[index] = key
+            elif is_target(key.lower()):
+                columns[index] = key.lower()
+        if not columns:
+            raise MappingError("No CSV header names a contact field; give a mapping "
+                               f"(header: {', '.join(h for h in header[:20])}).")
+        return columns
+    positions: dict[str, int] = {}
+    for index, name in enumerate(header):
+        positions.setdefault(name, index)
+        positions.setdefault(name.strip(), index)
+    columns = {}
+    for source, target in mapping.items():
+        if source not in positions:
+            raise MappingError(f"mapping refers to column {source!r}, which is not in the CSV header.")
+        columns[positions[source]] = target
+    return columns
+
+
+# --- CSV ------------------------------------------------------------------------------
+
+
+def text_stream(data: str | bytes | IO[bytes]) -> Iterator[str]:
+    """Lines (ends kept) of UTF-8 input with or without BOM, CRLF or LF, decoded
+    incrementally so a stored file of any size streams in constant memory.
+    ``newline=""`` as the csv module wants: line ends inside quoted fields are kept."""
+    if isinstance(data, str):
+        if data.startswith("\ufeff"):
+            data = data[1:]
+        return iter(io.StringIO(data, newline=""))
+    if isinstance(data, bytes):
+        data = io.BytesIO(data)
+    buffered = io.BufferedReader(_RawAdapter(data), buffer_size=1024 * 1024)
+    return iter(io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="replace", newline=""))
+
+
+class _RawAdapter(io.RawIOBase):
+    """Any object with ``read(n)`` (a file, an S3 streaming body) as a raw stream."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._fh.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _LineFeed:
+    """Feeds csv.reader one physical line at a time and remembers the lines of the
+    record being read, so a record with an unbalanced quote can be reported and the
+    lines after its first one read again."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._replay: list[str] = []
+        self.current: list[str] = []
+        self.chars = 0
+
+    def __iter__(self) -> "_LineFeed":
+        return self
+
+    def __next__(self) -> str:
+        line = self._replay.pop() if self._replay else next(self._lines)
+        self.current.append(line)
+        self.chars += len(line)
+        if self.chars > MAX_FIELD_CHARS and len(self.current) > 1:
+            raise csv.Error("runaway quoted field")
+        return line
+
+    def start_record(self) -> None:
+        self.current = []
+        self.chars = 0
+
+    def replay_after_first(self) -> None:
+        """Push back all lines of the failed record except its first one."""
+        rest = self.current[1:]
+        self._replay.extend(reversed(rest))
+        self.current = []
+        self.chars = 0
+
+
+def iter_csv_records(lines: Iterator[str]) -> Iterator[tuple[list[str] | None, str | None]]:
+    """(fields, None) per record, or (None, message) for a malformed record."""
+    feed = _LineFeed(lines)
+    while True:
+        feed.start_record()
+        reader = csv.reader(feed, strict=True)
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            message = str(exc)
+            if len(feed.current) > 1 or "end of data" in message or "runaway" in message:
+                # Unbalanced quote: the record swallowed the lines after it. Report this
+                # record and read the following lines again as records of their own.
+                feed.replay_after_first()
+                yield None, "Unbalanced quote: this row opens a quoted field that is never closed."
+            else:
+                yield None, f"Malformed CSV row: {message}."
+            continue
+        yield record, None
+
+
+def iter_csv(data: str | bytes | IO[bytes], *, has_header: bool = True, mapping: dict[str, str] | None = None,
+             skip_records: int = 0) -> Iterator[SourceRow]:
+    """Candidate rows of a CSV file. Raises ``MappingError`` (before any row) when the
+    header and mapping do not fit together."""
+    records = iter_csv_records(text_stream(data))
+    header: list[str] | None = None
+    leading_blank = 0
+    if has_header:
+        for fields, problem in records:
+            if fields is None:
+                raise MappingError(f"The CSV header row is malformed: {problem}")
+            if not any(cell.strip() for cell in fields):
+                leading_blank += 1  # blank lines before the header
+                continue
+            header = fields
+            break
+        else:
+            raise MappingError("The CSV is empty: it has no header row.")
+    columns = resolve_columns(header, mapping)
+    width = len(header) if header is not None else None
+    offset = (2 if has_header else 1) + leading_blank
+    # Blank lines count as records (and rows, as in a spreadsheet) but import nothing.
+    for record_index, (fields, problem) in enumerate(records):
+        if record_index < skip_records:
+            continue
+        row_number = record_index + offset
+        if fields is None:
+            yield SourceRow(row=row_number, record=record_index,
+                            error=RowError(row_number, "", "malformed_csv", problem or "Malformed CSV row."))
+            continue
+        if not fields or not any(cell.strip() for cell in fields):
+            continue
+        if width is not None and len(fields) > width and any(cell.strip() for cell in fields[width:]):
+            yield SourceRow(row=row_number, record=record_index, error=RowError(
+                row_number, "", "too_many_columns",
+                f"This row has {len(fields)} columns but the header has {width}."))
+            continue
+        yield SourceRow(row=row_number, record=record_index, data=_map_fields(fields, columns))
+
+
+def _map_fields(fields: list[str], columns: dict[int, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for index, target in columns.items():
+        if index >= len(fields):
+            continue
+        value = fields[index].strip()
+        if value == "":
+            continue  # an empty cell means "no value", never "clear this field"
+        if target.startswith(CUSTOM_PREFIX):
+            data.setdefault("custom", {})[target[len(CUSTOM_PREFIX):]] = value
+        elif target == "custom":
+            try:
+                parsed = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                parsed = value  # validation reports "must be a JSON object"
+            if isinstance(parsed, dict) and isinstance(data.get("custom"), dict):
+                data["custom"] = {**parsed, **data["custom"]}
+            else:
+                data["custom"] = parsed
+        elif target == "lists":
+            data["lists"] = [item.strip() for item in value.split(",") if item.strip()]
+        else:
+            data[target] = value
+    return data
+
+
+def count_csv_records(data: str | bytes, *, has_header: bool = True) -> int:
+    """Non-blank data records (malformed ones included), for the ≤ 500 sync/queued decision."""
+    count = 0
+    for fields, _problem in iter_csv_records(text_stream(data)):
+        if fields is not None and not any(cell.strip() for cell in fields):
+            continue
+        count += 1
+    return max(0, count - 1) if has_header else count
+
+
+def csv_header(data: str | bytes, *, limit: int = 1) -> list[list[str]]:
+    """The first ``limit`` non-empty records (for the admin's mapping step)."""
+    out: list[list[str]] = []
+    for fields, _problem in iter_csv_records(text_stream(data)):
+        if fields:
+            out.append(fields)
+            if len(out) >= limit:
+                break
+    return out
+
+
+# --- JSON rows -------------------------------------------------------------------------
+
+
+def iter_rows(rows: Iterable[Any], *, skip_records: int = 0) -> Iterator[SourceRow]:
+    for index, item in enumerate(rows):
+        if index < skip_records:
+            continue
+        yield _row_from_object(index, item)
+
+
+def iter_ndjson(data: bytes | IO[bytes], *, skip_records: int = 0) -> Iterator[SourceRow]:
+    """The stored form of a queued ``rows`` import: one JSON object per line."""
+    fh = io.BytesIO(data) if isinstance(data, bytes) else data
+    for index, line in enumerate(fh):
+        if index < skip_records:
+            continue
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            yield SourceRow(row=index + 1, record=index,
+                            error=RowError(index + 1, "", "invalid_row", "This row is not valid JSON."))
+            continue
+        yield _row_from_object(index, item)
+
+
+def _row_from_object(index: int, item: Any) -> SourceRow:
+    if not isinstance(item, dict):
+        return SourceRow(row=index + 1, record=index,
+                         error=RowError(index + 1, "", "invalid_row", "Each row must be a JSON object."))
+    return SourceRow(row=index + 1, record=index,
+                     data={key: value for key, value in item.items() if key not in READ_ONLY_FIELDS})
+
+
+def rows_to_ndjson(rows: Iterable[Any]) -> Iterator[bytes]:
+    for item in rows:
+        yield orjson.dumps(item) + b"\n"

@@ -1,0 +1,49 @@
+"""Celery tasks of the import engine: ids in, one service call, nothing else."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import shared_task
+from django.db import close_old_connections
+
+from config.celery import app
+
+# Retried with backoff: a database that went away, a storage hiccup. Anything else
+# is recorded on the job as a failure by the service itself.
+_RETRY_BACKOFF_MAX = 300
+
+
+@shared_task(bind=True, name="imports.import_job_run", acks_late=True, soft_time_limit=6 * 3600,
+             time_limit=6 * 3600 + 60, ignore_result=True, max_retries=8)
+def import_job_run_task(self: Any, job_id: str) -> None:
+    from imports.services import import_job_run, is_transient
+
+    close_old_connections()
+    try:
+        import_job_run(job_id=uuid.UUID(job_id))
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # The service has put the job back to "queued" (from its checkpoint).
+        countdown = min(_RETRY_BACKOFF_MAX, 5 * 2 ** self.request.retries)
+        raise self.retry(exc=exc, countdown=countdown) from exc
+    finally:
+        close_old_connections()
+
+
+@shared_task(name="imports.import_jobs_sweep", acks_late=True, soft_time_limit=120, time_limit=180,
+             ignore_result=True)
+def import_jobs_sweep_task() -> int:
+    """Periodic: requeue jobs whose worker died, re-dispatch lost queued jobs."""
+    from imports.services import import_jobs_sweep
+
+    close_old_connections()
+    return len(import_jobs_sweep())
+
+
+@app.on_after_finalize.connect
+def _schedule_sweeper(sender: Any, **kwargs: Any) -> None:
+    # Registered here rather than in settings so that the import app owns its schedule.
+    sender.add_periodic_task(60.0, import_jobs_sweep_task.s(), name="imports-stale-job-sweep")
