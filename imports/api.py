@@ -16,7 +16,7 @@ import io
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
@@ -188,7 +188,7 @@ class ImportContactsView(WorkspaceAPIView):
                 update_existing=query.get("update_existing", False), tags=_param_tags(query.getlist("tags")),
                 mapping=_parse_mapping_param(query.get("mapping")), has_header=query.get("has_header", True))
             return ImportInput(csv_data=csv_data), params, self._canonical(csv_data, None, params)
-        if hasattr(body, "getlist") and not isinstance(body, dict):  # multipart / form
+        if isinstance(body, QueryDict):  # multipart / form
             upload = request.FILES.get("file") or request.FILES.get("csv")
             if upload is None and not body.get("csv"):
                 raise ValidationFailed("Send the CSV file in the 'file' field.", details={"field": "file"})
