@@ -10,6 +10,11 @@ class ExportsConfig(AppConfig):
         from exports import contacts
 
         contacts.register()
+        # The Close dialect's kinds and admin (exports/close), registered for web and worker alike.
+        from exports.close import admin as close_admin  # noqa: F401
+        from exports.close import kinds as close_kinds
+
+        close_kinds.register()
         # Periodic sweepers (celery beat reads settings.CELERY_BEAT_SCHEDULE lazily,
         # after apps are ready). setdefault: a deployment may override either entry.
         schedule = settings.CELERY_BEAT_SCHEDULE

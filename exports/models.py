@@ -75,3 +75,7 @@ class ExportJob(models.Model):
         if not self.total_count:
             return 100 if self.status == self.Status.COMPLETED else None
         return min(100, int(self.processed_count * 100 / self.total_count))
+
+
+# The Close dialect's admin proxy (exports/close/models.py) registers with this app.
+from exports.close.models import CloseExport  # noqa: E402,F401

@@ -1,0 +1,136 @@
+"""The Close dialect of the export API (seed ``002``): thin views that parse, call
+one service and shape the export object. Authentication (Basic with the key as
+user name, or Bearer), scopes and rate limits come from ``WorkspaceAPIView``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponseRedirect
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exports.close import kinds, services
+from exports.close.serializers import export_body, export_id_parse
+from exports.engine import export_job_download_url
+from exports.models import ExportJob
+from leadlex.api import WorkspaceAPIView
+from leadlex.auth import ApiKeyAuthentication
+from leadlex.errors import ApiError, NotFound, ValidationFailed
+from leadlex.models import SCOPE_READ_CONTACTS
+
+MAX_PAGE = 100
+
+
+def _body(request: Request) -> Any:
+    try:
+        return request.data
+    except RecursionError:  # absurdly nested JSON: refuse it, never a 500
+        raise ValidationFailed("The request body is nested too deeply.") from None
+
+
+def _get_export(workspace: Any, export_id: str) -> ExportJob:
+    pk = export_id_parse(export_id)
+    job = ExportJob.objects.filter(pk=pk, workspace=workspace, kind__in=kinds.CLOSE_KINDS).first() if pk else None
+    if job is None:
+        raise NotFound()
+    return job
+
+
+def _export_response(job: ExportJob, request: Request, status: int = 200) -> Response:
+    url = export_job_download_url(job, base_url=request.build_absolute_uri("/"))
+    return Response(export_body(job, download_url=url), status=status)
+
+
+class LeadExportCreateApi(WorkspaceAPIView):
+    """POST /v1/export/lead/: export leads (companies), contacts or lead_opps matching an s_query."""
+
+    required_scope = SCOPE_READ_CONTACTS  # an export only reads
+
+    def post(self, request: Request) -> Response:
+        job = services.close_export_request(workspace=self.workspace, endpoint="lead", data=_body(request),
+                                            api_key=request.user.api_key)
+        return _export_response(job, request)
+
+
+class OpportunityExportCreateApi(WorkspaceAPIView):
+    """POST /v1/export/opportunity/: export opportunities matching opportunity filters."""
+
+    required_scope = SCOPE_READ_CONTACTS
+
+    def post(self, request: Request) -> Response:
+        job = services.close_export_request(workspace=self.workspace, endpoint="opportunity", data=_body(request),
+                                            api_key=request.user.api_key)
+        return _export_response(job, request)
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name}: expected a whole number", details={"field": name}) from None
+    if not low <= value <= high:
+        raise ValidationFailed(f"{name}: must be between {low} and {high}", details={"field": name})
+    return value
+
+
+class ExportListApi(WorkspaceAPIView):
+    """GET /v1/export/: the workspace's Close-style exports, newest first, with
+    Close's ``_skip`` / ``_limit`` paging and ``has_more``."""
+
+    def get(self, request: Request) -> Response:
+        skip = _int_param(request, "_skip", 0, 0, 10**9)
+        limit = _int_param(request, "_limit", MAX_PAGE, 1, MAX_PAGE)
+        jobs = list(ExportJob.objects.filter(workspace=self.workspace, kind__in=kinds.CLOSE_KINDS)
+                    .order_by("-created_at", "-id")[skip:skip + limit + 1])
+        base_url = request.build_absolute_uri("/")
+        data = [export_body(job, download_url=export_job_download_url(job, base_url=base_url))
+                for job in jobs[:limit]]
+        return Response({"has_more": len(jobs) > limit, "data": data})
+
+
+class ExportDetailApi(WorkspaceAPIView):
+    """GET /v1/export/{id}/: one export; ``download_url`` is signed afresh on each read."""
+
+    def get(self, request: Request, export_id: str) -> Response:
+        return _export_response(_get_export(self.workspace, export_id), request)
+
+
+class ExportDownloadApi(APIView):
+    """GET /v1/export/{id}/download?token=…: the e-mailed link. The signed token (or
+    a key of the export's workspace) is checked, then 302 to a fresh presigned URL,
+    so the link outlives any presigned URL."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request, export_id: str) -> HttpResponseRedirect:
+        pk = export_id_parse(export_id)
+        if pk is None:
+            raise NotFound()
+        token = request.query_params.get("token")
+        if token:
+            job = services.close_export_from_token(export_id=pk, token=token)
+        elif request.user is not None:
+            if SCOPE_READ_CONTACTS not in request.user.scopes:
+                raise ApiError("This API key lacks the read:contacts permission.", status_code=403,
+                               code="insufficient_permissions")
+            job = _get_export(request.user.workspace, export_id)
+        else:
+            raise ApiError("Send the link's token or an API key.", status_code=401, code="invalid_key")
+        if not job.workspace.is_active:
+            raise ApiError("This workspace's subscription is inactive.", status_code=403, code="subscription_inactive")
+        if job.status == ExportJob.Status.EXPIRED:
+            raise ApiError("This export has expired and its file was deleted.", status_code=410, code="export_expired")
+        url = export_job_download_url(job, base_url=request.build_absolute_uri("/"))
+        if url is None:
+            raise ApiError("This export is not ready for download.", status_code=409, code="export_not_ready",
+                           details={"status": export_body(job, download_url=None)["status"]})
+        response = HttpResponseRedirect(url)
+        response["Cache-Control"] = "no-store"  # the target is short-lived; never cache the redirect
+        return response

@@ -1,0 +1,198 @@
+"""The Close-style export kinds on the one export engine (``exports.engine``).
+
+``close_leads`` / ``close_contacts`` / ``close_lead_opps`` come from ``POST
+/v1/export/lead/`` (``type`` = leads / contacts / lead_opps), ``close_opportunities``
+from ``POST /v1/export/opportunity/``. Each renders CSV, JSON (one array document,
+streamed) or NDJSON; the engine gzips, checkpoints and stores.
+
+Cursor: ``{"pos": <root objects consumed>}``. Roots stream in the job's sort order
+(id as the last key), so a resumed run re-opens the same ordered query at that
+offset; within one run there is no OFFSET at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from exports.close import render, selectors
+from exports.close.models import CLOSE_KINDS, LEAD_KINDS, OPPORTUNITY_KIND
+from exports.engine import ExportBatch, ExportKindSpec, register_export_kind
+from exports.models import ExportJob
+from exports.writers import csv_header, join_json_items
+
+CONTENT_TYPES = {"csv": "text/csv", "json": "application/json", "ndjson": "application/x-ndjson"}
+
+
+def batch_size() -> int:
+    return int(getattr(settings, "LEADLEX_CLOSE_EXPORT_BATCH", 500))
+
+
+def export_type(job: ExportJob) -> str:
+    return "lead_opps" if job.kind == OPPORTUNITY_KIND else job.parameters.get("type", "leads")
+
+
+def effective_fields(*, export_type: str, fmt: str, fields: list[str] | None, include_activities: bool,
+                     include_smart_fields: bool) -> list[str]:
+    """The fields a job renders: the requested ones, or the type's defaults, plus
+    what the include_* switches add where the seed says they apply."""
+    chosen = list(fields) if fields else list(render.DEFAULT_FIELDS[export_type])
+    if include_activities and export_type == "leads" and fmt != "csv" and "activities" not in chosen:
+        chosen.append("activities")
+    if include_smart_fields and (fmt == "csv" or export_type == "leads"):
+        prefix = "" if export_type == "leads" else "lead_"
+        chosen += [f"{prefix}{s}" for s in render.SMART_FIELDS if f"{prefix}{s}" not in chosen]
+    return chosen
+
+
+def job_fields(job: ExportJob) -> list[str]:
+    p = job.parameters
+    return effective_fields(export_type=export_type(job), fmt=job.format, fields=p.get("fields"),
+                            include_activities=bool(p.get("include_activities")),
+                            include_smart_fields=bool(p.get("include_smart_fields")))
+
+
+def _wants_smart(fields: list[str]) -> bool:
+    return any(f.removeprefix("lead_") in render.SMART_FIELDS for f in fields)
+
+
+def _roots(job: ExportJob) -> Any:
+    if job.kind == OPPORTUNITY_KIND:
+        return selectors.close_opportunity_queryset(workspace=job.workspace_id, params=job.parameters)
+    return selectors.close_lead_queryset(workspace=job.workspace_id, params=job.parameters)
+
+
+def _limit(job: ExportJob) -> int | None:
+    return None if job.kind == OPPORTUNITY_KIND else job.parameters.get("results_limit")
+
+
+# --- Spec callables -------------------------------------------------------------------------
+def count(job: ExportJob) -> int:
+    roots = _roots(job)
+    if job.kind in (OPPORTUNITY_KIND, LEAD_KINDS["leads"]):
+        return selectors.lead_count(queryset=roots, limit=_limit(job))
+    ids = selectors.limited_ids(roots, _limit(job))
+    if job.kind == LEAD_KINDS["contacts"]:
+        from contacts.models import Contact
+
+        return Contact.objects.filter(company_id__in=ids).count()
+    from contacts.models import Opportunity
+
+    return Opportunity.objects.filter(company_id__in=ids).count()
+
+
+def _columns(job: ExportJob) -> render.Columns:
+    stored = job.parameters.get("_columns") or {}
+    return render.Columns(export_type(job), job_fields(job), stored.get("custom_keys", []),
+                          stored.get("lead_custom_keys", []))
+
+
+def header(job: ExportJob) -> bytes:
+    if job.format == "json":
+        return b"["
+    if job.format != "csv":
+        return b""
+    # The CSV header needs every custom key before the first row. Computed once and
+    # kept on the job, so that a resumed run writes the same columns.
+    fields = job_fields(job)
+    ids = selectors.limited_ids(_roots(job), _limit(job))
+    stored: dict[str, list[str]] = {}
+    kind_type = export_type(job)
+    if kind_type == "leads" and "custom" in fields:
+        stored["custom_keys"] = selectors.custom_keys(company_ids_subquery=ids)
+    if kind_type == "contacts":
+        from contacts.models import Contact
+
+        if "custom" in fields:
+            contact_ids = Contact.objects.filter(company_id__in=ids).values("id")
+            stored["custom_keys"] = selectors.custom_keys(contact_ids_subquery=contact_ids)
+    if kind_type in ("contacts", "lead_opps") and "lead_custom" in fields:
+        if job.kind == OPPORTUNITY_KIND:
+            from contacts.models import Company
+
+            ids = Company.objects.filter(opportunities__in=_roots(job).values("id")).values("id")
+        stored["lead_custom_keys"] = selectors.custom_keys(company_ids_subquery=ids)
+    job.parameters = {**job.parameters, "_columns": stored}
+    ExportJob.objects.filter(pk=job.pk).update(parameters=job.parameters)
+    return csv_header(_columns(job).header())
+
+
+def footer(job: ExportJob) -> bytes:
+    return b"]\n" if job.format == "json" else b""
+
+
+def _rows(job: ExportJob, ids: list[Any], fields: list[str]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    organization_id = str(job.workspace_id)
+    kind_type = export_type(job)
+    smart = _wants_smart(fields)
+    if job.kind == OPPORTUNITY_KIND:
+        opps, leads = selectors.opportunity_batch(opportunity_ids=ids, smart=smart)
+        for o in opps:
+            yield render.opportunity_row(o, leads.get(o["company_id"]), organization_id=organization_id)
+        return
+    batch = selectors.lead_batch(
+        company_ids=ids,
+        contacts=kind_type == "contacts" or (kind_type == "leads" and "contacts" in fields),
+        opportunities=kind_type == "lead_opps" or (kind_type == "leads" and "opportunities" in fields),
+        activities=kind_type == "leads" and "activities" in fields,
+        smart=smart,
+    )
+    for lead in batch.leads:
+        if kind_type == "leads":
+            yield render.lead_row(lead, organization_id=organization_id)
+        elif kind_type == "contacts":
+            for c in lead["contacts"]:
+                yield render.contact_row(c, lead, organization_id=organization_id)
+        else:
+            for o in lead["opportunities"]:
+                yield render.opportunity_row(o, lead, organization_id=organization_id)
+
+
+def iter_batches(job: ExportJob, after: Any) -> Iterator[ExportBatch]:
+    pos = int((after or {}).get("pos", 0))
+    columns = _columns(job)
+    date_format = job.parameters.get("date_format") or "original"
+    tz = ZoneInfo(job.parameters.get("tz") or "UTC")
+    first = after is None  # only the document's first batch goes without a leading comma
+    for ids in selectors.root_id_batches(_roots(job), offset=pos, limit=_limit(job), batch_size=batch_size()):
+        pos += len(ids)
+        chunks: list[bytes] = []
+        for full, raw in _rows(job, ids, columns.fields):
+            if job.format == "csv":
+                chunks.append(render.encode_csv(columns.csv_cells(full, raw, date_format, tz)))
+            else:
+                chunks.append(render.encode_json(columns.json_object(full)))
+        if not chunks:
+            continue  # the engine wants no empty batches; the next one carries the cursor on
+        if job.format == "json":
+            data = join_json_items(chunks, first=first)
+        elif job.format == "ndjson":
+            data = b"\n".join(chunks) + b"\n"
+        else:
+            data = b"".join(chunks)
+        first = False
+        yield ExportBatch(data=data, rows=len(chunks), cursor={"pos": pos})
+
+
+def content_type(job: ExportJob) -> str:
+    return CONTENT_TYPES[job.format]
+
+
+def filename(job: ExportJob) -> str:
+    return f"close-{export_type(job).replace('_', '-')}-export.{job.format}"
+
+
+def on_finished(job: ExportJob) -> None:
+    if job.parameters.get("send_done_email"):
+        from exports.close.services import close_export_send_done_email
+
+        close_export_send_done_email(job=job)
+
+
+def register() -> None:
+    spec = ExportKindSpec(iter_batches=iter_batches, content_type=content_type, filename=filename, header=header,
+                          footer=footer, count=count, on_finished=on_finished)
+    for kind in CLOSE_KINDS:
+        register_export_kind(kind, spec)

@@ -1,0 +1,159 @@
+"""The Close dialect's request bodies and export object (seed ``002``).
+
+Requests are validated here into plain parameters; the export object is shaped
+from an ``ExportJob`` field for field as the seed shows it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from rest_framework import serializers
+
+from exports.close import kinds, render
+from exports.models import ExportJob
+
+ID_PREFIX = "expo_"
+
+LEAD_BODY_KEYS = {"s_query", "results_limit", "sort", "format", "type", "date_format", "fields",
+                  "include_activities", "include_smart_fields", "send_done_email"}
+
+
+class StrictBoolean(serializers.BooleanField):
+    """JSON booleans only (and 0/1): "yes" is an error, not a guess."""
+
+    TRUE_VALUES = {True, 1}
+    FALSE_VALUES = {False, 0}
+    NULL_VALUES: set = set()
+
+
+class LeadExportRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=render.FORMATS)
+    type = serializers.ChoiceField(choices=render.TYPES)
+    date_format = serializers.ChoiceField(choices=render.DATE_FORMATS, required=False, default="original")
+    fields = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_null=True,
+                                   allow_empty=False, max_length=500)
+    s_query = serializers.JSONField(required=False, allow_null=True, default=None)
+    sort = serializers.JSONField(required=False, allow_null=True, default=None)
+    results_limit = serializers.JSONField(required=False, allow_null=True, default=None)
+    include_activities = StrictBoolean(required=False, default=False)
+    include_smart_fields = StrictBoolean(required=False, default=False)
+    send_done_email = StrictBoolean(required=False, default=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - LEAD_BODY_KEYS)
+        if unknown:
+            raise serializers.ValidationError({unknown[0]: ["Unknown parameter."]})
+        fields = attrs.get("fields")
+        if fields:
+            for name in fields:
+                if not render.is_known_field(attrs["type"], name):
+                    raise serializers.ValidationError({"fields": [f"Unknown field {name!r} for type {attrs['type']!r}."]})
+            if len(set(fields)) != len(fields):
+                raise serializers.ValidationError({"fields": ["A field is listed twice."]})
+        return attrs
+
+
+OPPORTUNITY_BODY_KEYS = {"format", "date_format", "fields", "include_smart_fields", "send_done_email", "params",
+                         "s_query"}
+
+
+class OpportunityExportRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=render.FORMATS)
+    date_format = serializers.ChoiceField(choices=render.DATE_FORMATS, required=False, default="original")
+    fields = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_null=True,
+                                   allow_empty=False, max_length=500)
+    include_smart_fields = StrictBoolean(required=False, default=False)
+    send_done_email = StrictBoolean(required=False, default=True)
+    params = serializers.DictField(required=False, default=dict)
+    s_query = serializers.JSONField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - OPPORTUNITY_BODY_KEYS - set(OPPORTUNITY_FILTERS))
+        if unknown:
+            raise serializers.ValidationError({unknown[0]: ["Unknown parameter."]})
+        for name in attrs.get("fields") or []:
+            if not render.is_known_field("lead_opps", name):
+                raise serializers.ValidationError({"fields": [f"Unknown field {name!r} for opportunities."]})
+        return attrs
+
+
+# Filters of POST /export/opportunity/, given in "params" (Close) or at the top level.
+OPPORTUNITY_FILTERS = (
+    "status", "status_type", "lead_id", "contact_id",
+    "value__gt", "value__gte", "value__lt", "value__lte",
+    "confidence__gt", "confidence__gte", "confidence__lt", "confidence__lte",
+    "date_won__gt", "date_won__gte", "date_won__lt", "date_won__lte",
+    "date_created__gt", "date_created__gte", "date_created__lt", "date_created__lte",
+    "date_updated__gt", "date_updated__gte", "date_updated__lt", "date_updated__lte",
+)
+
+
+# --- The export object ---------------------------------------------------------------------
+def export_public_id(job: ExportJob) -> str:
+    return ID_PREFIX + job.pk.hex
+
+
+def export_id_parse(value: str) -> uuid.UUID | None:
+    if not value.startswith(ID_PREFIX):
+        return None
+    try:
+        return uuid.UUID(hex=value[len(ID_PREFIX):])
+    except ValueError:
+        return None
+
+
+def public_status(job: ExportJob) -> str:
+    s = ExportJob.Status
+    if job.status == s.QUEUED:
+        return "created"
+    if job.status == s.PROCESSING:
+        return "in_progress" if job.processed_count else "started"
+    if job.status in (s.COMPLETED, s.EXPIRED):
+        return "done"
+    return "error"
+
+
+def _timestamp(value: Any) -> str | None:
+    return render.json_datetime(value)
+
+
+def _actor(job: ExportJob) -> str | None:
+    if job.api_key_id:
+        return f"key_{job.api_key_id.hex}"
+    if job.created_by_user_id:
+        return f"user_{job.created_by_user_id}"
+    return None
+
+
+def export_body(job: ExportJob, *, download_url: str | None) -> dict[str, Any]:
+    p = job.parameters or {}
+    body: dict[str, Any] = {
+        "created_by": _actor(job),
+        "date_created": _timestamp(job.created_at),
+        "date_format": p.get("date_format", "original"),
+        "date_updated": _timestamp(job.updated_at),
+        "download_url": download_url,
+        "fields": sorted(kinds.job_fields(job)),
+        "format": job.format,
+        "id": export_public_id(job),
+        "n_docs": job.total_count,
+        "n_docs_processed": job.processed_count,
+        "organization_id": str(job.workspace_id),
+        "results_limit": p.get("results_limit"),
+        "s_query": p.get("s_query"),
+        "send_done_email": bool(p.get("send_done_email")),
+        "sort": p.get("sort") or [],
+        "status": public_status(job),
+        "type": kinds.export_type(job),
+        "updated_by": _actor(job),
+    }
+    for flag in ("include_activities", "include_smart_fields"):
+        if p.get(flag):
+            body[flag] = True
+    if job.kind == kinds.OPPORTUNITY_KIND:
+        body["params"] = p.get("filters") or {}
+    if body["status"] == "error":
+        body["error"] = job.error or ("The export was cancelled." if job.status == ExportJob.Status.CANCELLED else None)
+    return body
