@@ -77,7 +77,14 @@ def is_transient(exc: BaseException) -> bool:
     """Worth retrying: the database or the storage service was briefly unreachable.
     (Checked by module so that only leadlex.storage imports the S3 client library.)"""
     module = type(exc).__module__ or ""
+    if type(exc).__name__ == "ClientError" and module.startswith("botocore"):
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        return code in _TRANSIENT_S3_CODES
     return isinstance(exc, TRANSIENT_ERRORS) or module.startswith(("botocore", "urllib3", "s3transfer"))
+
+
+_TRANSIENT_S3_CODES = {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
+                       "500", "502", "503", "504"}
 
 _TEXT_DEFAULTS = {"full_name": "", "job_title": "", "company_name": "", "linkedin_url": ""}
 # Columns an import writes, in a fixed order (the bit of each in the "present" mask).
@@ -646,9 +653,14 @@ def import_request(*, workspace: Workspace, data: ImportInput, params: ImportPar
 
 
 def import_job_enqueue_on_commit(*, job_id: uuid.UUID) -> None:
+    from django.conf import settings
+
     from imports.tasks import import_job_run_task
 
-    transaction.on_commit(lambda: import_job_run_task.delay(job_id=str(job_id)))
+    # A dedicated queue is optional (a deployment may give imports their own workers).
+    queue = getattr(settings, "LEADLEX_IMPORT_QUEUE", None)
+    options = {"queue": queue} if queue else {}
+    transaction.on_commit(lambda: import_job_run_task.apply_async(kwargs={"job_id": str(job_id)}, **options))
 
 
 def _check_csv_header(data: str | bytes, params: ImportParams) -> None:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.conf import settings
+
+from tests.support.worker import ROOT, WorkerProcess, worker_env
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,3 +32,33 @@ def _s3_bucket() -> None:
 def import_rows(n: int, *, start: int = 0, domain: str = "example.com") -> list[dict]:
     return [{"full_name": f"Person {i}", "email": f"person{i}@{domain}", "phone": f"+1415555{i % 10000:04d}"}
             for i in range(start, start + n)]
+
+
+class QueueWorker(WorkerProcess):
+    """A real Celery worker like WorkerProcess that also consumes a private queue, so
+    an import test owns the worker it kills, whatever other workers run."""
+
+    def __init__(self, name: str, queue: str, extra_env: dict[str, str] | None = None) -> None:
+        self.log_path = Path(settings.DATA_DIR) / f"worker-{name}-{os.getpid()}.log"
+        self.log_path.unlink(missing_ok=True)
+        env = worker_env()
+        env.update(extra_env or {})
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=1",
+             "--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             f"--hostname={name}@%h", "-Q", f"{queue},celery"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.wait_ready()
+
+
+@pytest.fixture
+def import_queue(settings) -> str:  # noqa: ANN001
+    import uuid
+
+    settings.LEADLEX_IMPORT_QUEUE = f"imports-test-{uuid.uuid4().hex[:8]}"
+    return settings.LEADLEX_IMPORT_QUEUE
+
+
+WORKER_ENV = {"LEADLEX_WEBHOOKS_ALLOW_PRIVATE": "1", "LEADLEX_IMPORT_BATCH_SIZE": "50"}
