@@ -49,3 +49,28 @@ def job_file_text(job: ExportJob) -> bytes:
 
 def streamed(response: Any) -> bytes:
     return b"".join(response.streaming_content)
+
+
+def download(url: str) -> tuple[int, dict[str, str], bytes]:
+    """GET a download URL as a browser would, without credentials; the body is the
+    raw transferred bytes (not decoded even when Content-Encoding is gzip)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.path.startswith("/files/"):  # local backend: served by Django itself
+        from django.test import Client
+
+        response = Client().get(parts.path)
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        return response.status_code, {k: v for k, v in response.headers.items()}, body
+    import requests
+
+    response = requests.get(url, stream=True, timeout=30)
+    return response.status_code, dict(response.headers), response.raw.read(decode_content=False)
+
+
+def wait_job(job_id: Any, statuses: tuple[str, ...] = ("completed", "failed", "cancelled"), timeout: float = 90) -> ExportJob:
+    from tests.support.worker import wait_for
+
+    return wait_for(lambda: ExportJob.objects.filter(pk=job_id, status__in=statuses).first(), timeout=timeout,
+                    message=f"export {job_id} to reach {statuses}")
