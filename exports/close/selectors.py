@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -208,7 +209,10 @@ def custom_keys(*, company_ids_subquery: QuerySet | None = None, contact_ids_sub
     model, subquery = (Company, company_ids_subquery) if company_ids_subquery is not None else (Contact, contact_ids_subquery)
     assert subquery is not None
     table = model._meta.db_table
-    inner_sql, params = subquery.query.sql_with_params()
+    try:
+        inner_sql, params = subquery.query.sql_with_params()
+    except EmptyResultSet:  # the query matches nothing by construction (e.g. an empty "or")
+        return []
     if connection.vendor == "postgresql":
         sql = (f"SELECT DISTINCT k FROM {table} t, jsonb_object_keys(t.custom) k "
                f"WHERE t.id IN ({inner_sql}) AND jsonb_typeof(t.custom) = 'object'")

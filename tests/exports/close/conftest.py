@@ -43,8 +43,9 @@ def build_world(workspace: Workspace) -> World:
     company("empty", "Initech", "2023-12-31T23:59:59+00:00", custom={})
 
     def contact(key: str, comp: Company | None, name: str, email: str | None, title: str = "", **extra) -> Contact:
+        created = at(f"2024-01-15T10:{len(w.contacts):02d}:00+00:00")  # distinct: a predictable order
         c = Contact.objects.create(workspace=workspace, company=comp, full_name=name, email=email, job_title=title,
-                                   created_at=at("2024-01-15T10:00:00+00:00"), **extra)
+                                   created_at=created, **extra)
         if email:
             ContactEmail.objects.create(contact=c, email=email, is_primary=True)
         w.contacts[key] = c
@@ -60,8 +61,9 @@ def build_world(workspace: Workspace) -> World:
     ContactTag.objects.create(contact=wile, tag=tag)
 
     def opp(key: str, comp: Company, status: str, value: int | None, **extra) -> None:
+        created = at(f"2024-02-10T10:{len(w.opps):02d}:00+00:00")
         w.opps[key] = Opportunity.objects.create(workspace=workspace, company=comp, status=status, value=value,
-                                                 created_at=at("2024-02-10T10:00:00+00:00"), **extra)
+                                                 created_at=created, **extra)
 
     opp("acme_big", acme, "won", 500_000, confidence=100, date_won=date(2024, 3, 1), contact=wile, note="Anvils")
     opp("acme_small", acme, "active", 1_000, confidence=20)
