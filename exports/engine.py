@@ -314,6 +314,8 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
     resumed = bool(checkpoint.get("writer"))
     cursor = checkpoint.get("cursor")
     rows = int(checkpoint.get("rows") or 0)
+    if resumed:
+        logger.info("export %s: resuming after row %d (attempt %d)", job.pk, rows, job.attempts)
     # Only a run that wrote the whole file can hash it as it goes.
     hasher = None if resumed else hashlib.sha256()
     chunk_bytes, level = conf.chunk_bytes(), conf.gzip_level()
