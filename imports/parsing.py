@@ -318,7 +318,9 @@ def iter_rows(rows: Iterable[Any], *, skip_records: int = 0) -> Iterator[SourceR
 
 def iter_ndjson(data: bytes | IO[bytes], *, skip_records: int = 0) -> Iterator[SourceRow]:
     """The stored form of a queued ``rows`` import: one JSON object per line."""
-    fh = io.BytesIO(data) if isinstance(data, bytes) else data
+    # Lines of any object with read(n) (a local file, an S3 streaming body, whose own
+    # iteration yields fixed-size chunks rather than lines).
+    fh = io.BytesIO(data) if isinstance(data, bytes) else io.BufferedReader(_RawAdapter(data), 1024 * 1024)
     for index, line in enumerate(fh):
         if index < skip_records:
             continue

@@ -77,7 +77,8 @@ def is_transient(exc: BaseException) -> bool:
     """Worth retrying: the database or the storage service was briefly unreachable.
     (Checked by module so that only leadlex.storage imports the S3 client library.)"""
     module = type(exc).__module__ or ""
-    if type(exc).__name__ == "ClientError" and module.startswith("botocore"):
+    if any(k.__name__ == "ClientError" and k.__module__.startswith("botocore") for k in type(exc).__mro__):
+        # An S3 answer (NoSuchKey, AccessDenied...): only throttling and 5xx are worth a retry.
         code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
         return code in _TRANSIENT_S3_CODES
     return isinstance(exc, TRANSIENT_ERRORS) or module.startswith(("botocore", "urllib3", "s3transfer"))
