@@ -54,8 +54,14 @@ def fetch(client: Any, export: dict[str, Any]) -> tuple[dict[str, str], bytes]:
     assert detail["status"] == "done", detail
     status, headers, raw = download(detail["download_url"])
     assert status == 200
-    assert headers.get("Content-Encoding") == "gzip"
+    headers = lower_keys(headers)
+    assert headers.get("content-encoding") == "gzip"
     return headers, gzip.decompress(raw)
+
+
+def lower_keys(headers: dict[str, str]) -> dict[str, str]:
+    """S3 servers answer lower-case header names; Django capitalises them."""
+    return {k.lower(): v for k, v in headers.items()}
 
 
 def export_and_read(client: Any, body: dict[str, Any], endpoint: str = "lead") -> Any:
@@ -64,9 +70,9 @@ def export_and_read(client: Any, body: dict[str, Any], endpoint: str = "lead") -
     headers, data = fetch(client, export)
     fmt = body["format"]
     if fmt == "csv":
-        assert headers["Content-Type"].startswith("text/csv")
+        assert headers["content-type"].startswith("text/csv")
         return list(csv.DictReader(io.StringIO(data.decode(), newline="")))
     if fmt == "json":
-        assert headers["Content-Type"].startswith("application/json")
+        assert headers["content-type"].startswith("application/json")
         return json.loads(data)
     return [json.loads(line) for line in data.decode().splitlines() if line]

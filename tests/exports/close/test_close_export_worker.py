@@ -12,6 +12,7 @@ from exports.close.serializers import export_id_parse
 from tests.conftest import basic_auth
 from tests.exports.close.conftest import build_world
 from tests.exports.close.helpers import SEED_REQUEST
+from tests.exports.close.helpers import lower_keys
 from tests.exports.conftest import download, wait_job
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -32,7 +33,7 @@ def test_a_json_leads_export_runs_on_the_worker(celery_worker, workspace, owner,
     assert (detail["status"], detail["n_docs"], detail["n_docs_processed"]) == ("done", 4, 4)
     status, headers, raw = download(detail["download_url"])
     assert status == 200
-    assert headers["Content-Encoding"] == "gzip" and headers["Content-Type"].startswith("application/json")
+    assert lower_keys(headers)["content-encoding"] == "gzip" and lower_keys(headers)["content-type"].startswith("application/json")
     leads = json.loads(gzip.decompress(raw))
     assert [lead["name"] for lead in leads] == ["Globex Corporation", "Café Crème Ltd", "ACME Inc.", "Initech"]
     acme = leads[2]
@@ -47,6 +48,6 @@ def test_a_csv_contacts_export_runs_on_the_worker(celery_worker, workspace, owne
     assert job.status == "completed", job.error
     detail = owner.client.get(f"/v1/export/{response.json()['id']}/").json()
     status, headers, raw = download(detail["download_url"])
-    assert headers["Content-Type"].startswith("text/csv")
+    assert lower_keys(headers)["content-type"].startswith("text/csv")
     lines = gzip.decompress(raw).decode().splitlines()
     assert len(lines) == 5 and lines[0].startswith("id,lead_id,name,")
