@@ -24,7 +24,10 @@ logger = logging.getLogger("leadlex.request")
 class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = request_id_var.get()
+            # django.request logs 4xx/5xx after the middleware chain has returned
+            # (the context variable is reset by then) but passes the request along.
+            request = getattr(record, "request", None)
+            record.request_id = getattr(request, "request_id", None) or request_id_var.get()
         return True
 
 
@@ -41,7 +44,8 @@ class RequestIdMiddleware:
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
             if request.path.startswith("/v1/"):
-                logger.info("%s %s %s", request.method, request.path, response.status_code)
+                logger.info("%s %s %s", request.method, request.path, response.status_code,
+                            extra={"request_id": request_id})
             return response
         finally:
             request_id_var.reset(token)
