@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "leadlex.middleware.RequestIdMiddleware",
     "leadlex.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ (the admin's CSS/JS) from gunicorn in every profile.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

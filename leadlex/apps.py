@@ -1,6 +1,16 @@
+from pathlib import Path
+
 from django.apps import AppConfig
 
 
 class LeadlexConfig(AppConfig):
     name = "leadlex"
     verbose_name = "LeadLex platform"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        # WhiteNoise warns at every start when STATIC_ROOT is missing (before the
+        # first collectstatic); an empty directory simply serves nothing yet.
+        if settings.STATIC_ROOT:
+            Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)

@@ -152,3 +152,13 @@ def test_adding_a_webhook_endpoint_checks_the_url_and_shows_the_secret_once(staf
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.secret.startswith("whsec_") and endpoint.secret in response.content.decode()
     assert endpoint.secret not in staff.get(f"/admin/leadlex/webhookendpoint/{endpoint.pk}/change/").content.decode()
+
+
+def test_the_admins_static_files_are_served_after_collectstatic(settings, tmp_path, db):  # noqa: ANN001
+    from django.core.management import call_command
+
+    settings.STATIC_ROOT = tmp_path / "static"
+    call_command("collectstatic", "--noinput", verbosity=0)
+    response = Client().get("/static/admin/css/base.css")  # a new handler: WhiteNoise scans STATIC_ROOT
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/css")
