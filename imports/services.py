@@ -599,9 +599,12 @@ def import_input_count(*, data: ImportInput, params: ImportParams) -> int:
 
 
 def import_request(*, workspace: Workspace, data: ImportInput, params: ImportParams, api_key: ApiKey | None = None,
-                   user: Any | None = None, force_queue: bool = False) -> ImportJob:
+                   user: Any | None = None, force_queue: bool = False, enqueue: bool = True) -> ImportJob:
     """Start an import: ≤ 500 rows run now (the returned job is finished), more are
-    stored and queued. Raises ``ValidationFailed`` for an unusable request."""
+    stored and queued. Raises ``ValidationFailed`` for an unusable request.
+
+    ``force_queue`` always stores and queues; ``enqueue=False`` leaves the queued job
+    for the caller to run in-process (the ``import_contacts`` command)."""
     if data.rows is None and data.csv_data is None:
         raise ValidationFailed("Give either rows or csv.")
     if data.csv_data is not None:
@@ -649,7 +652,8 @@ def import_request(*, workspace: Workspace, data: ImportInput, params: ImportPar
         raise
     with transaction.atomic():
         job = ImportJob.objects.create(status=ImportJob.Status.QUEUED, payload_key=payload_key, **common)
-        import_job_enqueue_on_commit(job_id=job.id)
+        if enqueue:
+            import_job_enqueue_on_commit(job_id=job.id)
     return job
 
 

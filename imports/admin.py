@@ -1,0 +1,190 @@
+"""Admin for import jobs, and the CSV upload form (upload → map columns → import).
+
+The error-file link points at an admin view that signs a fresh URL when clicked,
+so a page never embeds a link that expires while it is open.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from imports.models import ImportJob
+from imports.parsing import CONTACT_FIELDS, MappingError, csv_header
+from imports.services import (
+    ImportInput,
+    import_job_errors_url,
+    import_job_retry,
+    import_params_clean,
+    import_request,
+)
+from leadlex import storage
+from leadlex.errors import ApiError
+from leadlex.models import Workspace
+
+UPLOAD_PREFIX = "imports/uploads/"
+_SESSION_KEY = "imports_admin_upload"
+# Offered in the mapping step; custom fields are typed in as custom.<name>.
+MAPPING_CHOICES = [("", "— ignore —")] + [(f, f) for f in CONTACT_FIELDS if f not in ("custom",)]
+
+
+class UploadForm(forms.Form):
+    workspace = forms.ModelChoiceField(queryset=Workspace.objects.order_by("name"))
+    file = forms.FileField(help_text="CSV, UTF-8 (with or without BOM).")
+    has_header = forms.BooleanField(required=False, initial=True, help_text="The first row names the columns.")
+    update_existing = forms.BooleanField(required=False, help_text="Update contacts that match by email or phone.")
+    tags = forms.CharField(required=False, help_text="Comma-separated tags added to every imported contact.")
+
+
+class MappingForm(forms.Form):
+    def __init__(self, *args: Any, columns: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.columns = columns
+        for index, name in enumerate(columns):
+            guess = name.strip().lower() if name.strip().lower() in CONTACT_FIELDS else ""
+            self.fields[f"col_{index}"] = forms.CharField(
+                required=False, initial=guess, label=name or f"Column {index + 1}",
+                widget=forms.TextInput(attrs={"list": "leadlex-fields", "size": 24}),
+                help_text="a contact field, custom.<name>, or empty to ignore")
+
+    def mapping(self, *, has_header: bool) -> dict[str, str]:
+        mapping = {}
+        for index, name in enumerate(self.columns):
+            target = (self.cleaned_data.get(f"col_{index}") or "").strip()
+            if target:
+                mapping[name if has_header else str(index)] = target
+        return mapping
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "workspace", "source", "status", "progress_bar", "created_count", "updated_count",
+                    "skipped_count", "error_count", "error_file", "created_at", "completed_at")
+    list_filter = ("status", "source")
+    list_select_related = ("workspace",)
+    search_fields = ("=id", "workspace__name")
+    date_hierarchy = "created_at"
+    actions = ["retry_jobs"]
+    readonly_fields = ("public_id", "workspace", "source", "status", "progress_bar", "total_rows", "processed_rows",
+                       "created_count", "updated_count", "skipped_count", "error_count", "error_file", "first_errors",
+                       "params", "api_key", "created_by_user", "payload_key", "next_record", "attempts", "error",
+                       "error_kind", "created_at", "started_at", "heartbeat_at", "completed_at")
+    fields = readonly_fields
+    change_list_template = "admin/imports/importjob/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # imports start from the upload form, the API or the command
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="job id", ordering="id")
+    def public_id(self, obj: ImportJob) -> str:
+        return obj.public_id
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: ImportJob) -> str:
+        percent = obj.progress_percent
+        if percent is None:
+            return "—"
+        return format_html('<progress value="{}" max="100" style="width:8em"></progress> {}% ({} / {})',
+                           percent, percent, obj.processed_rows, obj.total_rows or "?")
+
+    @admin.display(description="errors file")
+    def error_file(self, obj: ImportJob) -> str:
+        if not obj.errors_key:
+            return "—"
+        url = reverse("admin:imports_importjob_errors", args=[obj.pk])
+        return format_html('<a href="{}">errors.csv ({})</a>', url, obj.error_count)
+
+    @admin.action(description="Retry selected failed import jobs")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = sum(1 for job in queryset if import_job_retry(job=job))
+        self.message_user(request, f"{count} import job(s) queued again.", messages.SUCCESS)
+
+    def get_urls(self) -> list:
+        site = self.admin_site
+        return [
+            path("<uuid:job_id>/errors/", site.admin_view(self.errors_view), name="imports_importjob_errors"),
+            path("upload/", site.admin_view(self.upload_view), name="imports_importjob_upload"),
+            path("upload/map/", site.admin_view(self.mapping_view), name="imports_importjob_map"),
+            *super().get_urls(),
+        ]
+
+    def errors_view(self, request: HttpRequest, job_id: Any) -> HttpResponse:
+        job = get_object_or_404(ImportJob, pk=job_id)
+        url = import_job_errors_url(job=job, base_url=request.build_absolute_uri("/"))
+        if not url:
+            self.message_user(request, "This import has no error file.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:imports_importjob_change", args=[job.pk]))
+        return HttpResponseRedirect(url)
+
+    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+        return {**self.admin_site.each_context(request), "opts": self.model._meta, **extra}
+
+    def upload_view(self, request: HttpRequest) -> HttpResponse:
+        """Step 1: the file and the import options. The file goes to storage (it may be
+        large; the session only keeps its key)."""
+        if not self.has_view_permission(request) or not request.user.has_perm("contacts.add_contact"):
+            return HttpResponse(status=403)
+        form = UploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            key = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}.csv"
+            writer = storage.open_writer(key, storage.ObjectMeta(content_type="text/csv"))
+            for chunk in form.cleaned_data["file"].chunks():
+                writer.write(chunk)
+            writer.close()
+            request.session[_SESSION_KEY] = {
+                "key": key, "workspace": str(form.cleaned_data["workspace"].pk),
+                "has_header": form.cleaned_data["has_header"], "update_existing": form.cleaned_data["update_existing"],
+                "tags": form.cleaned_data["tags"], "file_name": form.cleaned_data["file"].name,
+            }
+            return HttpResponseRedirect(reverse("admin:imports_importjob_map"))
+        return TemplateResponse(request, "admin/imports/upload.html",
+                                self._context(request, form=form, title="Import contacts from CSV"))
+
+    def mapping_view(self, request: HttpRequest) -> HttpResponse:
+        """Step 2: map each column to a contact field, then start the import."""
+        upload = request.session.get(_SESSION_KEY)
+        if not upload or not request.user.has_perm("contacts.add_contact"):
+            return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
+        with storage.open_reader(upload["key"]) as fh:  # type: ignore[union-attr]
+            head = fh.read(256 * 1024)
+        preview = csv_header(head, limit=6)
+        if not preview:
+            self.message_user(request, "The file is empty.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
+        width = max(len(r) for r in preview)
+        columns = preview[0] if upload["has_header"] else [f"Column {i + 1}" for i in range(width)]
+        sample = preview[1:] if upload["has_header"] else preview
+        form = MappingForm(request.POST or None, columns=columns)
+        if request.method == "POST" and form.is_valid():
+            workspace = get_object_or_404(Workspace, pk=upload["workspace"])
+            try:
+                params = import_params_clean(update_existing=upload["update_existing"], tags=upload["tags"],
+                                             mapping=form.mapping(has_header=upload["has_header"]) or None,
+                                             has_header=upload["has_header"], file_name=upload["file_name"])
+                data = b"".join(storage.iter_bytes(upload["key"]))
+                job = import_request(workspace=workspace, data=ImportInput(csv_data=data), params=params,
+                                     user=request.user)
+            except (ApiError, MappingError) as exc:
+                form.add_error(None, getattr(exc, "message", str(exc)))
+            else:
+                storage.delete(upload["key"])
+                request.session.pop(_SESSION_KEY, None)
+                self.message_user(request, f"Import {job.public_id} {job.status}: {job.created_count} created, "
+                                           f"{job.updated_count} updated, {job.skipped_count} skipped, "
+                                           f"{job.error_count} errors so far.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:imports_importjob_change", args=[job.pk]))
+        return TemplateResponse(request, "admin/imports/mapping.html", self._context(
+            request, form=form, sample=sample, columns=columns, upload=upload, fields=CONTACT_FIELDS,
+            title="Map the columns"))
