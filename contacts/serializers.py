@@ -184,6 +184,10 @@ class CompanySerializer(StrictMixin, serializers.ModelSerializer):
     def validate_custom(self, value: Any) -> dict[str, Any]:
         return _custom(value)
 
+    def validate_addresses(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        _custom({"addresses": value})  # the same JSON sanity and size checks
+        return value
+
 
 class OpportunitySerializer(StrictMixin, serializers.ModelSerializer):
     company_id = serializers.UUIDField(required=False, allow_null=True)

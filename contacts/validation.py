@@ -85,6 +85,9 @@ class ContactInputError(ValueError):
 
 
 def check_length(value: str, *, max_length: int, what: str = "value") -> str:
+    # PostgreSQL cannot store NUL in text; refusing it here keeps both databases alike.
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL characters.")
     if len(value) > max_length:
         raise ValueError(f"{what} is too long ({len(value)} characters; at most {max_length}).")
     return value
@@ -219,9 +222,12 @@ def validate_custom(value: Any) -> dict[str, Any]:
     import json
 
     try:
-        size = len(json.dumps(value, default=str))
+        encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         raise ValueError("Custom field values must be JSON values.") from None
+    if "\\u0000" in encoded:  # PostgreSQL's jsonb refuses NUL
+        raise ValueError("Custom field values must not contain NUL characters.")
+    size = len(encoded)
     if size > MAX_CUSTOM_BYTES:
         raise ValueError(f"Custom fields are too large ({size} bytes; at most {MAX_CUSTOM_BYTES}).")
     return dict(value)
