@@ -14,9 +14,10 @@ nested queries and ``MAX_NODES`` query nodes, so no request can build a
 pathological SQL statement.
 
 Text conditions compare a *folded* form of both sides (lower case, accents
-removed): ``lower(unaccent(x))`` on PostgreSQL (the ``unaccent`` extension is
-created by a migration in ``exports``) and a Python function registered on each
-SQLite connection, so both databases agree.
+removed): ``lx_fold(x)`` = ``lower(unaccent(x))`` on PostgreSQL (an IMMUTABLE SQL
+function with trigram indexes, created by exports migration 0004) and a Python
+function of the same name registered on each SQLite connection, so both
+databases agree.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class Fold(Func):
     output_field = TextField()
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        return self.as_sql(compiler, connection, template="lower(unaccent((%(expressions)s)::text))", **extra)
+        # lx_fold = lower(unaccent(x)) declared IMMUTABLE (exports migration 0004), so
+        # that the trigram indexes on lx_fold(column) serve these conditions.
+        return self.as_sql(compiler, connection, template="lx_fold((%(expressions)s)::text)", **extra)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
         # Registered lazily at SQL-compile time so that it exists on whichever
