@@ -311,7 +311,13 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
         logger.warning("export %s: checkpoint no longer matches storage; starting over", job.pk)
         checkpoint = {}
         writer = storage.open_resumable_writer(job.storage_key, meta, state=None)
-    resumed = bool(checkpoint.get("writer"))
+    writer_state = checkpoint.get("writer") or {}
+    resumed = bool(writer_state.get("offset") or writer_state.get("parts"))  # any bytes committed yet?
+    if not resumed:
+        checkpoint = {}
+        # Recorded before any part exists, so that a failure or a cancel can abort
+        # the upload instead of leaving it behind.
+        _under_lease(job, token, checkpoint={"writer": writer.state(), "cursor": None, "rows": 0})
     cursor = checkpoint.get("cursor")
     rows = int(checkpoint.get("rows") or 0)
     if resumed:

@@ -62,7 +62,7 @@ def test_a_job_killed_mid_export_is_resumed_by_the_next_worker_with_every_row_ex
 
             def committed() -> ExportJob | None:
                 job = ExportJob.objects.get(pk=job_id)
-                return job if (job.checkpoint or {}).get("writer") else None
+                return job if (job.checkpoint or {}).get("rows") else None
 
             wait_for(committed, timeout=120, interval=0.02, message="a first committed checkpoint")
         finally:
@@ -147,7 +147,8 @@ def test_retention_deletes_old_files_marks_jobs_expired_and_completion_is_announ
     ExportJob.objects.filter(pk=job_id).update(expires_at=timezone.now() - timedelta(seconds=1))
     export_jobs_sweep_expired_task.delay()
     job = wait_job(job_id, statuses=("expired",))
-    assert not storage.exists(job.storage_key)
+    # Marked expired first (no URL is signed from then on), deleted right after.
+    wait_for(lambda: not storage.exists(job.storage_key), timeout=30, message="the file to be deleted")
     body = owner.client.get(f"{CREATE}/{job_id}").json()
     assert body["status"] == "expired" and "download_url" not in body
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -51,7 +50,7 @@ class Command(BaseCommand):
         job = contact_export_start(workspace=workspace, format=opts["format"], start=start, end=end,
                                    include_comet_tokens=opts["include_comet_tokens"],
                                    include_all_emails=opts["include_all_emails"], enqueue=False)
-        bar = tqdm(total=None, unit="rows", file=sys.stderr, disable=opts["no_progress"], desc="export")
+        bar = tqdm(total=None, unit="rows", file=self.stderr._out, disable=opts["no_progress"], desc="export")
 
         def progress(rows: int, total: int | None) -> None:
             if total is not None and bar.total != total:
