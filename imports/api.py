@@ -4,6 +4,8 @@ imports.services.
 Bodies accepted by POST:
 - ``application/json``: ``{"rows": [...]}`` or ``{"csv": "...", "mapping": {...}, "has_header": true}``
   plus ``update_existing`` and ``tags``;
+- ``application/x-ndjson``: one contact object per line (an NDJSON export file as it is);
+  ``update_existing`` and ``tags`` as query parameters;
 - ``text/csv``: the file itself; ``mapping`` (JSON or ``col=field,col=field``),
   ``has_header``, ``update_existing``, ``tags`` as query parameters;
 - ``multipart/form-data`` with the file in ``file`` (``curl -F file=@contacts.csv``);
@@ -15,6 +17,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.http import HttpRequest, QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -50,6 +53,15 @@ class CSVTextParser(BaseParser):
 
 class _CSVPlainParser(CSVTextParser):
     media_type = "text/plain"
+
+
+class NDJSONParser(BaseParser):
+    """One contact object per line, e.g. an NDJSON export file sent back as it is."""
+
+    media_type = "application/x-ndjson"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
+        return {"__ndjson_body__": stream.read() if stream is not None else b""}
 
 
 def buffer_chunked_body(request: HttpRequest) -> None:
@@ -145,7 +157,7 @@ def _param_tags(values: list[str]) -> list[str] | None:
 
 class ImportContactsView(WorkspaceAPIView):
     rate_limit_group = "import_contacts"
-    parser_classes = [JSONParser, CSVTextParser, _CSVPlainParser, MultiPartParser, FormParser]
+    parser_classes = [JSONParser, NDJSONParser, CSVTextParser, _CSVPlainParser, MultiPartParser, FormParser]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Before auth, like the Content-Length check in the middleware, and inside
@@ -182,6 +194,18 @@ class ImportContactsView(WorkspaceAPIView):
     def _read(self, request: Request) -> tuple[ImportInput, ImportParams, dict[str, Any]]:
         query = request.query_params
         body = request.data
+        if "__ndjson_body__" in body:
+            rows = []
+            for number, line in enumerate(body["__ndjson_body__"].splitlines(), start=1):
+                if line.strip():
+                    try:
+                        rows.append(orjson.loads(line))
+                    except orjson.JSONDecodeError:
+                        raise ValidationFailed(f"Line {number} of the NDJSON body is not JSON.",
+                                               details={"line": number}) from None
+            params = import_params_clean(update_existing=query.get("update_existing", False),
+                                         tags=_param_tags(query.getlist("tags")))
+            return ImportInput(rows=rows), params, self._canonical(None, rows, params)
         if "__csv_body__" in body:  # text/csv
             csv_data: Any = body["__csv_body__"]
             params = import_params_clean(
