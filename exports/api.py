@@ -7,6 +7,9 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -16,11 +19,48 @@ from exports.models import ExportJob
 from leadlex.api import WorkspaceAPIView, get_in_workspace
 
 
+_ERRORS = {400: OpenApiResponse(description="validation_error"), 401: OpenApiResponse(description="invalid_key"),
+           403: OpenApiResponse(description="insufficient_permissions / subscription_inactive"),
+           429: OpenApiResponse(description="rate_limited")}
+
+_STATUS = inline_serializer("ContactExportStatus", {
+    "id": serializers.UUIDField(),
+    "status": serializers.ChoiceField(choices=["queued", "processing", "completed", "failed", "expired"]),
+    "total_contacts": serializers.IntegerField(allow_null=True),
+    "processed_contacts": serializers.IntegerField(),
+    "created_at": serializers.DateTimeField(),
+    "completed_at": serializers.DateTimeField(allow_null=True),
+    "error": serializers.CharField(allow_null=True),
+    "download_url": serializers.URLField(required=False, help_text="Presigned, valid 15 minutes, signed afresh on "
+                                                                   "each read; only when completed."),
+    "expires_at": serializers.DateTimeField(required=False, help_text="When download_url stops working."),
+    "file_expires_at": serializers.DateTimeField(required=False, help_text="When the file is deleted (retention)."),
+})
+
+
 class ContactExportStreamApi(WorkspaceAPIView):
     """GET /v1/contacts/export: CSV streamed in keyset batches (flat memory)."""
 
     rate_limit_group = "contacts_export"
 
+    @extend_schema(
+        summary="Export contacts as CSV (streamed)",
+        description="Rows ordered by (created_at, id); header row always first; `tags` comma-joined in one cell; "
+                    "RFC 4180 quoting; formula-like cells neutralised (docs/exports.md). When more rows match than "
+                    "`limit`, `Link: <...>; rel=\"next\"` gives the next page. 10 requests per hour per workspace.",
+        parameters=[
+            OpenApiParameter("limit", int, description="Rows per response, default 10,000, max 50,000."),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME,
+                             description="ISO 8601, exclusive; without an offset read in the workspace's time zone."),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="ISO 8601, exclusive; as above."),
+            OpenApiParameter("list_id", OpenApiTypes.UUID, description="Only members of this list."),
+            OpenApiParameter("tag", str, many=True, description="Repeatable; every tag must be carried."),
+            OpenApiParameter("fields", str, description="Comma-separated columns; default id,full_name,email,phone,"
+                                                        "job_title,company_name,linkedin_url,tags,created_at."),
+            OpenApiParameter("cursor", str, description="From a previous response's Link rel=next."),
+        ],
+        responses={(200, "text/csv"): OpenApiTypes.STR, **_ERRORS},
+    )
     def get(self, request: Request) -> StreamingHttpResponse:
         job, next_token = services.contact_export_sync_prepare(workspace=self.workspace, query=request.query_params)
         response = StreamingHttpResponse(services.contact_export_sync_stream(job=job),
@@ -40,6 +80,19 @@ class ContactExportCreateApi(WorkspaceAPIView):
     rate_limit_group = "contacts_exports_create"
     required_scope = "read:contacts"  # an export only reads contacts
 
+    @extend_schema(
+        summary="Create a contact export (gzipped NDJSON)",
+        request=inline_serializer("ContactExportCreate", {
+            "start_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS, workspace time zone"),
+            "end_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS, after start_date; the whole second "
+                                                        "is included"),
+            "include_comet_tokens": serializers.ChoiceField(choices=[0, 1], required=False),
+            "include_all_emails": serializers.ChoiceField(choices=[0, 1], required=False),
+        }),
+        responses={202: inline_serializer("ContactExportCreated", {"id": serializers.UUIDField(),
+                                                                   "status": serializers.CharField()}),
+                   422: OpenApiResponse(description="validation_error"), **_ERRORS},
+    )
     def post(self, request: Request) -> Response:
         data: Any = request.data if request.data else request.query_params.dict()
         job = services.contact_export_request(workspace=self.workspace, data=data, api_key=request.user.api_key)
@@ -73,6 +126,8 @@ class ContactExportDetailApi(WorkspaceAPIView):
 
     rate_limit_group = "contacts_exports_status"
 
+    @extend_schema(summary="Get a contact export", responses={200: _STATUS, 404: OpenApiResponse(description="not_found"),
+                                                             **_ERRORS})
     def get(self, request: Request, export_id: str) -> Response:
         job: ExportJob = get_in_workspace(ExportJob.objects.filter(kind="contacts"), workspace=self.workspace,
                                           pk=export_id)  # type: ignore[assignment]
