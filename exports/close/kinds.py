@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from exports.close import render, selectors
+from exports.close import fastpath, render, selectors
 from exports.close.models import CLOSE_KINDS, LEAD_KINDS, OPPORTUNITY_KIND
 from exports.engine import ExportBatch, ExportKindSpec, register_export_kind
 from exports.models import ExportJob
@@ -150,20 +150,32 @@ def _rows(job: ExportJob, ids: list[Any], fields: list[str]) -> Iterator[tuple[d
                 yield render.opportunity_row(o, lead, organization_id=organization_id)
 
 
+def uses_fast_path(job: ExportJob) -> bool:
+    """Whole lead documents built by PostgreSQL: the backup case (leads, JSON or
+    NDJSON, every default field). Anything narrower is rendered in Python."""
+    return (job.kind == LEAD_KINDS["leads"] and job.format in ("json", "ndjson")
+            and not job.parameters.get("fields") and fastpath.enabled())
+
+
 def iter_batches(job: ExportJob, after: Any) -> Iterator[ExportBatch]:
     pos = int((after or {}).get("pos", 0))
     columns = _columns(job)
     date_format = job.parameters.get("date_format") or "original"
     tz = ZoneInfo(job.parameters.get("tz") or "UTC")
+    fast = uses_fast_path(job)
     first = after is None  # only the document's first batch goes without a leading comma
     for ids in selectors.root_id_batches(_roots(job), offset=pos, limit=_limit(job), batch_size=batch_size()):
         pos += len(ids)
         chunks: list[bytes] = []
-        for full, raw in _rows(job, ids, columns.fields):
-            if job.format == "csv":
-                chunks.append(render.encode_csv(columns.csv_cells(full, raw, date_format, tz)))
-            else:
-                chunks.append(render.encode_json(columns.json_object(full)))
+        if fast:
+            chunks = [doc.encode() for doc in fastpath.lead_documents(
+                company_ids=ids, activities="activities" in columns.fields, smart=_wants_smart(columns.fields))]
+        else:
+            for full, raw in _rows(job, ids, columns.fields):
+                if job.format == "csv":
+                    chunks.append(render.encode_csv(columns.csv_cells(full, raw, date_format, tz)))
+                else:
+                    chunks.append(render.encode_json(columns.json_object(full)))
         if not chunks:
             continue  # the engine wants no empty batches; the next one carries the cursor on
         if job.format == "json":
