@@ -12,7 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
@@ -32,6 +32,8 @@ from contacts.services import contact_emails_sync_primary
 from contacts.validation import normalize_email, normalize_phone
 
 FILTER_CHOICES_LIMIT = 100
+# A URL typed without a scheme means https, as in the API (and Django 6's default).
+URL_FIELD_OVERRIDES = {models.URLField: {"assume_scheme": "https"}}
 
 
 class _BoundedRelatedFilter(admin.SimpleListFilter):
@@ -105,6 +107,12 @@ class ListMembershipInline(admin.TabularInline):
     verbose_name = "list membership"
 
 
+def _formfield(field: models.Field, **kwargs: Any) -> forms.Field | None:
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
+
+
 class ContactAdminForm(forms.ModelForm):
     """Normalises like the API and refuses a duplicate address with a form error
     instead of the database's IntegrityError."""
@@ -112,6 +120,7 @@ class ContactAdminForm(forms.ModelForm):
     class Meta:
         model = Contact
         fields = "__all__"
+        formfield_callback = _formfield
 
     def clean_email(self) -> str | None:
         value = self.cleaned_data.get("email")
@@ -141,6 +150,7 @@ class ContactAdminForm(forms.ModelForm):
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
     form = ContactAdminForm
+    formfield_overrides = URL_FIELD_OVERRIDES
     list_display = ("__str__", "email", "phone", "company_display", "tag_names", "workspace", "created_at")
     list_select_related = ("workspace", "company")
     list_filter = ("workspace", TagFilter, ListFilter, CompanyFilter, "created_at")
@@ -173,6 +183,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
+    formfield_overrides = URL_FIELD_OVERRIDES
     list_display = ("name", "status", "url", "contact_count", "workspace", "created_at")
     list_select_related = ("workspace",)
     list_filter = ("workspace", "status")
