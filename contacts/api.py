@@ -106,12 +106,12 @@ class ContactMergeAPI(WorkspaceAPIView):
 
 
 class CometTokenCollectionAPI(WorkspaceAPIView):
-    @extend_schema(operation_id="contacts_comet_tokens_list", responses=page(CometTokenSerializer),
-                   summary="A contact's comet tokens, most recent first")
+    @extend_schema(operation_id="contacts_comet_tokens_list", parameters=PAGE_PARAMETERS,
+                   responses=page(CometTokenSerializer), summary="A contact's comet tokens, most recent first")
     def get(self, request: Request, contact_id: UUID) -> Response:
         contact = selectors.contact_get(workspace=self.workspace, contact_id=contact_id)
-        tokens = selectors.comet_token_list(contact=contact)
-        return Response({"data": CometTokenSerializer(tokens, many=True).data, "next_cursor": None})
+        return _paged(request, selectors.comet_token_page(contact=contact, **_page_args(request)),
+                      CometTokenSerializer)
 
     @extend_schema(operation_id="contacts_comet_tokens_create", request=CometTokenSerializer,
                    responses={201: envelope(CometTokenSerializer)})

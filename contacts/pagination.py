@@ -1,5 +1,7 @@
 """Keyset (cursor) pagination over ``(created_at, id)``.
 
+Lists that read newest first (comet tokens) use ``(seen_at, id)`` descending.
+
 An offset would lose or repeat rows while contacts are inserted between two
 pages; a cursor on ``created_at`` alone would lose rows when many share one
 timestamp (imports, the seeder). The pair is unique and indexed
@@ -12,12 +14,12 @@ that leaks into another ordering or crashes the parser: it is opaque.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from django.core import signing
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, Q, QuerySet
 
 from leadlex.errors import ValidationFailed
@@ -67,26 +69,31 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int =
     return value
 
 
-def after_cursor(queryset: QuerySet[T], cursor: str | None) -> QuerySet[T]:
-    """Rows strictly after the cursor's row in ``(created_at, id)`` order."""
-    queryset = queryset.order_by("created_at", "id")
+def after_cursor(queryset: QuerySet[T], cursor: str | None, *, key: str = "created_at",
+                 descending: bool = False) -> QuerySet[T]:
+    """Rows strictly after the cursor's row in ``(key, pk)`` order (both descending if asked)."""
+    queryset = queryset.order_by(f"-{key}", "-pk") if descending else queryset.order_by(key, "pk")
     if not cursor:
         return queryset
-    key = decode_cursor(cursor)
-    pk: Any = key.id
-    if isinstance(queryset.model._meta.pk.to_python(pk), uuid.UUID):
-        pk = uuid.UUID(pk)
-    return queryset.filter(Q(created_at__gt=key.created_at) | Q(created_at=key.created_at, pk__gt=pk))
+    position = decode_cursor(cursor)
+    try:
+        pk = queryset.model._meta.pk.to_python(position.id)
+    except DjangoValidationError:
+        raise ValidationFailed("The cursor is not valid; use next_cursor from a previous page.",
+                               details={"field": "cursor"}) from None
+    op = "lt" if descending else "gt"
+    return queryset.filter(Q(**{f"{key}__{op}": position.created_at}) | Q(**{key: position.created_at, f"pk__{op}": pk}))
 
 
-def paginate(queryset: QuerySet[T], *, cursor: str | None, limit: int) -> Page[T]:
+def paginate(queryset: QuerySet[T], *, cursor: str | None, limit: int, key: str = "created_at",
+             descending: bool = False) -> Page[T]:
     """One page; ``next_cursor`` is None on the last page. One query: limit + 1 rows."""
-    rows = list(after_cursor(queryset, cursor)[: limit + 1])
+    rows = list(after_cursor(queryset, cursor, key=key, descending=descending)[: limit + 1])
     if len(rows) <= limit:
         return Page(rows=rows, next_cursor=None)
     rows = rows[:limit]
     last = rows[-1]
-    return Page(rows=rows, next_cursor=encode_cursor(created_at=last.created_at, pk=last.pk))
+    return Page(rows=rows, next_cursor=encode_cursor(created_at=getattr(last, key), pk=last.pk))
 
 
 def next_link(*, url: str, params: dict[str, Any], next_cursor: str) -> str:

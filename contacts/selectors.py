@@ -48,6 +48,11 @@ def comet_token_list(*, contact: Contact, limit: int | None = None) -> list[Come
     return list(queryset[:limit] if limit else queryset)
 
 
+def comet_token_page(*, contact: Contact, cursor: str | None, limit: int) -> Page[CometToken]:
+    return paginate(CometToken.objects.filter(contact=contact), cursor=cursor, limit=limit, key="seen_at",
+                    descending=True)
+
+
 def list_queryset(*, workspace: Workspace) -> QuerySet[ContactList]:
     from django.db.models import Count
 

@@ -203,7 +203,8 @@ def contact_merge(*, workspace: Workspace, primary_id: UUID, duplicate_ids: Sequ
     """Fold the duplicates into the primary and delete them, all or nothing.
 
     The primary keeps its own fields, fills its blanks from the duplicates (in the
-    order given), and takes every address (as non-primary ``ContactEmail`` rows
+    order given), keeps the earliest ``created_at`` of them all (the person has been
+    known since then), and takes every address (as non-primary ``ContactEmail`` rows
     that remember where they came from), comet token, list membership, tag,
     opportunity and activity of the duplicates.
     """

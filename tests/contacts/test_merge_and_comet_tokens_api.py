@@ -139,3 +139,20 @@ class TestCometTokens:
         owner.client.post(f"/v1/contacts/{contact['id']}/comet_tokens", {"token": "secret"}, format="json")
         response = stranger.client.get(f"/v1/contacts/{contact['id']}/comet_tokens")
         assert response.status_code == 404
+
+
+def test_comet_tokens_page_newest_first_without_losing_ties(owner):
+    contact = create(owner.client, full_name="A")
+    url = f"/v1/contacts/{contact['id']}/comet_tokens"
+    for i in range(7):
+        seen = "2024-01-01T00:00:00Z" if i < 5 else f"2024-01-0{i}T00:00:00Z"
+        owner.client.post(url, {"token": f"t{i}", "seen_at": seen}, format="json")
+    seen_tokens: list[str] = []
+    cursor = None
+    while True:
+        body = owner.client.get(url, {"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        seen_tokens += [t["token"] for t in body["data"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert seen_tokens == ["t6", "t5", "t4", "t3", "t2", "t1", "t0"]
