@@ -141,3 +141,32 @@ def test_the_openapi_document_lists_every_contacts_endpoint(anon):
         assert methods <= set(paths[path]), path
     contact_schema = document["components"]["schemas"]["Contact"]
     assert {"id", "email", "tags", "lists", "emails", "company_name", "custom"} <= set(contact_schema["properties"])
+
+
+@pytest.mark.parametrize("path", ["/v1/companies", "/v1/opportunities", "/v1/activities", "/v1/lists"])
+def test_every_list_endpoint_costs_the_same_queries_for_few_or_many_rows(owner, path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from contacts.models import ContactList
+
+    def add(n: int, offset: int) -> None:
+        ws = owner.workspace
+        companies = Company.objects.bulk_create([Company(workspace=ws, name=f"C{offset + i}") for i in range(n)])
+        people = Contact.objects.bulk_create([Contact(workspace=ws, full_name=f"P{offset + i}") for i in range(n)])
+        Opportunity.objects.bulk_create([Opportunity(workspace=ws, company=c, contact=p)
+                                         for c, p in zip(companies, people)])
+        Activity.objects.bulk_create([Activity(workspace=ws, type="note", company=c, contact=p)
+                                      for c, p in zip(companies, people)])
+        ContactList.objects.bulk_create([ContactList(workspace=ws, name=f"L{offset + i}") for i in range(n)])
+
+    def cost() -> int:
+        owner.client.get(path)  # the first request of a key also records last_used_at
+        with CaptureQueriesContext(connection) as ctx:
+            assert owner.client.get(f"{path}?limit=500").status_code == 200
+        return len(ctx.captured_queries)
+
+    add(2, 0)
+    few = cost()
+    add(40, 2)
+    assert cost() == few <= 3
