@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -27,7 +28,9 @@ from contacts.serializers import (
     envelope,
     page,
 )
+from contacts.validation import normalize_email, normalize_phone, parse_tags, parse_uuid
 from leadlex.api import WorkspaceAPIView
+from leadlex.errors import ValidationFailed
 
 PAGE_PARAMETERS = [
     OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
@@ -61,11 +64,36 @@ def _page_args(request: Request) -> dict[str, Any]:
 # --- contacts ------------------------------------------------------------------------------
 
 
+CONTACT_FILTER_PARAMETERS = [
+    OpenApiParameter("email", str, description="Exact address, case-insensitive"),
+    OpenApiParameter("phone", str, description="Any notation; compared in E.164"),
+    OpenApiParameter("tag", str, many=True, description="Repeatable: every tag must match"),
+    OpenApiParameter("list_id", OpenApiTypes.UUID, description="Members of this list"),
+    OpenApiParameter("company_id", OpenApiTypes.UUID, description="Contacts of this company"),
+]
+
+
+def _contact_filters(request: Request) -> selectors.ContactFilters:
+    params = request.query_params
+    try:
+        return selectors.ContactFilters(
+            email=normalize_email(params["email"]) if params.get("email") else None,
+            phone=normalize_phone(params["phone"]) if params.get("phone") else None,
+            tags=tuple(parse_tags(params.getlist("tag"))),
+            list_id=parse_uuid(params["list_id"], what="list_id") if params.get("list_id") else None,
+            company_id=parse_uuid(params["company_id"], what="company_id") if params.get("company_id") else None,
+        )
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
+
+
 class ContactCollectionAPI(WorkspaceAPIView):
-    @extend_schema(operation_id="contacts_list", parameters=PAGE_PARAMETERS, responses=page(ContactSerializer),
-                   summary="List contacts, oldest first by (created_at, id)")
+    @extend_schema(operation_id="contacts_list", parameters=PAGE_PARAMETERS + CONTACT_FILTER_PARAMETERS,
+                   responses=page(ContactSerializer), summary="List contacts, oldest first by (created_at, id)")
     def get(self, request: Request) -> Response:
-        return _paged(request, selectors.contact_page(workspace=self.workspace, **_page_args(request)), ContactSerializer)
+        result = selectors.contact_page(workspace=self.workspace, filters=_contact_filters(request),
+                                        **_page_args(request))
+        return _paged(request, result, ContactSerializer)
 
     @extend_schema(operation_id="contacts_create", request=ContactWriteSerializer,
                    responses={201: envelope(ContactSerializer)}, summary="Create a contact")

@@ -3,6 +3,7 @@ another workspace's id behaves exactly like one that does not exist."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -28,8 +29,39 @@ def contact_queryset(*, workspace: Workspace) -> QuerySet[Contact]:
     )
 
 
-def contact_page(*, workspace: Workspace, cursor: str | None, limit: int) -> Page[Contact]:
-    return paginate(contact_queryset(workspace=workspace), cursor=cursor, limit=limit)
+@dataclass(frozen=True)
+class ContactFilters:
+    """Optional narrowing of ``GET /v1/contacts``; values arrive already normalised."""
+
+    email: str | None = None
+    phone: str | None = None
+    tags: tuple[str, ...] = ()
+    list_id: UUID | None = None
+    company_id: UUID | None = None
+
+
+def contact_filter(queryset: QuerySet[Contact], *, filters: ContactFilters) -> QuerySet[Contact]:
+    if filters.email:
+        queryset = queryset.filter(email__iexact=filters.email)
+    if filters.phone:
+        queryset = queryset.filter(phone=filters.phone)
+    for name in filters.tags:
+        # One join per tag: a contact must carry all of them. (contact, tag) is
+        # unique, so no join can repeat a row.
+        queryset = queryset.filter(contacttag__tag__name=name)
+    if filters.list_id:
+        queryset = queryset.filter(listmembership__contact_list_id=filters.list_id)
+    if filters.company_id:
+        queryset = queryset.filter(company_id=filters.company_id)
+    return queryset
+
+
+def contact_page(*, workspace: Workspace, cursor: str | None, limit: int,
+                 filters: ContactFilters | None = None) -> Page[Contact]:
+    queryset = contact_queryset(workspace=workspace)
+    if filters is not None:
+        queryset = contact_filter(queryset, filters=filters)
+    return paginate(queryset, cursor=cursor, limit=limit)
 
 
 def contact_get(*, workspace: Workspace, contact_id: Any) -> Contact:

@@ -278,3 +278,38 @@ def test_postgres_keeps_the_case_insensitive_constraint_under_concurrent_inserts
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'contact_email_ci_unique'")
         (indexdef,) = cursor.fetchone()
     assert "lower" in indexdef.lower() and "UNIQUE" in indexdef
+
+
+class TestFilters:
+    def test_contacts_filter_by_email_phone_tags_list_and_company(self, owner):
+        company = Company.objects.create(workspace=owner.workspace, name="Co")
+        lst = ContactList.objects.create(workspace=owner.workspace, name="L")
+        create(owner.client, full_name="A", email="Ann@Example.com", phone="415 555 2671", tags=["x", "y"],
+                   lists=[str(lst.pk)], company_id=str(company.pk))
+        create(owner.client, full_name="B", email="b@example.com", tags=["x"])
+
+        def names(query: str) -> list[str]:
+            response = owner.client.get(f"/v1/contacts?{query}")
+            assert response.status_code == 200, response.content
+            return [c["full_name"] for c in response.json()["data"]]
+
+        assert names("email=ann@EXAMPLE.com") == ["A"]
+        assert names("phone=%2B1 (415) 555-2671") == ["A"]
+        assert names("tag=x") == ["A", "B"]
+        assert names("tag=x&tag=y") == ["A"]
+        assert names("tag=x&tag=nope") == []
+        assert names(f"list_id={lst.pk}") == ["A"]
+        assert names(f"company_id={company.pk}") == ["A"]
+        assert names("") == ["A", "B"]
+
+    @pytest.mark.parametrize("query", ["email=nope", "phone=abc", "list_id=12", "company_id=x"])
+    def test_a_malformed_filter_is_a_validation_error(self, owner, query):
+        response = owner.client.get(f"/v1/contacts?{query}")
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "validation_error"
+
+    def test_the_next_link_keeps_the_filters(self, owner):
+        for i in range(3):
+            create(owner.client, full_name=f"C{i}", tags=["t"])
+        response = owner.client.get("/v1/contacts?tag=t&limit=2")
+        assert "tag=t" in response["Link"] and "limit=2" in response["Link"]
