@@ -1,0 +1,153 @@
+"""docker-compose.yml and the Dockerfile, checked by reading them (no Docker engine
+here): every LeadLex service is configured only through variables the settings
+read, the infrastructure agrees with those variables, and every command points
+at code that exists."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shlex
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict = COMPOSE["services"]
+APP_SERVICES = sorted(name for name, svc in SERVICES.items() if "build" in svc)
+_ENV_CALL = re.compile(r"env_(?:str|bool|int|list|optional)\(\s*[\"']([A-Z0-9_]+)[\"']")
+
+
+def variables_read_by_the_code() -> set[str]:
+    names: set[str] = set()
+    for package in ("config", "leadlex", "contacts", "exports", "imports"):
+        for path in (ROOT / package).rglob("*.py"):
+            names |= set(_ENV_CALL.findall(path.read_text()))
+    return names
+
+
+def env_of(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def command_of(service: str) -> list[str]:
+    command = SERVICES[service].get("command")
+    if command is None:
+        return []
+    if isinstance(command, str):
+        return shlex.split(command)
+    if command[:2] == ["/bin/sh", "-c"]:
+        return shlex.split(command[2].replace("&&", " && "))
+    return list(command)
+
+
+def test_the_stack_has_every_piece():
+    assert {"postgres", "redis", "minio", "createbucket", "migrate", "web", "worker", "beat"} <= set(SERVICES)
+    assert set(APP_SERVICES) == {"migrate", "web", "worker", "beat"}
+
+
+def test_the_code_reads_its_environment_only_through_the_env_helper():
+    names = variables_read_by_the_code()
+    assert {"DATABASE_URL", "REDIS_URL", "AWS_STORAGE_BUCKET_NAME", "DJANGO_SECRET_KEY"} <= names
+    for package in ("config", "leadlex", "contacts", "exports", "imports"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.name == "env.py" and path.parent.name == "leadlex":
+                continue
+            text = path.read_text()
+            assert "os.environ.get(" not in text and "os.getenv(" not in text, path
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_services_set_only_variables_the_settings_read(service):
+    env = env_of(service)
+    unknown = set(env) - variables_read_by_the_code()
+    assert not unknown, f"{service} sets variables nothing reads: {sorted(unknown)}"
+    # The production profile: PostgreSQL, Redis and S3 all switched on.
+    assert {"DATABASE_URL", "REDIS_URL", "AWS_STORAGE_BUCKET_NAME", "AWS_S3_ENDPOINT_URL", "DJANGO_SECRET_KEY"} <= set(env)
+
+
+def test_the_infrastructure_matches_the_apps_variables():
+    env = env_of("web")
+    db = urlsplit(env["DATABASE_URL"])
+    pg = env_of("postgres")
+    assert db.hostname == "postgres" and db.port == 5432
+    assert (db.username, db.password, db.path.lstrip("/")) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"],
+                                                                pg["POSTGRES_DB"])
+    assert urlsplit(env["REDIS_URL"]).hostname == "redis"
+    minio = env_of("minio")
+    assert urlsplit(env["AWS_S3_ENDPOINT_URL"]).hostname == "minio"
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (minio["MINIO_ROOT_USER"],
+                                                                         minio["MINIO_ROOT_PASSWORD"])
+    script = " ".join(SERVICES["createbucket"]["command"])
+    assert f"local/{env['AWS_STORAGE_BUCKET_NAME']}" in script
+    assert f"{minio['MINIO_ROOT_USER']} {minio['MINIO_ROOT_PASSWORD']}" in script
+    assert "anonymous set none" in script  # the bucket stays private
+    assert all(env_of(s) == env for s in APP_SERVICES)  # one configuration for all processes
+
+
+def test_every_dependency_names_a_service_and_apps_wait_for_migrations():
+    for name, service in SERVICES.items():
+        for dependency in service.get("depends_on") or {}:
+            assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
+    for name in ("web", "worker", "beat"):
+        assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert SERVICES["web"]["depends_on"]["createbucket"]["condition"] == "service_completed_successfully"
+
+
+def _module_attr(spec: str) -> object:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr or "app")
+
+
+def test_commands_point_at_code_that_exists():
+    from django.core.management import get_commands
+
+    web = command_of("web")
+    assert "gunicorn" in web
+    assert callable(_module_attr(web[web.index("gunicorn") + 1]))  # config.wsgi:application
+    assert "collectstatic" in web and "collectstatic" in get_commands()
+    for name, role in (("worker", "worker"), ("beat", "beat")):
+        command = command_of(name)
+        assert command[:3] == ["celery", "-A", "config"] and command[3] == role
+        from celery import Celery
+
+        assert isinstance(importlib.import_module("config.celery").app, Celery)
+    migrate = command_of("migrate")
+    assert migrate[:2] == ["python", "manage.py"] and (ROOT / "manage.py").exists()
+    assert migrate[2] in get_commands()
+
+
+def test_the_beat_schedule_names_registered_tasks():
+    from django.conf import settings
+
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    registered = set(app.tasks)  # finalizes the app (autodiscovery) before the schedule is read
+    schedule = dict(settings.CELERY_BEAT_SCHEDULE)
+    assert "leadlex-webhook-sweep" in schedule
+    for entry in schedule.values():
+        assert entry["task"] in registered, entry["task"]
+
+
+def test_the_dockerfile_copies_what_exists_and_runs_the_web_server():
+    text = (ROOT / "Dockerfile").read_text()
+    assert text.startswith("#") and "FROM python:3.11" in text
+    for line in text.splitlines():
+        if line.startswith("COPY "):
+            *sources, _dest = line.split()[1:]
+            for source in sources:
+                assert (ROOT / source).exists(), source
+    cmd = re.search(r"^CMD (\[.*\])$", text, re.M).group(1)
+    import json
+
+    command = json.loads(cmd)
+    assert command[0] == "gunicorn" and callable(_module_attr(command[1]))
+    for package in ("config", "leadlex", "contacts", "exports", "imports", "templates"):
+        assert f"COPY {package} ./{package}" in text, package
