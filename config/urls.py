@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from leadlex import views as leadlex_views
 
@@ -14,7 +14,7 @@ app_urls = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("v1/openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),  # JSON, as the name says
     path("v1/docs/", SpectacularSwaggerView.as_view(url_name="openapi"), name="api-docs"),
     path("v1/redoc/", SpectacularRedocView.as_view(url_name="openapi"), name="api-redoc"),
     path("v1/", include(app_urls)),

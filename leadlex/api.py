@@ -48,6 +48,7 @@ def get_in_workspace(queryset: QuerySet, *, workspace: Workspace, pk: Any) -> Mo
 
 
 # --- Webhook endpoint registry ------------------------------------------------------
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer  # noqa: E402
 from rest_framework import serializers, status  # noqa: E402 - kept beside the views that use them
 
 from leadlex.models import WebhookEndpoint  # noqa: E402
@@ -63,6 +64,20 @@ class WebhookEndpointCreateSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: "Unknown field." for name in sorted(unknown)})
         return attrs
+
+
+class WebhookEndpointSerializer(serializers.Serializer):
+    """Response shape (documentation only)."""
+
+    id = serializers.UUIDField()
+    url = serializers.CharField()
+    events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEndpoint.EVENTS))
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(help_text="The signing secret: shown in this response only.")
 
 
 def webhook_endpoint_data(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
@@ -83,11 +98,15 @@ class WebhookEndpointListCreateAPI(WorkspaceAPIView):
     """GET lists the workspace's endpoints (without secrets); POST registers one and
     answers its signing secret, once."""
 
+    @extend_schema(tags=["webhooks"], summary="List webhook endpoints", operation_id="webhooks_list", responses={200: inline_serializer(
+        "WebhookEndpointList", {"data": WebhookEndpointSerializer(many=True)})})
     def get(self, request: Request) -> Response:
         from leadlex.webhooks import webhook_endpoint_list
 
         return Response({"data": [webhook_endpoint_data(e) for e in webhook_endpoint_list(workspace=self.workspace)]})
 
+    @extend_schema(tags=["webhooks"], summary="Register a webhook endpoint", request=WebhookEndpointCreateSerializer,
+                   responses={201: WebhookEndpointCreatedSerializer})
     def post(self, request: Request) -> Response:
         from leadlex.webhooks import webhook_endpoint_create
 
@@ -100,10 +119,13 @@ class WebhookEndpointListCreateAPI(WorkspaceAPIView):
 
 
 class WebhookEndpointDetailAPI(WorkspaceAPIView):
+    @extend_schema(tags=["webhooks"], summary="Get a webhook endpoint", responses={200: WebhookEndpointSerializer})
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = get_in_workspace(WebhookEndpoint.objects.all(), workspace=self.workspace, pk=endpoint_id)
         return Response(webhook_endpoint_data(endpoint))
 
+    @extend_schema(tags=["webhooks"], summary="Delete a webhook endpoint",
+                   responses={204: OpenApiResponse(description="Deleted")})
     def delete(self, request: Request, endpoint_id: str) -> Response:
         from leadlex.webhooks import webhook_endpoint_delete
 

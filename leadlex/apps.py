@@ -10,6 +10,8 @@ class LeadlexConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from leadlex import schema  # noqa: F401 - registers the OpenAPI auth extension
+
         # WhiteNoise warns at every start when STATIC_ROOT is missing (before the
         # first collectstatic); an empty directory simply serves nothing yet.
         if settings.STATIC_ROOT:

@@ -1,10 +1,9 @@
-from django.urls import re_path
+from django.urls import path
 
 from leadlex import api
 
 app_name = "leadlex"
-# The trailing slash is optional: clients of both dialects are used to either.
 urlpatterns: list = [
-    re_path(r"^webhooks/?$", api.WebhookEndpointListCreateAPI.as_view(), name="webhooks"),
-    re_path(r"^webhooks/(?P<endpoint_id>[^/]+)/?$", api.WebhookEndpointDetailAPI.as_view(), name="webhook-detail"),
+    path("webhooks", api.WebhookEndpointListCreateAPI.as_view(), name="webhooks"),
+    path("webhooks/<str:endpoint_id>", api.WebhookEndpointDetailAPI.as_view(), name="webhook-detail"),
 ]
