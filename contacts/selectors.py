@@ -3,30 +3,64 @@ another workspace's id behaves exactly like one that does not exist."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Lower
 
-from contacts.models import Activity, CometToken, Company, Contact, ContactEmail, ContactList, Opportunity, Tag
+from contacts.models import (
+    Activity,
+    CometToken,
+    Company,
+    Contact,
+    ContactEmail,
+    ContactList,
+    ContactTag,
+    ListMembership,
+    Opportunity,
+)
 from contacts.pagination import Page, paginate
 from leadlex.api import get_in_workspace
 from leadlex.models import Workspace
 
 
 def contact_queryset(*, workspace: Workspace) -> QuerySet[Contact]:
-    """Contacts with everything their JSON shows, in a fixed number of queries
-    (one for the rows + one per prefetched relation) however many rows."""
-    return (
-        Contact.objects.filter(workspace=workspace)
-        .select_related("company")
-        .prefetch_related(
-            Prefetch("tags", queryset=Tag.objects.only("id", "name").order_by("name")),
-            Prefetch("lists", queryset=ContactList.objects.only("id")),
-            Prefetch("emails", queryset=ContactEmail.objects.order_by("-is_primary", "created_at", "id")),
-        )
-    )
+    """Contacts with their company joined; tags, lists and emails come from
+    ``contacts_attach_relations`` once the page is known."""
+    return Contact.objects.filter(workspace=workspace).select_related("company")
+
+
+def contacts_attach_relations(contacts: list[Contact]) -> list[Contact]:
+    """Set ``tag_names``, ``list_ids`` and ``email_list`` on each contact: three
+    queries for the whole page, whatever its size.
+
+    Django's ``prefetch_related`` would cost the same number of queries but clones
+    a queryset per row and relation, which made a 500-row page spend most of its
+    time in the ORM; these are flat ``values_list`` reads.
+    """
+    if not contacts:
+        return contacts
+    ids = [c.pk for c in contacts]
+    tags: dict[Any, list[str]] = defaultdict(list)
+    for contact_id, name in ContactTag.objects.filter(contact_id__in=ids).values_list("contact_id", "tag__name"):
+        tags[contact_id].append(name)
+    lists: dict[Any, list[str]] = defaultdict(list)
+    for contact_id, list_id in ListMembership.objects.filter(contact_id__in=ids).values_list("contact_id",
+                                                                                            "contact_list_id"):
+        lists[contact_id].append(str(list_id))
+    emails: dict[Any, list[str]] = defaultdict(list)
+    rows = (ContactEmail.objects.filter(contact_id__in=ids).order_by("-is_primary", "created_at", "id")
+            .values_list("contact_id", "email"))
+    for contact_id, email in rows:
+        emails[contact_id].append(email)
+    for contact in contacts:
+        contact.tag_names = sorted(tags.get(contact.pk, ()))  # type: ignore[attr-defined]
+        contact.list_ids = sorted(lists.get(contact.pk, ()))  # type: ignore[attr-defined]
+        contact.email_list = emails.get(contact.pk, [])  # type: ignore[attr-defined]
+    return contacts
 
 
 @dataclass(frozen=True)
@@ -42,7 +76,9 @@ class ContactFilters:
 
 def contact_filter(queryset: QuerySet[Contact], *, filters: ContactFilters) -> QuerySet[Contact]:
     if filters.email:
-        queryset = queryset.filter(email__iexact=filters.email)
+        # Spelled as the unique index's expression, LOWER(email), so the index serves it
+        # (``iexact`` compiles to LIKE on SQLite and UPPER() on PostgreSQL).
+        queryset = queryset.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(filters.email)))
     if filters.phone:
         queryset = queryset.filter(phone=filters.phone)
     for name in filters.tags:
@@ -61,11 +97,16 @@ def contact_page(*, workspace: Workspace, cursor: str | None, limit: int,
     queryset = contact_queryset(workspace=workspace)
     if filters is not None:
         queryset = contact_filter(queryset, filters=filters)
-    return paginate(queryset, cursor=cursor, limit=limit)
+    result = paginate(queryset, cursor=cursor, limit=limit)
+    contacts_attach_relations(result.rows)
+    return result
 
 
 def contact_get(*, workspace: Workspace, contact_id: Any) -> Contact:
-    return get_in_workspace(contact_queryset(workspace=workspace), workspace=workspace, pk=contact_id)  # type: ignore[return-value]
+    contact: Contact = get_in_workspace(contact_queryset(workspace=workspace), workspace=workspace,  # type: ignore[assignment]
+                                        pk=contact_id)
+    contacts_attach_relations([contact])
+    return contact
 
 
 def contact_ids_missing(*, workspace: Workspace, contact_ids: list[UUID]) -> list[UUID]:

@@ -61,23 +61,27 @@ class ContactSerializer(serializers.ModelSerializer):
                   "tags", "created_at", "updated_at", "custom", "lists", "emails"]
         read_only_fields = fields
 
-    # The relations below read the prefetched caches of ``contact_queryset``:
-    # iterating ``.all()`` costs no query per row.
+    # The relations below read what ``contacts_attach_relations`` set on the page's
+    # rows (no query per row); a contact loaded some other way falls back to queries.
     def get_company_name(self, obj: Contact) -> str:
         return obj.display_company_name
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_tags(self, obj: Contact) -> list[str]:
-        return sorted(tag.name for tag in obj.tags.all())
+        names = getattr(obj, "tag_names", None)
+        return names if names is not None else sorted(tag.name for tag in obj.tags.all())
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_lists(self, obj: Contact) -> list[str]:
-        return sorted(str(cl.pk) for cl in obj.lists.all())
+        ids = getattr(obj, "list_ids", None)
+        return ids if ids is not None else sorted(str(pk) for pk in obj.lists.values_list("pk", flat=True))
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_emails(self, obj: Contact) -> list[str]:
-        rows = sorted(obj.emails.all(), key=lambda e: (not e.is_primary, e.created_at, e.pk))
-        return [row.email for row in rows]
+        emails = getattr(obj, "email_list", None)
+        if emails is not None:
+            return emails
+        return list(obj.emails.order_by("-is_primary", "created_at", "id").values_list("email", flat=True))
 
 
 class ContactWriteSerializer(serializers.Serializer):
