@@ -7,13 +7,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponseRedirect
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exports.close import kinds, services
-from exports.close.serializers import export_body, export_id_parse
+from exports.close.serializers import (
+    ExportListSerializer,
+    ExportObjectSerializer,
+    LeadExportRequestSerializer,
+    OpportunityExportRequestSerializer,
+    export_body,
+    export_id_parse,
+)
 from exports.engine import export_job_download_url
 from exports.models import ExportJob
 from leadlex.api import WorkspaceAPIView
@@ -49,6 +57,8 @@ class LeadExportCreateApi(WorkspaceAPIView):
 
     required_scope = SCOPE_READ_CONTACTS  # an export only reads
 
+    @extend_schema(operation_id="close_export_lead", request=LeadExportRequestSerializer,
+                   responses={200: ExportObjectSerializer}, tags=["Close-style exports"])
     def post(self, request: Request) -> Response:
         job = services.close_export_request(workspace=self.workspace, endpoint="lead", data=_body(request),
                                             api_key=request.user.api_key)
@@ -60,6 +70,8 @@ class OpportunityExportCreateApi(WorkspaceAPIView):
 
     required_scope = SCOPE_READ_CONTACTS
 
+    @extend_schema(operation_id="close_export_opportunity", request=OpportunityExportRequestSerializer,
+                   responses={200: ExportObjectSerializer}, tags=["Close-style exports"])
     def post(self, request: Request) -> Response:
         job = services.close_export_request(workspace=self.workspace, endpoint="opportunity", data=_body(request),
                                             api_key=request.user.api_key)
@@ -83,6 +95,9 @@ class ExportListApi(WorkspaceAPIView):
     """GET /v1/export/: the workspace's Close-style exports, newest first, with
     Close's ``_skip`` / ``_limit`` paging and ``has_more``."""
 
+    @extend_schema(operation_id="close_export_list", responses={200: ExportListSerializer},
+                   parameters=[OpenApiParameter("_skip", int), OpenApiParameter("_limit", int)],
+                   tags=["Close-style exports"])
     def get(self, request: Request) -> Response:
         skip = _int_param(request, "_skip", 0, 0, 10**9)
         limit = _int_param(request, "_limit", MAX_PAGE, 1, MAX_PAGE)
@@ -97,6 +112,8 @@ class ExportListApi(WorkspaceAPIView):
 class ExportDetailApi(WorkspaceAPIView):
     """GET /v1/export/{id}/: one export; ``download_url`` is signed afresh on each read."""
 
+    @extend_schema(operation_id="close_export_retrieve", responses={200: ExportObjectSerializer},
+                   tags=["Close-style exports"])
     def get(self, request: Request, export_id: str) -> Response:
         return _export_response(_get_export(self.workspace, export_id), request)
 
@@ -109,6 +126,10 @@ class ExportDownloadApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [AllowAny]
 
+    @extend_schema(operation_id="close_export_download", auth=[],
+                   parameters=[OpenApiParameter("token", str, description="the signed token of the e-mailed link")],
+                   responses={302: OpenApiResponse(description="redirect to a fresh presigned URL")},
+                   tags=["Close-style exports"])
     def get(self, request: Request, export_id: str) -> HttpResponseRedirect:
         pk = export_id_parse(export_id)
         if pk is None:

@@ -91,6 +91,34 @@ OPPORTUNITY_FILTERS = (
 
 
 # --- The export object ---------------------------------------------------------------------
+class ExportObjectSerializer(serializers.Serializer):
+    """Documentation of the export object (OpenAPI); the body is built by ``export_body``."""
+
+    id = serializers.CharField(help_text="expo_ + 32 hex characters")
+    status = serializers.ChoiceField(choices=["created", "started", "in_progress", "done", "error"])
+    n_docs = serializers.IntegerField(allow_null=True)
+    n_docs_processed = serializers.IntegerField()
+    download_url = serializers.URLField(allow_null=True, help_text="presigned, 15 minutes; signed afresh per read")
+    fields = serializers.ListField(child=serializers.CharField())
+    format = serializers.ChoiceField(choices=render.FORMATS)
+    type = serializers.ChoiceField(choices=render.TYPES)
+    s_query = serializers.JSONField(allow_null=True)
+    results_limit = serializers.IntegerField(allow_null=True)
+    sort = serializers.JSONField()
+    date_format = serializers.ChoiceField(choices=render.DATE_FORMATS)
+    send_done_email = serializers.BooleanField()
+    date_created = serializers.DateTimeField()
+    date_updated = serializers.DateTimeField()
+    created_by = serializers.CharField(allow_null=True)
+    updated_by = serializers.CharField(allow_null=True)
+    organization_id = serializers.CharField()
+
+
+class ExportListSerializer(serializers.Serializer):
+    has_more = serializers.BooleanField()
+    data = ExportObjectSerializer(many=True)
+
+
 def export_public_id(job: ExportJob) -> str:
     return ID_PREFIX + job.pk.hex
 
