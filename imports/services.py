@@ -173,7 +173,7 @@ class _Entry:
     values: dict[str, Any]
     tags: set[str]
     list_ids: set[uuid.UUID]
-    match: Contact | None = None
+    match: Any = None  # Contact (ORM path) or _Existing (PostgreSQL path)
     match_id: uuid.UUID | None = None
     old_email: str | None = None  # the matched contact's address before this batch
     new_id: uuid.UUID | None = None
@@ -239,17 +239,17 @@ def contact_upsert_batch(*, workspace: Workspace, rows: list[CleanRow], update_e
         # both create the same phone-only contact (phones carry no unique constraint).
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"leadlex-import:{workspace.pk}"])
-    _match(workspace=workspace, entries=entries)
+    _match(workspace=workspace, entries=entries, use_pg=use_pg)
     entries = _merge_same_match(entries)
     _decide(entries, update_existing=update_existing, job_id=job_id)
+    written = [e for e in entries if e.action in ("c", "u")]
     if use_pg:
-        _write_postgres(workspace=workspace, entries=entries, job_id=job_id)
+        _write_postgres(workspace=workspace, entries=entries, global_tags=global_tags)
     else:
         _write_orm(workspace=workspace, entries=entries)
-    written = [e for e in entries if e.action in ("c", "u")]
-    _sync_primary_emails(entries)
-    _add_tags(workspace=workspace, entries=written, global_tags=global_tags)
-    _add_lists(entries=written)
+        _sync_primary_emails(entries)
+        _add_tags(workspace=workspace, entries=written, global_tags=global_tags)
+        _add_lists(entries=written)
     for entry in entries:
         n = len(entry.rows)
         if entry.action == "c":
@@ -324,25 +324,51 @@ def _dedupe(entries: list[_Entry]) -> list[_Entry]:
     return out
 
 
-def _match(*, workspace: Workspace, entries: list[_Entry]) -> None:
+@dataclass
+class _Existing:
+    """What the PostgreSQL path needs of a matched contact (no model instances)."""
+
+    id: uuid.UUID
+    email: str | None
+    phone: str | None
+
+
+def _match(*, workspace: Workspace, entries: list[_Entry], use_pg: bool) -> None:
     """Two queries a batch: existing contacts by lower(email), then by phone for the
     rows the email did not match (email wins when both would match)."""
     emails = [e.email_key for e in entries if e.email_key]
-    by_email: dict[str, Contact] = {}
+    by_email: dict[str, Any] = {}
     if emails:
-        from django.db.models.functions import Lower
+        if use_pg:
+            # One array parameter, not thousands of placeholders: psycopg would spend
+            # longer composing the query than PostgreSQL spends running it.
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT id, email, phone FROM {Contact._meta.db_table} "
+                               "WHERE workspace_id = %s AND lower(email) = ANY(%s)", [workspace.pk, emails])
+                for pk, email, phone in cursor.fetchall():
+                    by_email[email.lower()] = _Existing(pk, email, phone)
+        else:
+            from django.db.models.functions import Lower
 
-        for contact in (Contact.objects.filter(workspace=workspace).annotate(email_lower=Lower("email"))
-                        .filter(email_lower__in=emails)):
-            by_email[contact.email_lower] = contact  # type: ignore[attr-defined]
+            for contact in (Contact.objects.filter(workspace=workspace).annotate(email_lower=Lower("email"))
+                            .filter(email_lower__in=emails)):
+                by_email[contact.email_lower] = contact  # type: ignore[attr-defined]
     for entry in entries:
         if entry.email_key and entry.email_key in by_email:
             entry.match = by_email[entry.email_key]
     phones = [e.phone for e in entries if e.match is None and e.phone]
     if phones:
-        by_phone: dict[str, Contact] = {}
-        for contact in Contact.objects.filter(workspace=workspace, phone__in=phones).order_by("created_at", "id"):
-            by_phone.setdefault(contact.phone, contact)  # type: ignore[arg-type]  # oldest wins
+        by_phone: dict[str, Any] = {}
+        if use_pg:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT id, email, phone FROM {Contact._meta.db_table} "
+                               "WHERE workspace_id = %s AND phone = ANY(%s) ORDER BY created_at, id",
+                               [workspace.pk, phones])
+                for pk, email, phone in cursor.fetchall():
+                    by_phone.setdefault(phone, _Existing(pk, email, phone))  # oldest wins
+        else:
+            for contact in Contact.objects.filter(workspace=workspace, phone__in=phones).order_by("created_at", "id"):
+                by_phone.setdefault(contact.phone, contact)  # type: ignore[arg-type]  # oldest wins
         for entry in entries:
             if entry.match is None and entry.phone in by_phone:
                 entry.match = by_phone[entry.phone]  # type: ignore[index]
@@ -419,63 +445,83 @@ CREATE TEMPORARY TABLE leadlex_import_stage (
     id uuid NOT NULL,
     action char(1) NOT NULL,
     present integer NOT NULL,
+    email_changed boolean NOT NULL,
     full_name text, email text, phone text, job_title text, company_name text, company_id uuid,
     linkedin_url text, custom jsonb, created_at timestamptz
 ) ON COMMIT DROP
 """
+_LINKS_DDL = """
+CREATE TEMPORARY TABLE leadlex_import_links (contact_id uuid NOT NULL, tag text, list_id uuid) ON COMMIT DROP
+"""
 
 
-def _write_postgres(*, workspace: Workspace, entries: list[_Entry], job_id: uuid.UUID | None) -> None:
-    """PostgreSQL: COPY the batch into a temporary stage, then one INSERT … ON CONFLICT
-    for the new contacts and one UPDATE … FROM for the matched ones."""
+def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags: list[str]) -> None:
+    """PostgreSQL: COPY the batch into a temporary stage, then set-based statements:
+    one INSERT … ON CONFLICT for new contacts, one UPDATE … FROM for matched ones,
+    and INSERT … SELECT for addresses, tags and list memberships."""
     now = timezone.now()
     writes = [e for e in entries if e.action in ("c", "u")]
     if not writes:
         return
+    contacts = Contact._meta.db_table
     with connection.cursor() as cursor:
+        # Safe to relax here: a batch and its checkpoint commit together, so a batch
+        # lost to a database crash is simply redone by the resumed job.
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
         cursor.execute("DROP TABLE IF EXISTS leadlex_import_stage")
+        cursor.execute("DROP TABLE IF EXISTS leadlex_import_links")
         cursor.execute(_STAGE_DDL)
+        cursor.execute(_LINKS_DDL)
         raw = cursor.cursor  # the psycopg cursor: COPY is not part of the DB-API
-        with raw.copy("COPY leadlex_import_stage (id, action, present, full_name, email, phone, job_title, "
-                      "company_name, company_id, linkedin_url, custom, created_at) FROM STDIN") as copy:
+        links = 0
+        with raw.copy("COPY leadlex_import_stage (id, action, present, email_changed, full_name, email, phone, "
+                      "job_title, company_name, company_id, linkedin_url, custom, created_at) FROM STDIN") as copy:
             for e in writes:
                 v = e.values
                 present = 0
                 for name in v:
                     present |= _BIT.get(name, 0)
                 custom = v.get("custom")
+                email = v.get("email")
+                changed = e.action == "u" and "email" in v and (email or "").lower() != (e.old_email or "").lower()
                 copy.write_row((
-                    e.new_id or e.match_id, e.action, present, v.get("full_name"), v.get("email"), v.get("phone"),
+                    e.new_id or e.match_id, e.action, present, changed, v.get("full_name"), email, v.get("phone"),
                     v.get("job_title"), v.get("company_name"), v.get("company_id"), v.get("linkedin_url"),
                     orjson.dumps(custom).decode() if custom is not None else None, v.get("created_at"),
                 ))
-        table = Contact._meta.db_table
+        if any(e.tags or e.list_ids for e in writes):
+            with raw.copy("COPY leadlex_import_links (contact_id, tag, list_id) FROM STDIN") as copy:
+                for e in writes:
+                    contact_id = e.new_id or e.match_id
+                    for tag in e.tags:
+                        copy.write_row((contact_id, tag, None))
+                    for list_id in e.list_ids:
+                        copy.write_row((contact_id, None, list_id))
+                    links += len(e.tags) + len(e.list_ids)
         cursor.execute(
             f"""
-            INSERT INTO {table} (id, workspace_id, full_name, email, phone, job_title, company_name, company_id,
-                                 linkedin_url, custom, created_at, updated_at)
+            INSERT INTO {contacts} (id, workspace_id, full_name, email, phone, job_title, company_name, company_id,
+                                    linkedin_url, custom, created_at, updated_at)
             SELECT s.id, %s, COALESCE(s.full_name, ''), s.email, s.phone, COALESCE(s.job_title, ''),
                    COALESCE(s.company_name, ''), s.company_id, COALESCE(s.linkedin_url, ''),
                    COALESCE(s.custom, '{{}}'::jsonb), COALESCE(s.created_at, %s), %s
             FROM leadlex_import_stage s WHERE s.action = 'c'
             ON CONFLICT (lower(email), workspace_id) WHERE email IS NOT NULL DO NOTHING
-            RETURNING id
             """,
             [workspace.pk, now, now],
         )
-        inserted = {row[0] for row in cursor.fetchall()}
-        lost = [e for e in writes if e.action == "c" and e.new_id not in inserted]
-        if lost:
-            # Someone (another import, the API) inserted these addresses after our match:
-            # roll the batch back and match again; the retry sees their rows.
-            raise _RaceDetected(f"{len(lost)} addresses were inserted concurrently")
+        expected = sum(1 for e in writes if e.action == "c")
+        if cursor.rowcount != expected:
+            # Someone (another import, the API) inserted some of these addresses after
+            # our match: roll the batch back and match again; the retry sees their rows.
+            raise _RaceDetected(f"{expected - cursor.rowcount} addresses were inserted concurrently")
 
         def bit(name: str) -> str:
             return f"(s.present & {_BIT[name]}) <> 0"
 
         cursor.execute(
             f"""
-            UPDATE {table} c SET
+            UPDATE {contacts} c SET
                 full_name = CASE WHEN {bit('full_name')} THEN COALESCE(s.full_name, '') ELSE c.full_name END,
                 email = CASE WHEN {bit('email')} THEN s.email ELSE c.email END,
                 phone = CASE WHEN {bit('phone')} THEN s.phone ELSE c.phone END,
@@ -495,6 +541,62 @@ def _write_postgres(*, workspace: Workspace, entries: list[_Entry], job_id: uuid
             """,
             [now, workspace.pk],
         )
+        # contacts.ContactEmail: every address a contact has had, the current one primary.
+        emails = ContactEmail._meta.db_table
+        cursor.execute(
+            f"""
+            INSERT INTO {emails} (contact_id, email, is_primary, created_at)
+            SELECT s.id, s.email, s.action = 'c', %s FROM leadlex_import_stage s
+            WHERE s.email IS NOT NULL AND (s.action = 'c' OR s.email_changed)
+            ON CONFLICT DO NOTHING
+            """,
+            [now],
+        )
+        cursor.execute(
+            f"""
+            UPDATE {emails} e SET is_primary = COALESCE(lower(e.email) = lower(s.email), FALSE)
+            FROM leadlex_import_stage s WHERE s.email_changed AND e.contact_id = s.id
+            """
+        )
+        tag_table, link_table = Tag._meta.db_table, ContactTag._meta.db_table
+        if global_tags or links:
+            cursor.execute(
+                f"""
+                INSERT INTO {tag_table} (workspace_id, name)
+                SELECT %s, name FROM (SELECT unnest(%s::text[]) AS name
+                                      UNION SELECT DISTINCT tag FROM leadlex_import_links WHERE tag IS NOT NULL) n
+                ON CONFLICT DO NOTHING
+                """,
+                [workspace.pk, global_tags],
+            )
+        if global_tags:
+            cursor.execute(
+                f"""
+                INSERT INTO {link_table} (contact_id, tag_id)
+                SELECT s.id, t.id FROM leadlex_import_stage s
+                JOIN {tag_table} t ON t.workspace_id = %s AND t.name = ANY(%s)
+                ON CONFLICT DO NOTHING
+                """,
+                [workspace.pk, global_tags],
+            )
+        if links:
+            cursor.execute(
+                f"""
+                INSERT INTO {link_table} (contact_id, tag_id)
+                SELECT l.contact_id, t.id FROM leadlex_import_links l
+                JOIN {tag_table} t ON t.workspace_id = %s AND t.name = l.tag
+                ON CONFLICT DO NOTHING
+                """,
+                [workspace.pk],
+            )
+            cursor.execute(
+                f"""
+                INSERT INTO {ListMembership._meta.db_table} (contact_list_id, contact_id, added_at)
+                SELECT l.list_id, l.contact_id, %s FROM leadlex_import_links l WHERE l.list_id IS NOT NULL
+                ON CONFLICT DO NOTHING
+                """,
+                [now],
+            )
 
 
 class _RaceDetected(Exception):
@@ -749,9 +851,16 @@ def _batches(source: Iterator[SourceRow], size: int) -> Iterator[tuple[list[Sour
 def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportParams, batch_size: int,
                  attempt: int | None = None, progress: Callable[[ImportJob], None] | None = None) -> None:
     tz = job.workspace.tzinfo
-    try:
+
+    def prepared() -> Iterator[tuple[list[SourceRow], int, list[CleanRow], list[RowError]]]:
         for batch, next_record in _batches(source, batch_size):
-            clean, errors = rows_validate(batch, tz=tz)  # pure, outside the transaction
+            clean, errors = rows_validate(batch, tz=tz)  # pure: no database, no transaction
+            yield batch, next_record, clean, errors
+
+    try:
+        # Parsing and validating the next batch (Python) overlaps with writing this one
+        # (PostgreSQL, in its own process, while this thread waits without the GIL).
+        for batch, next_record, clean, errors in _prefetch(prepared(), enabled=batch_size > SYNC_MAX_ROWS):
             for tries in range(4):
                 try:
                     with transaction.atomic():
@@ -768,6 +877,53 @@ def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportP
                 progress(job)
     except MappingError as exc:
         raise ImportUserError(str(exc)) from None
+
+
+def _prefetch(items: Iterator[Any], *, enabled: bool = True, depth: int = 2) -> Iterator[Any]:
+    """Run ``items`` in a background thread, ``depth`` ahead of the consumer. The
+    producer must not touch the database (Django connections are per thread)."""
+    if not enabled:
+        yield from items
+        return
+    import queue
+    import threading
+
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((done, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            buffer.put((None, exc))
+
+    thread = threading.Thread(target=produce, name="import-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = buffer.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.2)
 
 
 def _batch_commit(*, job: ImportJob, clean: list[CleanRow], errors: list[RowError], params: ImportParams,
