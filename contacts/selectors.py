@@ -76,9 +76,11 @@ class ContactFilters:
 
 def contact_filter(queryset: QuerySet[Contact], *, filters: ContactFilters) -> QuerySet[Contact]:
     if filters.email:
-        # Spelled as the unique index's expression, LOWER(email), so the index serves it
-        # (``iexact`` compiles to LIKE on SQLite and UPPER() on PostgreSQL).
-        queryset = queryset.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(filters.email)))
+        # Spelled as the partial unique index (LOWER(email) ... WHERE email IS NOT NULL)
+        # so that both databases use it; ``iexact`` compiles to LIKE on SQLite and
+        # UPPER() on PostgreSQL, which no index serves.
+        queryset = (queryset.alias(email_lower=Lower("email"))
+                    .filter(email__isnull=False, email_lower=Lower(Value(filters.email))))
     if filters.phone:
         queryset = queryset.filter(phone=filters.phone)
     for name in filters.tags:
