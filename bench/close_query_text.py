@@ -67,7 +67,7 @@ def main() -> None:
             INSERT INTO contacts_contact (id, workspace_id, full_name, email, phone, job_title, company_name,
                                           linkedin_url, custom, created_at, updated_at)
             SELECT gen_random_uuid(), %s,
-                   ({sql_array(FIRST)})[1 + (i * 7919) %% {len(FIRST)}] || ' ' || ({sql_array(LAST)})[1 + (i * 104729) %% {len(LAST)}],
+                   ({sql_array(FIRST)})[1 + ((i::bigint * 7919) %% {len(FIRST)})::int] || ' ' || ({sql_array(LAST)})[1 + ((i::bigint * 104729) %% {len(LAST)})::int],
                    'c' || i || '@example.com', NULL, ({sql_array(TITLES)})[1 + i %% {len(TITLES)}], '', '', '{{}}',
                    timestamptz '2024-01-01' + i * interval '1 second', timestamptz '2024-01-01' + i * interval '1 second'
               FROM generate_series(1, %s) i""", [ws.pk, args.contacts])
