@@ -290,8 +290,20 @@ def _string(node: dict, key: str, path: str) -> str:
     return value
 
 
+# Numbers beyond what JSON can carry exactly (and SQLite can bind) are refused
+# rather than silently rounded or overflowing in the driver.
+MAX_ABS_NUMBER = 2**53
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+            and abs(value) <= MAX_ABS_NUMBER)
+
+
+def _number_problem(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"number out of range (at most {MAX_ABS_NUMBER} in absolute value)"
+    return f"expected a number, got {_type_name(value)}"
 
 
 def check_size(tree: Any, path: str = "") -> None:
@@ -619,6 +631,8 @@ class _Compiler:
             raise QueryError(vpath, f"more than {MAX_TERM_VALUES} values")
         if field.custom_key is not None:
             for i, v in enumerate(values):
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and not _is_number(v):
+                    raise QueryError(_join(vpath, i), _number_problem(v))
                 if not (isinstance(v, (str, bool)) or _is_number(v)):
                     raise QueryError(_join(vpath, i), f"expected a string, number or boolean, got {_type_name(v)}")
             # Typed JSON equality: 5 matches 5 and not "5".
@@ -635,7 +649,7 @@ class _Compiler:
         if spec.kind == "number":
             for i, v in enumerate(values):
                 if not _is_number(v):
-                    raise QueryError(_join(vpath, i), f"expected a number, got {_type_name(v)}")
+                    raise QueryError(_join(vpath, i), _number_problem(v))
             return Q(**{f"{spec.column}__in": values})
         if spec.kind == "id":
             ids = []
@@ -657,7 +671,7 @@ class _Compiler:
             raise QueryError(path, "needs at least one of gt, gte, lt, lte")
         for key, value in given.items():
             if not _is_number(value):
-                raise QueryError(_join(path, key), f"expected a number, got {_type_name(value)}")
+                raise QueryError(_join(path, key), _number_problem(value))
         if field.custom_key is not None:
             result = Q(JsonKeyIsNumber("custom", field.custom_key))
             return result & Q(**{f"custom__{field.custom_key}__{key}": value for key, value in given.items()})

@@ -321,6 +321,9 @@ BAD = [
     (fc("custom.vip", {"type": "boolean", "value": "yes"}), "condition.value: expected a boolean, got string"),
     (fc("custom.seats", {"type": "number_range", "gt": "1"}), "condition.gt: expected a number, got string"),
     (fc("custom.seats", {"type": "number_range"}), "condition: needs at least one of gt, gte, lt, lte"),
+    (fc("custom.seats", {"type": "number_range", "gt": 10**30}), "condition.gt: number out of range"),
+    (fc("custom.seats", {"type": "term", "values": [1, -10**20]}), "condition.values[1]: number out of range"),
+    (fc("custom.seats", {"type": "number_range", "lt": float("inf")}), "condition.lt: number out of range"),
     (fc("id", {"type": "term", "values": ["lead_abc"]}), "condition.values[0]: not a valid id: 'lead_abc'"),
     (fc("status", {"type": "term", "values": "Customer"}), "condition.values: expected an array, got string"),
     (fc("status", {"type": "term", "values": ["a", 1]}), "condition.values[1]: expected a string, got number"),
@@ -349,6 +352,11 @@ BAD = [
 @pytest.mark.parametrize(("tree", "message"), BAD)
 def test_invalid_trees_name_the_bad_node(tree, message):
     assert error_of(tree).startswith(message)
+
+
+def test_huge_numbers_on_regular_fields_are_refused():
+    assert error_of(fc("value", {"type": "term", "values": [10**40]}), "opportunity").startswith(
+        "condition.values[0]: number out of range")
 
 
 def test_custom_fields_do_not_exist_on_opportunities():
