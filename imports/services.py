@@ -1059,6 +1059,11 @@ def import_jobs_sweep(*, stale_after: timedelta = STALE_AFTER, limit: int = 100)
             ImportJob.objects.filter(id=job.id).update(status=ImportJob.Status.QUEUED, heartbeat_at=now)
             import_job_enqueue_on_commit(job_id=job.id)
             dispatched.append(job.id)
+    # Idempotency keys live 24 hours; drop the expired ones a slice at a time.
+    expired = list(ImportIdempotencyKey.objects.filter(created_at__lt=now - IDEMPOTENCY_TTL)
+                   .values_list("pk", flat=True)[:5000])
+    if expired:
+        ImportIdempotencyKey.objects.filter(pk__in=expired).delete()
     return dispatched
 
 

@@ -350,3 +350,48 @@ def test_changing_an_email_by_phone_match_keeps_contact_emails_in_sync(owner):
     assert existing.email == "new@acme.com"
     emails = dict(ContactEmail.objects.filter(contact=existing).values_list("email", "is_primary"))
     assert emails == {"old@acme.com": False, "new@acme.com": True}
+
+
+def test_the_openapi_document_describes_both_endpoints(client):
+    paths = client.get("/v1/openapi.json").json()["paths"]
+    post_body = paths["/v1/import/contacts"]["post"]["requestBody"]["content"]
+    assert {"application/json", "text/csv", "multipart/form-data"} <= set(post_body)
+    assert "get" in paths["/v1/import/contacts/{job_id}"]
+
+
+def test_the_sweeper_drops_expired_idempotency_keys(owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from imports.models import ImportIdempotencyKey
+    from imports.services import import_jobs_sweep
+
+    post(owner, {"rows": [{"email": "a@acme.com"}]}, HTTP_IDEMPOTENCY_KEY="old")
+    post(owner, {"rows": [{"email": "b@acme.com"}]}, HTTP_IDEMPOTENCY_KEY="new")
+    ImportIdempotencyKey.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
+    import_jobs_sweep()
+    assert list(ImportIdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+
+
+def test_a_job_interrupted_too_often_is_failed_by_the_sweeper_with_import_failed(owner, settings,
+                                                                                django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from imports.services import MAX_ATTEMPTS, import_jobs_sweep
+    from leadlex.models import WebhookDelivery
+
+    settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
+    owner.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["import.failed"]}, format="json")
+    with django_capture_on_commit_callbacks(execute=False):
+        data = post(owner, {"rows": [{"email": f"p{i}@acme.com"} for i in range(501)]}).json()["data"]
+    job = ImportJob.objects.get()
+    ImportJob.objects.filter(pk=job.pk).update(status="processing", attempts=MAX_ATTEMPTS,
+                                               heartbeat_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=False):
+        assert import_jobs_sweep(stale_after=timedelta(minutes=5)) == []
+    status = owner.client.get(f"{URL}/{data['job_id']}").json()["data"]
+    assert status["status"] == "failed" and "interrupted" in status["error"]
+    assert WebhookDelivery.objects.filter(event="import.failed").count() == 1
