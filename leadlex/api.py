@@ -6,12 +6,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadlex.errors import NotFound, RateLimited, ValidationFailed
-from leadlex.models import Workspace
+from leadlex.models import WebhookEndpoint, Workspace
 from leadlex.ratelimit import rate_limit_hit
 
 
@@ -47,12 +49,7 @@ def get_in_workspace(queryset: QuerySet, *, workspace: Workspace, pk: Any) -> Mo
         raise NotFound() from None
 
 
-# --- Webhook endpoint registry ------------------------------------------------------
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer  # noqa: E402
-from rest_framework import serializers, status  # noqa: E402 - kept beside the views that use them
-
-from leadlex.models import WebhookEndpoint  # noqa: E402
-
+# --- Webhook endpoint registry (services in leadlex/webhooks.py) -----------------------
 
 class WebhookEndpointCreateSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=2000)
@@ -121,8 +118,9 @@ class WebhookEndpointListCreateAPI(WorkspaceAPIView):
 class WebhookEndpointDetailAPI(WorkspaceAPIView):
     @extend_schema(tags=["webhooks"], summary="Get a webhook endpoint", responses={200: WebhookEndpointSerializer})
     def get(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = get_in_workspace(WebhookEndpoint.objects.all(), workspace=self.workspace, pk=endpoint_id)
-        return Response(webhook_endpoint_data(endpoint))
+        from leadlex.webhooks import webhook_endpoint_get
+
+        return Response(webhook_endpoint_data(webhook_endpoint_get(workspace=self.workspace, endpoint_id=endpoint_id)))
 
     @extend_schema(tags=["webhooks"], summary="Delete a webhook endpoint",
                    responses={204: OpenApiResponse(description="Deleted")})

@@ -31,6 +31,7 @@ from uuid import UUID
 
 import requests
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Q
@@ -142,12 +143,17 @@ def webhook_endpoint_create(*, workspace: Workspace, url: str, events: Iterable[
                                           secret=SECRET_PREFIX + secrets.token_urlsafe(32))
 
 
+def webhook_endpoint_get(*, workspace: Workspace, endpoint_id: Any) -> WebhookEndpoint:
+    """Another workspace's id, or a malformed one, is simply "not found"."""
+    try:
+        return WebhookEndpoint.objects.get(workspace=workspace, pk=endpoint_id)
+    except (WebhookEndpoint.DoesNotExist, DjangoValidationError, ValueError):
+        raise NotFound() from None
+
+
 def webhook_endpoint_delete(*, workspace: Workspace, endpoint_id: Any) -> None:
     """Deletes the endpoint and, with it, its pending deliveries and log."""
-    from leadlex.api import get_in_workspace
-
-    endpoint = get_in_workspace(WebhookEndpoint.objects.all(), workspace=workspace, pk=endpoint_id)
-    endpoint.delete()
+    webhook_endpoint_get(workspace=workspace, endpoint_id=endpoint_id).delete()
 
 
 # --- Emitting -------------------------------------------------------------------------
