@@ -95,3 +95,10 @@ def test_cancel_and_retry_actions_report_what_they_changed(admin_client, owner) 
 
 def test_non_staff_cannot_see_export_jobs(client, owner) -> None:  # noqa: ANN001
     assert client.get(CHANGELIST).status_code == 302  # to the login page
+
+
+def test_searching_jobs_by_id_or_workspace_name_never_errors(admin_client, owner) -> None:  # noqa: ANN001
+    job = export_job_create(workspace=owner.workspace, kind="contacts", format="csv", parameters={}, enqueue=False)
+    assert str(job.pk) in admin_client.get(CHANGELIST + f"?q={job.pk}").content.decode()
+    assert str(job.pk) in admin_client.get(CHANGELIST + "?q=Acme").content.decode()
+    assert admin_client.get(CHANGELIST + "?q=not-a-uuid").status_code == 200
