@@ -67,13 +67,33 @@ def setup() -> None:
             storage.s3_client().create_bucket(Bucket=settings.AWS_STORAGE_BUCKET_NAME)
 
 
+def drop_workspace() -> None:
+    """Delete the bench workspace set-based (the ORM's cascade would load every row)."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT id FROM leadlex_workspace WHERE name = %s", [WS_NAME])
+        row = cur.fetchone()
+        if not row:
+            return
+        ws = row[0]
+        contacts = "SELECT id FROM contacts_contact WHERE workspace_id = %s"
+        for table in ("contacts_contacttag", "contacts_listmembership", "contacts_contactemail",
+                      "contacts_comettoken"):
+            cur.execute(f"DELETE FROM {table} WHERE contact_id IN ({contacts})", [ws])
+        cur.execute("DELETE FROM contacts_contact WHERE workspace_id = %s", [ws])
+    from leadlex.models import Workspace
+
+    Workspace.objects.filter(pk=ws).delete()  # what is left is small: keys, tags, jobs
+
+
 def seed(n: int) -> Any:
     """N contacts in a fresh workspace, inserted by the database (seconds, not minutes)."""
     from django.db import connection
 
     from leadlex.models import Workspace
 
-    Workspace.objects.filter(name=WS_NAME).delete()
+    drop_workspace()
     ws = Workspace.objects.create(name=WS_NAME, timezone="UTC")
     with connection.cursor() as cur:
         cur.execute("""
@@ -336,9 +356,7 @@ def main() -> None:
               f"worker {grow_worker:+.1f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    from leadlex.models import Workspace
-
-    Workspace.objects.filter(name=WS_NAME).delete()
+    drop_workspace()
 
 
 if __name__ == "__main__":

@@ -249,7 +249,7 @@ def _claim(job_id: Any, token: str) -> bool:
         Q(status=ExportJob.Status.QUEUED) | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__lt=stale_before)
         | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__isnull=True),
     ).update(status=ExportJob.Status.PROCESSING, lease_token=token, heartbeat_at=now, attempts=F("attempts") + 1,
-             started_at=Coalesce(F("started_at"), now), error=""))
+             started_at=Coalesce(F("started_at"), now)))  # the last error stays until it completes
 
 
 def _under_lease(job: ExportJob, token: str, **fields: Any) -> None:

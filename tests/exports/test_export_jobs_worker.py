@@ -160,7 +160,7 @@ def test_a_job_that_keeps_dying_ends_failed_and_announces_it(owner, settings, ce
                                                heartbeat_at=timezone.now() - timedelta(hours=1))
     assert export_jobs_sweep_stale() == [str(job.pk)]
     job = wait_job(job.pk, statuses=("failed",))
-    assert "Gave up after 5 attempts" in job.error
+    assert "Gave up after 5 attempts" in job.error and "boom" in job.error
     delivery = WebhookDelivery.objects.get(endpoint=hook, event="export.failed")
     assert delivery.payload["data"]["status"] == "failed"
     body = owner.client.get(f"{CREATE}/{job.pk}").json()
