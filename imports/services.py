@@ -1049,12 +1049,15 @@ def import_jobs_sweep(*, stale_after: timedelta = STALE_AFTER, limit: int = 100)
                              | Q(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff))
                      .order_by("created_at")[:limit])
         for job in stale:
-            if job.status == ImportJob.Status.PROCESSING and job.attempts >= MAX_ATTEMPTS:
+            if job.status == ImportJob.Status.PROCESSING and (job.attempts >= MAX_ATTEMPTS or not job.payload_key):
+                # No payload: a synchronous import whose request died; its client saw an error.
+                message = (f"The import was interrupted {job.attempts} times and was given up." if job.payload_key
+                           else "The import was interrupted before it finished; the committed rows stay imported.")
                 ImportJob.objects.filter(id=job.id).update(
-                    status=ImportJob.Status.FAILED, error_kind="system", completed_at=now,
-                    error=f"The import was interrupted {job.attempts} times and was given up.")
+                    status=ImportJob.Status.FAILED, error_kind="system", completed_at=now, error=message)
                 job.refresh_from_db()
-                _emit(job, "import.failed")
+                if job.payload_key:  # events are for queued imports; a request answered for itself
+                    _emit(job, "import.failed")
                 continue
             ImportJob.objects.filter(id=job.id).update(status=ImportJob.Status.QUEUED, heartbeat_at=now)
             import_job_enqueue_on_commit(job_id=job.id)

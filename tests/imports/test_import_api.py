@@ -395,3 +395,17 @@ def test_a_job_interrupted_too_often_is_failed_by_the_sweeper_with_import_failed
     status = owner.client.get(f"{URL}/{data['job_id']}").json()["data"]
     assert status["status"] == "failed" and "interrupted" in status["error"]
     assert WebhookDelivery.objects.filter(event="import.failed").count() == 1
+
+
+def test_a_synchronous_import_whose_request_died_is_failed_not_requeued(owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from imports.services import import_jobs_sweep
+
+    job = ImportJob.objects.create(workspace=owner.workspace, source="rows", status="processing", attempts=1,
+                                   heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert import_jobs_sweep(stale_after=timedelta(minutes=5)) == []
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error
