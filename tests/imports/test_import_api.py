@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from contacts.models import Contact, ContactEmail, Tag
 from imports.models import ImportJob
@@ -409,3 +410,38 @@ def test_a_synchronous_import_whose_request_died_is_failed_not_requeued(owner):
     assert import_jobs_sweep(stale_after=timedelta(minutes=5)) == []
     job.refresh_from_db()
     assert job.status == "failed" and job.error
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+                           lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8),
+                                                                                             children, max_size=3),
+                           max_leaves=6)
+field_names = st.sampled_from(["full_name", "email", "phone", "job_title", "company_name", "company_id",
+                               "linkedin_url", "tags", "custom", "created_at", "lists", "id", "nonsense"])
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.dictionaries(field_names, json_values, max_size=5) | json_values, max_size=4),
+       extra=st.dictionaries(st.sampled_from(["update_existing", "tags", "mapping", "has_header"]), json_values,
+                             max_size=2))
+def test_any_json_body_gets_an_answer_in_the_contract_never_a_500(owner, settings, rows, extra):
+    settings.LEADLEX_RATE_LIMITS = {**settings.LEADLEX_RATE_LIMITS, "import_contacts": "100000/minute"}
+    response = post(owner, {"rows": rows, **extra})
+    assert response.status_code in (200, 400), response.content
+    body = response.json()
+    if response.status_code == 200:
+        assert len(body["data"]["errors"]) + body["data"]["created_count"] + body["data"]["updated_count"] \
+            + body["data"]["skipped_count"] >= len(rows)
+    else:
+        assert body["error"]["code"] == "validation_error"
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet=st.sampled_from(list('ab@.,"\r\n {}[]:+1é\ufeff0')), max_size=120),
+       header=st.sampled_from(["email,full_name,tags,custom,lists,created_at,phone\n", "", "\ufeffemail\r\n"]))
+def test_any_csv_text_gets_an_answer_in_the_contract_never_a_500(owner, settings, text, header):
+    settings.LEADLEX_RATE_LIMITS = {**settings.LEADLEX_RATE_LIMITS, "import_contacts": "100000/minute"}
+    response = post(owner, {"csv": header + text})
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        assert response.json()["error"]["code"] == "validation_error"
