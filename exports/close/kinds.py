@@ -5,9 +5,11 @@
 from ``POST /v1/export/opportunity/``. Each renders CSV, JSON (one array document,
 streamed) or NDJSON; the engine gzips, checkpoints and stores.
 
-Cursor: ``{"pos": <root objects consumed>}``. Roots stream in the job's sort order
-(id as the last key), so a resumed run re-opens the same ordered query at that
-offset; within one run there is no OFFSET at all.
+Cursor: ``{"pos": <root objects consumed>, "last": <id of the last one>}``. Roots
+stream in the job's sort order (id as the last key). Without a sort they are
+ordered by id alone and a resumed run continues with ``id > last`` (keyset);
+with a sort it re-opens the same ordered query at offset ``pos``. Within one run
+there is no OFFSET at all.
 """
 
 from __future__ import annotations
@@ -164,8 +166,14 @@ def iter_batches(job: ExportJob, after: Any) -> Iterator[ExportBatch]:
     tz = ZoneInfo(job.parameters.get("tz") or "UTC")
     fast = uses_fast_path(job)
     first = after is None  # only the document's first batch goes without a leading comma
-    for ids in selectors.root_id_batches(_roots(job), offset=pos, limit=_limit(job), batch_size=batch_size()):
+    # Ordered by id alone (no sort given): resume by keyset, exact whatever changed
+    # meanwhile; with a sort, by position in the same ordered query.
+    by_id = job.kind != OPPORTUNITY_KIND and not job.parameters.get("sort")
+    after_id = (after or {}).get("last") if by_id else None
+    for ids in selectors.root_id_batches(_roots(job), offset=pos, limit=_limit(job), batch_size=batch_size(),
+                                         after_id=after_id):
         pos += len(ids)
+        last = str(ids[-1])
         chunks: list[bytes] = []
         if fast:
             chunks = [doc.encode() for doc in fastpath.lead_documents(
@@ -185,7 +193,7 @@ def iter_batches(job: ExportJob, after: Any) -> Iterator[ExportBatch]:
         else:
             data = b"".join(chunks)
         first = False
-        yield ExportBatch(data=data, rows=len(chunks), cursor={"pos": pos})
+        yield ExportBatch(data=data, rows=len(chunks), cursor={"pos": pos, "last": last})
 
 
 def content_type(job: ExportJob) -> str:

@@ -86,14 +86,22 @@ def _workspace_id(workspace: Workspace | Any) -> Any:
 
 
 # --- Streaming root ids ----------------------------------------------------------------------
-def root_id_batches(queryset: QuerySet, *, offset: int, limit: int | None, batch_size: int) -> Iterator[list[UUID]]:
+def root_id_batches(queryset: QuerySet, *, offset: int, limit: int | None, batch_size: int,
+                    after_id: Any = None) -> Iterator[list[UUID]]:
     """The ids of ``queryset`` from position ``offset`` (up to ``limit`` in all), in
     lists of ``batch_size``. One streamed query: a server-side cursor on PostgreSQL,
-    chunked fetches on SQLite; memory holds one batch."""
+    chunked fetches on SQLite; memory holds one batch.
+
+    ``after_id`` (only for a queryset ordered by id alone) resumes by keyset
+    instead of OFFSET: exact even when rows before it were deleted meanwhile."""
     if limit is not None and offset >= limit:
         return
     ids = queryset.values_list("id", flat=True)
-    ids = ids[offset:limit] if limit is not None else ids[offset:]
+    if after_id is not None:
+        ids = ids.filter(id__gt=after_id)
+        ids = ids[:limit - offset] if limit is not None else ids
+    else:
+        ids = ids[offset:limit] if limit is not None else ids[offset:]
     batch: list[UUID] = []
     for pk in ids.iterator(chunk_size=batch_size):
         batch.append(pk)
