@@ -412,7 +412,7 @@ def test_a_synchronous_import_whose_request_died_is_failed_not_requeued(owner):
     assert job.status == "failed" and job.error
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
                            lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8),
                                                                                              children, max_size=3),
                            max_leaves=6)
