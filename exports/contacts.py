@@ -24,6 +24,7 @@ from django.db import connection, transaction
 
 from exports import conf
 from exports.engine import ExportBatch, ExportKindSpec, register_export_kind
+from contacts.models import Contact
 from exports.models import ExportJob
 from exports.selectors import (
     ContactBatch,
@@ -174,10 +175,11 @@ def _iter_generic(job: ExportJob, after: Any, fields: list[str], filters: Contac
 
 
 # --- PostgreSQL renderer ----------------------------------------------------------------
+_CONTACT_COLUMNS = tuple(f.attname for f in Contact._meta.concrete_fields)
+
 def _batch_sql(job: ExportJob, fields: list[str], keys_sql: str) -> tuple[str, list[Any]]:
     """SQL rendering one line per key row; returns (sql, params placed before the keys' params)."""
-    joins = ("FROM ({keys}) kk JOIN contacts_contact c ON c.id = kk.id "
-             "LEFT JOIN contacts_company co ON co.id = c.company_id").format(keys=keys_sql)
+    joins = "FROM ({keys}) c LEFT JOIN contacts_company co ON co.id = c.company_id".format(keys=keys_sql)
     if job.format != ExportJob.Format.CSV:
         pieces = []
         for i, name in enumerate(fields):
@@ -223,8 +225,12 @@ def _batch_sql(job: ExportJob, fields: list[str], keys_sql: str) -> tuple[str, l
 def _iter_postgres(job: ExportJob, after: Any, fields: list[str], filters: ContactFilter) -> Iterator[ExportBatch]:
     size = conf.batch_size()
     while True:
+        # The batch's whole rows, not just their keys: joining keys back to
+        # contacts_contact lets a planner with stale statistics (a table bulk-loaded
+        # moments ago, not yet analysed) pick a nested loop over a sequential scan,
+        # which turns one batch into minutes.
         keys = (contact_export_queryset(workspace=job.workspace_id, filters=filters, after=after)
-                .values("id", "created_at")[:size])
+                .values(*_CONTACT_COLUMNS)[:size])
         keys_sql, keys_params = keys.query.sql_with_params()
         lines_sql, line_params = _batch_sql(job, fields, keys_sql)
         sql = (
