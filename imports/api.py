@@ -14,12 +14,10 @@ Bodies accepted by POST:
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import orjson
-from django.conf import settings
-from django.http import HttpRequest, QueryDict
+from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
@@ -38,7 +36,7 @@ from imports.services import (
     request_hash,
 )
 from leadlex.api import WorkspaceAPIView, get_in_workspace
-from leadlex.errors import NotFound, PayloadTooLarge, ValidationFailed
+from leadlex.errors import NotFound, ValidationFailed
 
 
 class CSVTextParser(BaseParser):
@@ -62,37 +60,6 @@ class NDJSONParser(BaseParser):
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
         return {"__ndjson_body__": stream.read() if stream is not None else b""}
-
-
-def buffer_chunked_body(request: HttpRequest) -> None:
-    """Make a chunked request body (no Content-Length) readable, up to the size limit.
-
-    Django builds its body stream from Content-Length alone, so a chunked body
-    looks empty to it; servers that decode chunking for us (gunicorn sets
-    ``wsgi.input_terminated``) give the real stream in ``wsgi.input``. Read it
-    here in pieces and refuse with 413 the moment it grows past the limit."""
-    meta = request.META
-    if meta.get("CONTENT_LENGTH") or "chunked" not in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return
-    raw = meta.get("wsgi.input")
-    if raw is None or not meta.get("wsgi.input_terminated"):
-        return
-    limit = settings.LEADLEX_MAX_BODY_BYTES
-    buffer = io.BytesIO()
-    while True:
-        chunk = raw.read(64 * 1024)
-        if not chunk:
-            break
-        buffer.write(chunk)
-        if buffer.tell() > limit:
-            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.", details={"limit_bytes": limit})
-    size = buffer.tell()
-    buffer.seek(0)
-    from django.core.handlers.wsgi import LimitedStream
-
-    request._stream = LimitedStream(buffer, size)  # type: ignore[attr-defined]
-    request._read_started = False  # type: ignore[attr-defined]
-    meta["CONTENT_LENGTH"] = str(size)
 
 
 _error_item = inline_serializer("ImportRowError", fields={
@@ -158,13 +125,6 @@ def _param_tags(values: list[str]) -> list[str] | None:
 class ImportContactsView(WorkspaceAPIView):
     rate_limit_group = "import_contacts"
     parser_classes = [JSONParser, NDJSONParser, CSVTextParser, _CSVPlainParser, MultiPartParser, FormParser]
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        # Before auth, like the Content-Length check in the middleware, and inside
-        # DRF's error handling so a 413 gets the envelope. The body is parsed lazily
-        # later, so it has not been read yet.
-        buffer_chunked_body(request._request)
-        super().initial(request, *args, **kwargs)
 
     @extend_schema(
         operation_id="import_contacts",

@@ -131,6 +131,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             else:
                 message, details = str(detail), None
             response = Response(error_body(code, message, details), status=status_code)
+            auth_header = getattr(exc, "auth_header", None)  # set by DRF on 401s
+            if auth_header:
+                response["WWW-Authenticate"] = auth_header
             if isinstance(exc, drf.MethodNotAllowed):
                 view = context.get("view")
                 if view is not None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextvars
+import io
 import logging
 import re
 import uuid
 from typing import Callable
 
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse
 
 from leadlex.errors import json_error
@@ -103,8 +105,38 @@ class BodySizeLimitMiddleware:
             except ValueError:
                 length = 0
             if length > limit:
-                return json_error(413, "payload_too_large", f"The request body exceeds {limit} bytes.",
-                                  {"limit_bytes": limit})
+                return self._too_large(limit)
+            if not length and not self._buffer_chunked_body(request, limit):
+                return self._too_large(limit)
             if hasattr(request, "_stream"):
                 request._stream = _LimitedStream(request._stream, limit)  # type: ignore[attr-defined]
         return self.get_response(request)
+
+    @staticmethod
+    def _too_large(limit: int) -> HttpResponse:
+        return json_error(413, "payload_too_large", f"The request body exceeds {limit} bytes.", {"limit_bytes": limit})
+
+    @staticmethod
+    def _buffer_chunked_body(request: HttpRequest, limit: int) -> bool:
+        """Make a chunked body (no Content-Length) readable; False when it passes the limit.
+
+        Django builds its body stream from Content-Length alone, so a chunked body
+        looks empty to it. Servers that decode the chunking for us (gunicorn sets
+        ``wsgi.input_terminated``) hand over the real stream in ``wsgi.input``: read
+        it in pieces and stop the moment it grows past the limit."""
+        meta = request.META
+        if "chunked" not in meta.get("HTTP_TRANSFER_ENCODING", "").lower() or not meta.get("wsgi.input_terminated"):
+            return True
+        raw = meta.get("wsgi.input")
+        if raw is None:
+            return True
+        buffer = io.BytesIO()
+        while chunk := raw.read(64 * 1024):
+            buffer.write(chunk)
+            if buffer.tell() > limit:
+                return False
+        size = buffer.tell()
+        buffer.seek(0)
+        request._stream = LimitedStream(buffer, size)  # type: ignore[attr-defined]
+        meta["CONTENT_LENGTH"] = str(size)
+        return True

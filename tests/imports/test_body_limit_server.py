@@ -50,9 +50,10 @@ def server():
     proc.wait(timeout=20)
 
 
-def send_chunked(port: int, key: str, pieces, content_type: str = "application/json") -> tuple[int, dict]:
+def send_chunked(port: int, key: str, pieces, content_type: str = "application/json",
+                 path: str = "/v1/import/contacts") -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.putrequest("POST", "/v1/import/contacts")
+    conn.putrequest("POST", path)
     conn.putheader("Authorization", f"Bearer {key}")
     conn.putheader("Content-Type", content_type)
     conn.putheader("Transfer-Encoding", "chunked")
@@ -76,6 +77,14 @@ def test_a_chunked_body_within_the_limit_is_imported(server, workspace):
     assert status == 200, data
     assert data["data"]["created_count"] == 20
     assert Contact.objects.filter(workspace=workspace).count() == 20
+
+
+def test_a_chunked_body_reaches_every_endpoint_not_only_imports(server, workspace):
+    _key, raw = make_key(workspace)
+    body = json.dumps({"full_name": "Chunked Carla", "email": "carla@acme.com"}).encode()
+    status, data = send_chunked(server, raw, [body[:10], body[10:]], path="/v1/contacts")
+    assert status == 201, data
+    assert Contact.objects.get(workspace=workspace).email == "carla@acme.com"
 
 
 def test_a_chunked_body_growing_past_the_limit_is_refused_with_413(server, workspace):

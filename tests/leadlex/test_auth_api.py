@@ -56,7 +56,9 @@ def test_the_scheme_name_is_case_insensitive(workspace):
     "Basic " + base64.b64encode(b":").decode(),
 ])
 def test_a_missing_or_bad_key_is_401_invalid_key(workspace, header):
-    assert_error(client_with(header).get("/v1/contacts"), 401, "invalid_key")
+    response = client_with(header).get("/v1/contacts")
+    assert_error(response, 401, "invalid_key")
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'  # RFC 9110: a 401 names its scheme
 
 
 def test_a_key_with_a_wrong_secret_part_is_refused(workspace):
