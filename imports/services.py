@@ -60,6 +60,9 @@ SYNC_MAX_ROWS = 500
 MAX_ROWS = 1_000_000
 RESPONSE_ERRORS = 100
 BATCH_SIZE = env_int("LEADLEX_IMPORT_BATCH_SIZE", 5000)
+# Queued jobs parse and validate in a forked child process (the second core), not a
+# thread; 0 turns that off (a platform without fork, or to debug in one process).
+PARSE_IN_PROCESS = bool(env_int("LEADLEX_IMPORT_PARSE_PROCESS", 1)) and hasattr(os, "fork")
 MAX_ATTEMPTS = env_int("LEADLEX_IMPORT_MAX_ATTEMPTS", 5)
 # A processing job whose heartbeat is older than this is considered abandoned
 # (its worker died) and is queued again by the sweeper.
@@ -178,15 +181,18 @@ class _Entry:
     old_email: str | None = None  # the matched contact's address before this batch
     new_id: uuid.UUID | None = None
     action: str = ""  # "c"reate, "u"pdate, "s"kip
+    # The match keys, computed once (they are read several times per row per batch)
+    # and refreshed when a later row's values are absorbed.
+    email_key: str | None = field(init=False, default=None)
+    phone: str | None = field(init=False, default=None)
 
-    @property
-    def email_key(self) -> str | None:
+    def __post_init__(self) -> None:
+        self._keys()
+
+    def _keys(self) -> None:
         email = self.values.get("email")
-        return email.lower() if email else None
-
-    @property
-    def phone(self) -> str | None:
-        return self.values.get("phone") or None
+        self.email_key = email.lower() if email else None
+        self.phone = self.values.get("phone") or None
 
     def absorb(self, other: "_Entry") -> None:
         self.rows.extend(other.rows)
@@ -196,6 +202,7 @@ class _Entry:
             self.values["custom"] = {**custom, **other.values["custom"]}
         self.tags |= other.tags
         self.list_ids |= other.list_ids
+        self._keys()
 
 
 def job_contact_id(job_id: uuid.UUID | None) -> uuid.UUID:
@@ -295,7 +302,10 @@ def _resolve_references(*, workspace: Workspace, rows: list[CleanRow], result: B
             result.errors.append(RowError(row.row, "lists", "unknown_list",
                                           f"No list {unknown[0]} in this workspace."))
             continue
-        ids = set(row.list_ids) | {lists_by_name[n] for n in row.list_names}
+        ids = set(row.list_ids)
+        if row.list_names:
+            ids.update(lists_by_name[n] for n in row.list_names)
+        # values copied: entries absorb later rows, and a retried batch reuses its rows.
         entries.append(_Entry(rows=[row.row], values=dict(row.values), tags=set(row.tags), list_ids=ids))
     return entries
 
@@ -519,28 +529,37 @@ def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags:
         def bit(name: str) -> str:
             return f"(s.present & {_BIT[name]}) <> 0"
 
-        cursor.execute(
-            f"""
-            UPDATE {contacts} c SET
-                full_name = CASE WHEN {bit('full_name')} THEN COALESCE(s.full_name, '') ELSE c.full_name END,
-                email = CASE WHEN {bit('email')} THEN s.email ELSE c.email END,
-                phone = CASE WHEN {bit('phone')} THEN s.phone ELSE c.phone END,
-                job_title = CASE WHEN {bit('job_title')} THEN COALESCE(s.job_title, '') ELSE c.job_title END,
-                company_name = CASE WHEN {bit('company_name')} THEN COALESCE(s.company_name, '')
-                                    ELSE c.company_name END,
-                company_id = CASE WHEN {bit('company_id')} THEN s.company_id ELSE c.company_id END,
-                linkedin_url = CASE WHEN {bit('linkedin_url')} THEN COALESCE(s.linkedin_url, '')
-                                    ELSE c.linkedin_url END,
-                custom = CASE WHEN {bit('custom')} THEN c.custom || COALESCE(s.custom, '{{}}'::jsonb)
-                              ELSE c.custom END,
-                created_at = CASE WHEN {bit('created_at')} AND s.created_at IS NOT NULL THEN s.created_at
-                                  ELSE c.created_at END,
-                updated_at = %s
-            FROM leadlex_import_stage s
-            WHERE s.action = 'u' AND c.id = s.id AND c.workspace_id = %s
-            """,
-            [now, workspace.pk],
-        )
+        n_updates = sum(1 for e in writes if e.action == "u")
+        if n_updates:
+            # The stage has no statistics and the workspace's contacts often stale ones
+            # (a fresh import): the planner would hash-join by scanning every contact of
+            # the workspace, once per batch. Looking each row up by primary key is right.
+            cursor.execute("SET LOCAL enable_hashjoin TO off")
+            cursor.execute("SET LOCAL enable_mergejoin TO off")
+            cursor.execute(
+                f"""
+                UPDATE {contacts} c SET
+                    full_name = CASE WHEN {bit('full_name')} THEN COALESCE(s.full_name, '') ELSE c.full_name END,
+                    email = CASE WHEN {bit('email')} THEN s.email ELSE c.email END,
+                    phone = CASE WHEN {bit('phone')} THEN s.phone ELSE c.phone END,
+                    job_title = CASE WHEN {bit('job_title')} THEN COALESCE(s.job_title, '') ELSE c.job_title END,
+                    company_name = CASE WHEN {bit('company_name')} THEN COALESCE(s.company_name, '')
+                                        ELSE c.company_name END,
+                    company_id = CASE WHEN {bit('company_id')} THEN s.company_id ELSE c.company_id END,
+                    linkedin_url = CASE WHEN {bit('linkedin_url')} THEN COALESCE(s.linkedin_url, '')
+                                        ELSE c.linkedin_url END,
+                    custom = CASE WHEN {bit('custom')} THEN c.custom || COALESCE(s.custom, '{{}}'::jsonb)
+                                  ELSE c.custom END,
+                    created_at = CASE WHEN {bit('created_at')} AND s.created_at IS NOT NULL THEN s.created_at
+                                      ELSE c.created_at END,
+                    updated_at = %s
+                FROM leadlex_import_stage s
+                WHERE s.action = 'u' AND c.id = s.id AND c.workspace_id = %s
+                """,
+                [now, workspace.pk],
+            )
+            cursor.execute("SET LOCAL enable_hashjoin TO on")
+            cursor.execute("SET LOCAL enable_mergejoin TO on")
         # contacts.ContactEmail: every address a contact has had, the current one primary.
         emails = ContactEmail._meta.db_table
         cursor.execute(
@@ -858,14 +877,22 @@ def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportP
             yield batch, next_record, clean, errors
 
     try:
-        # Parsing and validating the next batch (Python) overlaps with writing this one
-        # (PostgreSQL, in its own process, while this thread waits without the GIL).
-        for batch, next_record, clean, errors in _prefetch(prepared(), enabled=batch_size > SYNC_MAX_ROWS):
+        # Parsing and validating the next batch (Python) overlaps with writing this one.
+        # In a child process when it can (the other core: no GIL shared with the
+        # upsert's own Python work), else in a thread.
+        if batch_size <= SYNC_MAX_ROWS:
+            staged: Iterator[tuple[int, int, list[CleanRow], list[RowError]]] = (
+                (len(b), n, c, e) for b, n, c, e in prepared())
+        elif PARSE_IN_PROCESS:
+            staged = _prepare_in_process(prepared)
+        else:
+            staged = _prefetch((len(b), n, c, e) for b, n, c, e in prepared())
+        for n_rows, next_record, clean, errors in staged:
             for tries in range(4):
                 try:
                     with transaction.atomic():
                         _batch_commit(job=job, clean=clean, errors=errors, params=params, attempt=attempt,
-                                      next_record=next_record, n_rows=len(batch))
+                                      next_record=next_record, n_rows=n_rows)
                     break
                 except (_RaceDetected, IntegrityError):
                     # A concurrent writer took an address between our match and insert:
@@ -877,6 +904,53 @@ def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportP
                 progress(job)
     except MappingError as exc:
         raise ImportUserError(str(exc)) from None
+
+
+def _prepare_in_process(prepared: Callable[[], Iterator[tuple[list[SourceRow], int, list[CleanRow],
+                                                               list[RowError]]]]
+                        ) -> Iterator[tuple[int, int, list[CleanRow], list[RowError]]]:
+    """Run ``prepared()`` (read the payload, parse, validate: no database) in a forked
+    child that sends each ready batch back through a pipe. The pipe's small buffer
+    keeps the child about one batch ahead. The child owns the payload stream from
+    the fork on (this process must not read it); it ends on its own when this
+    process dies (its next send fails), and is terminated when the consumer stops."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        receiver.close()
+        try:
+            for batch, next_record, clean, errors in prepared():
+                sender.send((len(batch), next_record, clean, errors))
+            sender.send(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the parent, raised there
+            try:
+                sender.send(exc)
+            except Exception:  # noqa: BLE001 - unpicklable: keep its kind (transient or not) and text
+                kind = ConnectionError if is_transient(exc) else RuntimeError
+                sender.send(kind(f"{type(exc).__name__}: {exc}"))
+
+    process = ctx.Process(target=child, name="import-prepare", daemon=True)
+    process.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                item = receiver.recv()
+            except EOFError:
+                raise RuntimeError(f"the import's parser process died (exit code {process.exitcode})") from None
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        receiver.close()
+        if process.is_alive():
+            process.terminate()
+        process.join(timeout=5)
 
 
 def _prefetch(items: Iterator[Any], *, enabled: bool = True, depth: int = 2) -> Iterator[Any]:
