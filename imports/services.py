@@ -831,7 +831,7 @@ def import_job_run(*, job_id: uuid.UUID, progress: Callable[[ImportJob], None] |
     try:
         source, fh = _open_source(job, params)
         _run_batches(job=job, source=source, params=params, batch_size=BATCH_SIZE, attempt=attempt,
-                     progress=progress)
+                     progress=progress, background=True)
     except _LostOwnership:
         logger.warning("import %s: another run took the job over; stopping this one", job_id)
         return None
@@ -868,7 +868,8 @@ def _batches(source: Iterator[SourceRow], size: int) -> Iterator[tuple[list[Sour
 
 
 def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportParams, batch_size: int,
-                 attempt: int | None = None, progress: Callable[[ImportJob], None] | None = None) -> None:
+                 attempt: int | None = None, progress: Callable[[ImportJob], None] | None = None,
+                 background: bool = False) -> None:
     tz = job.workspace.tzinfo
 
     def prepared() -> Iterator[tuple[list[SourceRow], int, list[CleanRow], list[RowError]]]:
@@ -880,7 +881,7 @@ def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportP
         # Parsing and validating the next batch (Python) overlaps with writing this one.
         # In a child process when it can (the other core: no GIL shared with the
         # upsert's own Python work), else in a thread.
-        if batch_size <= SYNC_MAX_ROWS:
+        if not background:
             staged: Iterator[tuple[int, int, list[CleanRow], list[RowError]]] = (
                 (len(b), n, c, e) for b, n, c, e in prepared())
         elif PARSE_IN_PROCESS:
@@ -913,44 +914,63 @@ def _prepare_in_process(prepared: Callable[[], Iterator[tuple[list[SourceRow], i
     child that sends each ready batch back through a pipe. The pipe's small buffer
     keeps the child about one batch ahead. The child owns the payload stream from
     the fork on (this process must not read it); it ends on its own when this
-    process dies (its next send fails), and is terminated when the consumer stops."""
+    process dies (its next send fails), and is killed when the consumer stops early.
+
+    A bare ``os.fork``, not ``multiprocessing.Process``: Celery's prefork pool runs
+    tasks in daemonic processes, which multiprocessing forbids to have children."""
     import multiprocessing
+    import signal
 
-    ctx = multiprocessing.get_context("fork")
-    receiver, sender = ctx.Pipe(duplex=False)
-
-    def child() -> None:
-        receiver.close()
+    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns, never runs the parent's cleanup or atexit hooks
+        code = 0
         try:
-            for batch, next_record, clean, errors in prepared():
-                sender.send((len(batch), next_record, clean, errors))
-            sender.send(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the parent, raised there
+            receiver.close()
             try:
-                sender.send(exc)
-            except Exception:  # noqa: BLE001 - unpicklable: keep its kind (transient or not) and text
-                kind = ConnectionError if is_transient(exc) else RuntimeError
-                sender.send(kind(f"{type(exc).__name__}: {exc}"))
-
-    process = ctx.Process(target=child, name="import-prepare", daemon=True)
-    process.start()
+                for batch, next_record, clean, errors in prepared():
+                    # Plain tuples: unpickling them costs the parent a fraction of what
+                    # dataclass instances would (it is the parent's core that is busy).
+                    sender.send((len(batch), next_record,
+                                 [(r.row, r.values, r.tags, r.list_ids, r.list_names) for r in clean],
+                                 [(e.row, e.field, e.code, e.message) for e in errors]))
+                sender.send(None)
+            except (BrokenPipeError, ConnectionResetError):
+                code = 1  # the parent is gone
+            except BaseException as exc:  # noqa: BLE001 - handed to the parent, raised there
+                try:
+                    sender.send(exc)
+                except Exception:  # noqa: BLE001 - unpicklable: keep its kind (transient or not) and text
+                    kind = ConnectionError if is_transient(exc) else RuntimeError
+                    sender.send(kind(f"{type(exc).__name__}: {exc}"))
+        except BaseException:  # noqa: BLE001 - whatever happens, the child must not return
+            code = 1
+        finally:
+            os._exit(code)
     sender.close()
+    finished = False
     try:
         while True:
             try:
                 item = receiver.recv()
             except EOFError:
-                raise RuntimeError(f"the import's parser process died (exit code {process.exitcode})") from None
+                raise RuntimeError("the import's parser process ended unexpectedly") from None
             if item is None:
+                finished = True
                 return
             if isinstance(item, BaseException):
+                finished = True
                 raise item
-            yield item
+            n_rows, next_record, clean, errors = item
+            yield (n_rows, next_record, [CleanRow(*r) for r in clean], [RowError(*e) for e in errors])
     finally:
         receiver.close()
-        if process.is_alive():
-            process.terminate()
-        process.join(timeout=5)
+        if not finished:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.waitpid(pid, 0)
 
 
 def _prefetch(items: Iterator[Any], *, enabled: bool = True, depth: int = 2) -> Iterator[Any]:
