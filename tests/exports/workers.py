@@ -4,32 +4,16 @@ its job even while the session's shared worker is up."""
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 from typing import Iterator
 
-from django.conf import settings
 
-from tests.support.worker import ROOT, WorkerProcess, worker_env
+from tests.support.worker import WorkerProcess
 
 
 class QueueWorker(WorkerProcess):
     def __init__(self, name: str, queue: str, extra_env: dict[str, str] | None = None) -> None:  # noqa: D107
-        self.log_path = Path(settings.DATA_DIR) / f"worker-{name}-{os.getpid()}.log"
-        self.log_path.unlink(missing_ok=True)
-        env = worker_env()
-        env.update(extra_env or {})
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=1",
-             "--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue,
-             f"--hostname={name}-{uuid.uuid4().hex[:6]}@%h"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self.wait_ready()
+        super().__init__(name, extra_env=extra_env, queues=queue, hostname=f"{name}-{uuid.uuid4().hex[:6]}")
 
 
 @contextlib.contextmanager

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.support.worker import ROOT, WorkerProcess, worker_env
+from tests.support.worker import WorkerProcess
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,18 +35,7 @@ class QueueWorker(WorkerProcess):
     an import test owns the worker it kills, whatever other workers run."""
 
     def __init__(self, name: str, queue: str, extra_env: dict[str, str] | None = None) -> None:
-        self.log_path = Path(settings.DATA_DIR) / f"worker-{name}-{os.getpid()}.log"
-        self.log_path.unlink(missing_ok=True)
-        env = worker_env()
-        env.update(extra_env or {})
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=1",
-             "--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             f"--hostname={name}@%h", "-Q", f"{queue},celery"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self.wait_ready()
+        super().__init__(name, extra_env=extra_env, queues=f"{queue},celery")
 
 
 @pytest.fixture

@@ -32,7 +32,10 @@ def worker_env() -> dict[str, str]:
 
 
 class WorkerProcess:
-    def __init__(self, name: str = "w1", concurrency: int = 1, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str = "w1", concurrency: int = 1, extra_env: dict[str, str] | None = None,
+                 queues: str | None = None, hostname: str | None = None) -> None:
+        """``queues``: "-Q" for the worker (default: the "celery" queue alone), so a test
+        can own the worker it kills whatever other workers run."""
         self.log_path = Path(settings.DATA_DIR) / f"worker-{name}-{os.getpid()}.log"
         self.log_path.unlink(missing_ok=True)
         env = worker_env()
@@ -40,7 +43,8 @@ class WorkerProcess:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
-             "--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", f"--hostname={name}@%h"],
+             "--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             f"--hostname={hostname or name}@%h", *(["-Q", queues] if queues else [])],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.wait_ready()
