@@ -7,11 +7,13 @@ under an IMMEDIATE transaction, so several web processes on one machine agree.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -77,18 +79,35 @@ return n
         return int(self._incr(keys=[key], args=[ttl]))
 
 
+def _retry_while_locked(statement: Callable[[], object], *, seconds: float = 30) -> None:
+    """Run a set-up statement that SQLite may refuse with "database is locked" at once,
+    without waiting on its busy timeout: switching to WAL needs an exclusive lock, so
+    several processes opening a new file together (gunicorn's workers on their first
+    request) collide there."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01 + random.random() * 0.05)
+
+
 class SqliteCounter:
     def __init__(self, path: str) -> None:
         self._path = path
         self._local = threading.local()
-        with self._connect() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, n INTEGER NOT NULL, expires REAL NOT NULL)")
+        conn = self._connect()
+        _retry_while_locked(lambda: conn.execute(
+            "CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, n INTEGER NOT NULL, expires REAL NOT NULL)"))
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _retry_while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             self._local.conn = conn
         return conn
 
