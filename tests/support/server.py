@@ -4,7 +4,6 @@ promise is about several processes (rate limits) or the server's own log lines."
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
-from tests.support.worker import ROOT, worker_env
+from tests.support.worker import ROOT, stop_process_group, worker_env
 
 
 def free_port() -> int:
@@ -57,11 +56,5 @@ class WebServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_process_group(self.proc)
         self._log.close()
