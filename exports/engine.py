@@ -205,12 +205,16 @@ def export_job_fail(*, job_id: Any, error: str, error_kind: str = "system", leas
     qs = ExportJob.objects.filter(pk=job_id, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.PROCESSING])
     if lease_token is not None:
         qs = qs.filter(lease_token=lease_token)
-    changed = qs.update(status=ExportJob.Status.FAILED, error=error[:2000], error_kind=error_kind,
-                        completed_at=timezone.now(), lease_token="")
+    # The status and its webhook delivery row commit together: a worker that dies
+    # in between must not leave a failed job whose event was never recorded.
+    with transaction.atomic():
+        changed = qs.update(status=ExportJob.Status.FAILED, error=error[:2000], error_kind=error_kind,
+                            completed_at=timezone.now(), lease_token="")
+        if changed:
+            job = ExportJob.objects.get(pk=job_id)
+            _emit(job, "export.failed")
     if changed:
-        job = ExportJob.objects.get(pk=job_id)
-        _discard_partial(job.storage_key, (job.checkpoint or {}).get("writer"))
-        _emit(job, "export.failed")
+        _discard_partial(job.storage_key, (job.checkpoint or {}).get("writer"))  # storage I/O, after the commit
     return bool(changed)
 
 
@@ -366,15 +370,19 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
 
     sha256 = hasher.hexdigest() if hasher else _sha256_of(job.storage_key)
     now = timezone.now()
-    changed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PROCESSING, lease_token=token).update(
-        status=ExportJob.Status.COMPLETED, processed_count=rows, row_count=rows, byte_size=size, sha256=sha256,
-        completed_at=now, heartbeat_at=now, expires_at=now + timedelta(days=conf.retention_days()), checkpoint={},
-        lease_token="", error="", error_kind="",
-    )
+    with transaction.atomic():  # the status and its webhook delivery row commit together
+        changed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PROCESSING, lease_token=token).update(
+            status=ExportJob.Status.COMPLETED, processed_count=rows, row_count=rows, byte_size=size, sha256=sha256,
+            completed_at=now, heartbeat_at=now, expires_at=now + timedelta(days=conf.retention_days()),
+            checkpoint={}, lease_token="", error="", error_kind="",
+        )
+        if changed:
+            job.refresh_from_db()
+            if spec.webhooks:
+                _emit(job, "export.completed")
     if not changed:  # cancelled between the last heartbeat and now
         storage.delete(job.storage_key)
         raise _LeaseLost()
-    job.refresh_from_db()
     if on_progress:
         on_progress(rows, job.total_count)
     if spec.on_finished:
@@ -382,8 +390,6 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
             spec.on_finished(job)
         except Exception:  # noqa: BLE001 - the file is there; a failed hook must not fail the job
             logger.exception("export %s: on_finished hook failed", job.pk)
-    if spec.webhooks:
-        _emit(job, "export.completed")
 
 
 def _sha256_of(key: str) -> str:
