@@ -39,6 +39,13 @@ def gzip_level() -> int:
     return int(_get("LEADLEX_EXPORT_GZIP_LEVEL", env_int("LEADLEX_EXPORT_GZIP_LEVEL", 1)))
 
 
+def render_threads() -> int:
+    """PostgreSQL fast path: threads (each with its own database connection) that
+    render batches ahead while the job compresses and uploads; 1 renders in the
+    job's own connection, one batch at a time."""
+    return max(1, int(_get("LEADLEX_EXPORT_RENDER_THREADS", env_int("LEADLEX_EXPORT_RENDER_THREADS", 2))))
+
+
 def progress_rows() -> int:
     """Write processed_count / heartbeat at least every this many rows."""
     return int(_get("LEADLEX_EXPORT_PROGRESS_ROWS", env_int("LEADLEX_EXPORT_PROGRESS_ROWS", 5000)))

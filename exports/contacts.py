@@ -16,6 +16,7 @@ Parameters (``ExportJob.parameters``): the ``ContactFilter`` keys plus ``fields`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -30,10 +31,12 @@ from exports.selectors import (
     ContactBatch,
     ContactFilter,
     contact_export_batches,
+    contact_export_boundary,
     contact_export_count,
     contact_export_queryset,
     cursor_encode,
 )
+from exports.prefetch import RenderThreads
 from exports.writers import CSV_SAFE_RE, csv_header, csv_row, format_timestamp, jsonb_text
 
 KIND = "contacts"
@@ -222,36 +225,91 @@ def _batch_sql(job: ExportJob, fields: list[str], keys_sql: str) -> tuple[str, l
     return sql, params
 
 
+def _render_range(job: ExportJob, fields: list[str], filters: ContactFilter, after: Any,
+                  limit: int) -> tuple[bytes, int, Any]:
+    """One batch rendered by the database: the lines of (at most ``limit``) rows
+    strictly after ``after`` (and up to ``filters.until``), their count, and the
+    keyset position of the last one."""
+    # The batch's whole rows, not just their keys: joining keys back to
+    # contacts_contact lets a planner with stale statistics (a table bulk-loaded
+    # moments ago, not yet analysed) pick a nested loop over a sequential scan,
+    # which turns one batch into minutes.
+    keys = (contact_export_queryset(workspace=job.workspace_id, filters=filters, after=after)
+            .values(*_CONTACT_COLUMNS)[:limit])
+    keys_sql, keys_params = keys.query.sql_with_params()
+    lines_sql, line_params = _batch_sql(job, fields, keys_sql)
+    sql = (
+        "SELECT convert_to(string_agg(s.line, '' ORDER BY s.created_at, s.id), 'UTF8'), count(*), "
+        "(array_agg(s.created_at ORDER BY s.created_at DESC, s.id DESC))[1], "
+        "(array_agg(s.id ORDER BY s.created_at DESC, s.id DESC))[1] "
+        f"FROM ({lines_sql}) s"
+    )
+    # JIT compilation costs tens of milliseconds per batch and the planner's
+    # estimate for the correlated subqueries always asks for it: off, for this
+    # statement only.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, [*line_params, *keys_params])
+        data, n, last_created, last_id = cursor.fetchone()
+    if not n:
+        return b"", 0, None
+    return bytes(data), n, cursor_encode(last_created, last_id)
+
+
 def _iter_postgres(job: ExportJob, after: Any, fields: list[str], filters: ContactFilter) -> Iterator[ExportBatch]:
     size = conf.batch_size()
+    threads = conf.render_threads()
+    if threads > 1 and not connection.in_atomic_block:
+        yield from _iter_postgres_threads(job, after, fields, filters, size, threads)
+        return
     while True:
-        # The batch's whole rows, not just their keys: joining keys back to
-        # contacts_contact lets a planner with stale statistics (a table bulk-loaded
-        # moments ago, not yet analysed) pick a nested loop over a sequential scan,
-        # which turns one batch into minutes.
-        keys = (contact_export_queryset(workspace=job.workspace_id, filters=filters, after=after)
-                .values(*_CONTACT_COLUMNS)[:size])
-        keys_sql, keys_params = keys.query.sql_with_params()
-        lines_sql, line_params = _batch_sql(job, fields, keys_sql)
-        sql = (
-            "SELECT convert_to(string_agg(s.line, '' ORDER BY s.created_at, s.id), 'UTF8'), count(*), "
-            "(array_agg(s.created_at ORDER BY s.created_at DESC, s.id DESC))[1], "
-            "(array_agg(s.id ORDER BY s.created_at DESC, s.id DESC))[1] "
-            f"FROM ({lines_sql}) s"
-        )
-        # JIT compilation costs tens of milliseconds per batch and the planner's
-        # estimate for the correlated subqueries always asks for it: off, for this
-        # statement only.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
-            cursor.execute(sql, [*line_params, *keys_params])
-            data, n, last_created, last_id = cursor.fetchone()
+        data, n, last = _render_range(job, fields, filters, after, size)
         if not n:
             return
-        after = cursor_encode(last_created, last_id)
-        yield ExportBatch(data=bytes(data), rows=n, cursor=after)
+        after = last
+        yield ExportBatch(data=data, rows=n, cursor=after)
         if n < size:
             return
+
+
+def _iter_postgres_threads(job: ExportJob, after: Any, fields: list[str], filters: ContactFilter, size: int,
+                           threads: int) -> Iterator[ExportBatch]:
+    """The same batches, rendered ahead on ``threads`` connections of their own while
+    the engine compresses and uploads: the caller's connection cuts the rows into
+    ranges of ``size`` (the key of every ``size``-th row, an index-only scan), and
+    each range becomes one render call."""
+    # A range can hold more rows than when it was cut (rows created meanwhile with
+    # an old created_at); past this many the batch ends early at its last row, and
+    # the ranges cut after it are cut again from there.
+    limit = size * 4
+    with RenderThreads(threads, ahead=threads + 1) as pool:
+        cut_to, cutting = after, True
+        while True:
+            while cutting and not pool.full:
+                end = contact_export_boundary(workspace=job.workspace_id, limit=size,
+                                              filters=dataclasses.replace(filters, start_after=cut_to or filters.start_after))
+                ranged = dataclasses.replace(filters, until=end) if end is not None else filters
+                pool.submit(_render_range_for, job, fields, ranged, cut_to, limit, end)
+                if end is None:
+                    cutting = False
+                cut_to = end
+            if not pool.pending:
+                return
+            data, n, last, end = pool.next_result()
+            if n >= limit:
+                pool.discard()
+                cut_to, cutting = last, True
+            elif end is not None:
+                last = end
+            elif not n:
+                return
+            if n:
+                yield ExportBatch(data=data, rows=n, cursor=last)
+
+
+def _render_range_for(job: ExportJob, fields: list[str], filters: ContactFilter, after: Any, limit: int,
+                      end: Any) -> tuple[bytes, int, Any, Any]:
+    return (*_render_range(job, fields, filters, after, limit), end)
 
 
 # --- The spec ---------------------------------------------------------------------------

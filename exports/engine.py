@@ -336,24 +336,30 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
     if not resumed:
         member.write(spec.header(job))
     try:
-        for batch in spec.iter_batches(job, cursor):
-            member.write(batch.data)
-            rows += batch.rows
-            cursor = batch.cursor
-            if member.compressed_size >= chunk_bytes:
-                chunk = member.finish()
-                state = writer.commit_chunk(chunk)
-                if hasher:
-                    hasher.update(chunk)
-                _under_lease(job, token, checkpoint={"cursor": cursor, "rows": rows, "writer": state},
-                             processed_count=rows)
-                member = GzipMember(level)
-                last_progress_rows, last_beat = rows, time.monotonic()
-            elif rows - last_progress_rows >= progress_every or time.monotonic() - last_beat > 10:
-                _under_lease(job, token, processed_count=rows)
-                last_progress_rows, last_beat = rows, time.monotonic()
-            if on_progress:
-                on_progress(rows, job.total_count)
+        batches = spec.iter_batches(job, cursor)
+        try:
+            for batch in batches:
+                member.write(batch.data)
+                rows += batch.rows
+                cursor = batch.cursor
+                if member.compressed_size >= chunk_bytes:
+                    chunk = member.finish()
+                    state = writer.commit_chunk(chunk)
+                    if hasher:
+                        hasher.update(chunk)
+                    _under_lease(job, token, checkpoint={"cursor": cursor, "rows": rows, "writer": state},
+                                 processed_count=rows)
+                    member = GzipMember(level)
+                    last_progress_rows, last_beat = rows, time.monotonic()
+                elif rows - last_progress_rows >= progress_every or time.monotonic() - last_beat > 10:
+                    _under_lease(job, token, processed_count=rows)
+                    last_progress_rows, last_beat = rows, time.monotonic()
+                if on_progress:
+                    on_progress(rows, job.total_count)
+        finally:
+            close = getattr(batches, "close", None)  # a generator: stop its render threads now
+            if close is not None:
+                close()
         member.write(spec.footer(job))
         chunk = member.finish()
         writer.commit_chunk(chunk)

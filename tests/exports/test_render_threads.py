@@ -1,0 +1,144 @@
+"""PostgreSQL fast path, rendered ahead on threads with connections of their own
+(exports/prefetch.py): the same file as one connection rendering batch by batch,
+whatever the batch boundaries do, with every thread and connection gone afterwards.
+
+Transactional tests: a render thread's connection cannot see a test transaction."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError, connection
+
+from exports import contacts as contact_kind
+from exports.engine import export_job_run
+from exports.models import ExportJob
+from exports.prefetch import RenderThreads
+from exports.services import contact_export_start
+from tests.conftest import is_postgres
+from tests.exports.conftest import csv_records, job_file_text, ndjson_records
+from tests.exports.factories import BASE, make_contacts
+from tests.exports.test_fast_path_parity import AWKWARD, _awkward_workspace
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgres,
+    pytest.mark.skipif(not is_postgres(), reason="the fast path exists on PostgreSQL only"),
+]
+
+
+def _backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def _render_threads_alive() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("export-render-")]
+
+
+@pytest.fixture
+def spied_pools(monkeypatch):  # noqa: ANN001, ANN201
+    pools: list[RenderThreads] = []
+
+    class Spy(RenderThreads):
+        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(contact_kind, "RenderThreads", Spy)
+    return pools
+
+
+def _export(workspace, fmt: str) -> tuple[ExportJob, bytes]:  # noqa: ANN001
+    job = contact_export_start(workspace=workspace, format=fmt, include_comet_tokens=True, include_all_emails=True,
+                               enqueue=False)
+    assert export_job_run(job_id=job.pk) == ExportJob.Status.COMPLETED
+    job.refresh_from_db()
+    return job, job_file_text(job)
+
+
+def _workspace_with_ties(workspace) -> None:  # noqa: ANN001
+    _awkward_workspace(workspace)
+    # Many rows share one created_at, so ranges are cut inside a run of equal timestamps.
+    make_contacts(workspace, 40, start=BASE + timedelta(days=1), same_time=True)
+    make_contacts(workspace, 23, start=BASE + timedelta(days=2))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_threads_write_the_file_one_connection_writes(workspace, settings, spied_pools, fmt) -> None:  # noqa: ANN001
+    _workspace_with_ties(workspace)
+    settings.LEADLEX_EXPORT_BATCH_SIZE = 7
+    backends = _backends()
+
+    settings.LEADLEX_EXPORT_RENDER_THREADS = 1
+    _, single = _export(workspace, fmt)
+    assert not spied_pools
+
+    settings.LEADLEX_EXPORT_RENDER_THREADS = 2
+    job, threaded = _export(workspace, fmt)
+    assert len(spied_pools) == 1  # the threaded path ran
+
+    assert threaded == single
+    assert job.row_count == len(AWKWARD) + 63
+    records = csv_records(threaded)[1:] if fmt == "csv" else ndjson_records(threaded)
+    assert len(records) == job.row_count
+    assert not _render_threads_alive()
+    assert _backends() == backends  # every render connection closed
+
+
+def test_a_range_grown_since_it_was_cut_is_cut_again(workspace, settings, monkeypatch, spied_pools) -> None:  # noqa: ANN001
+    """Rows created with an old created_at after a range was cut can make it far
+    larger than a batch: the batch stops at its cap and the ranges are cut again
+    from its last row, so nothing is skipped or written twice."""
+    _workspace_with_ties(workspace)
+    settings.LEADLEX_EXPORT_BATCH_SIZE = 3
+    settings.LEADLEX_EXPORT_RENDER_THREADS = 1
+    _, expected = _export(workspace, "csv")
+
+    real = contact_kind.contact_export_boundary
+    cuts = []
+
+    def stale_cut(*, workspace, filters, limit):  # noqa: ANN001, ANN202
+        # As if 10x the rows had been created in each range after it was cut.
+        cuts.append(limit)
+        return real(workspace=workspace, filters=filters, limit=limit * 10)
+
+    monkeypatch.setattr(contact_kind, "contact_export_boundary", stale_cut)
+    settings.LEADLEX_EXPORT_RENDER_THREADS = 2
+    _, threaded = _export(workspace, "csv")
+    assert spied_pools and cuts
+    assert threaded == expected
+
+
+def test_a_render_thread_failure_reaches_the_job_and_stops_the_threads(workspace, settings, monkeypatch) -> None:  # noqa: ANN001
+    make_contacts(workspace, 60)
+    settings.LEADLEX_EXPORT_BATCH_SIZE = 5
+    settings.LEADLEX_EXPORT_RENDER_THREADS = 2
+    backends = _backends()
+    real = contact_kind._render_range
+    calls = []
+
+    def flaky(*args):  # noqa: ANN002, ANN202
+        calls.append(threading.current_thread().name)
+        if len(calls) == 4:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(*args)
+
+    monkeypatch.setattr(contact_kind, "_render_range", flaky)
+    job = contact_export_start(workspace=workspace, format="csv", enqueue=False)
+    with pytest.raises(OperationalError):  # transient: the task retries it
+        export_job_run(job_id=job.pk)
+    assert all(name.startswith("export-render-") for name in calls)
+    assert not _render_threads_alive()
+    assert _backends() == backends
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.QUEUED and job.error_kind == "transient"
+
+    # The retry resumes from the last checkpoint and the file holds every row once.
+    assert export_job_run(job_id=job.pk) == ExportJob.Status.COMPLETED
+    job.refresh_from_db()
+    rows = csv_records(job_file_text(job))[1:]
+    assert len(rows) == 60 and len({r[0] for r in rows}) == 60
