@@ -287,8 +287,8 @@ def _iter_postgres_threads(job: ExportJob, after: Any, fields: list[str], filter
         cut_to, cutting = after, True
         while True:
             while cutting and not pool.full:
-                end = contact_export_boundary(workspace=job.workspace_id, limit=size,
-                                              filters=dataclasses.replace(filters, start_after=cut_to or filters.start_after))
+                rest = dataclasses.replace(filters, start_after=cut_to or filters.start_after)
+                end = contact_export_boundary(workspace=job.workspace_id, filters=rest, limit=size)
                 ranged = dataclasses.replace(filters, until=end) if end is not None else filters
                 pool.submit(_render_range_for, job, fields, ranged, cut_to, limit, end)
                 if end is None:
