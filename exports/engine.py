@@ -238,8 +238,14 @@ def export_stream(job: ExportJob) -> Iterator[bytes]:
     """The rows of an (unsaved) job as plain bytes, for a streamed HTTP response."""
     spec = get_export_kind(job.kind)
     yield spec.header(job)
-    for batch in spec.iter_batches(job, None):
-        yield batch.data
+    batches = spec.iter_batches(job, None)
+    try:
+        for batch in batches:
+            yield batch.data
+    finally:
+        close = getattr(batches, "close", None)  # a client gone mid-stream: stop render threads now
+        if close is not None:
+            close()
     footer = spec.footer(job)
     if footer:
         yield footer

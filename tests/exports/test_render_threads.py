@@ -142,3 +142,27 @@ def test_a_render_thread_failure_reaches_the_job_and_stops_the_threads(workspace
     job.refresh_from_db()
     rows = csv_records(job_file_text(job))[1:]
     assert len(rows) == 60 and len({r[0] for r in rows}) == 60
+
+
+def test_sync_csv_endpoint_streams_the_same_bytes_and_stops_its_threads_when_abandoned(owner, settings,  # noqa: ANN001
+                                                                                          spied_pools) -> None:
+    make_contacts(owner.workspace, 120)
+    settings.LEADLEX_EXPORT_BATCH_SIZE = 10
+    backends = _backends()
+    settings.LEADLEX_EXPORT_RENDER_THREADS = 1
+    single = b"".join(owner.client.get("/v1/contacts/export").streaming_content)
+    settings.LEADLEX_EXPORT_RENDER_THREADS = 2
+    threaded = b"".join(owner.client.get("/v1/contacts/export").streaming_content)
+    assert len(spied_pools) == 1 and threaded == single
+    assert len(csv_records(threaded)) == 121
+
+    # A client that goes away after the first batch: the response is closed, and with
+    # it the render threads and their connections.
+    response = owner.client.get("/v1/contacts/export")
+    stream = iter(response.streaming_content)
+    next(stream)
+    next(stream)
+    assert _render_threads_alive()
+    response.close()
+    assert not _render_threads_alive()
+    assert _backends() == backends
