@@ -248,5 +248,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def retry_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         from leadlex.webhooks import webhook_delivery_retry
 
-        n = webhook_delivery_retry(delivery_ids=queryset.values_list("pk", flat=True))
+        ids = list(queryset.values_list("pk", flat=True))
+        delivered = queryset.filter(status=WebhookDelivery.Status.DELIVERED).count()
+        n = webhook_delivery_retry(delivery_ids=ids)
         self.message_user(request, f"Queued {n} delivery(ies) for another attempt.", messages.SUCCESS)
+        busy = len(ids) - delivered - n
+        if busy > 0:
+            self.message_user(request, f"{busy} delivery(ies) are being attempted right now and were left alone; "
+                                       "retry them once that attempt has ended.", messages.WARNING)

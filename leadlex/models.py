@@ -132,6 +132,9 @@ class WebhookDelivery(models.Model):
     # When a task for this delivery was last put on the queue: the sweeper skips
     # recently dispatched rows so a backed-up queue does not fill with copies.
     dispatched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set while a worker holds the delivery for an attempt (the POST may be on the
+    # wire): "retry now" leaves such a delivery alone instead of sending it twice.
+    leased_until = models.DateTimeField(null=True, blank=True, editable=False)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)

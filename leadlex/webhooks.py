@@ -207,12 +207,15 @@ def webhook_emit(*, workspace_id: Any, event: str, data: dict[str, Any]) -> list
 
 
 def webhook_delivery_retry(*, delivery_ids: Iterable[Any]) -> int:
-    """Make deliveries due now (again), whatever their state; used by the admin."""
+    """Make deliveries due now (again), whether failed or waiting for their backoff;
+    used by the admin. Delivered ones, and ones a worker is attempting right now,
+    are left alone (the latter would be sent twice). Returns how many were made due."""
     ids = list(delivery_ids)
+    now = timezone.now()
     count = (WebhookDelivery.objects.filter(pk__in=ids)
+             .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
              .exclude(status=WebhookDelivery.Status.DELIVERED)
-             .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now(), attempts=0,
-                     dispatched_at=timezone.now()))
+             .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now, attempts=0, dispatched_at=now))
     due = list(WebhookDelivery.objects.filter(pk__in=ids, status=WebhookDelivery.Status.PENDING)
                .values_list("pk", flat=True))
     transaction.on_commit(lambda: _dispatch(due))
@@ -254,10 +257,14 @@ def _post(target: ssrf.Target, body: bytes, headers: dict[str, str]) -> requests
 def _claim(delivery_id: Any, now: datetime) -> bool:
     # Conditional UPDATE: exactly one worker wins a due delivery; a duplicate task
     # (redelivered message, sweeper copy) finds it leased, not yet due, or done.
+    # Pushing next_attempt_at keeps the sweeper off it; leased_until tells "in flight"
+    # from "waiting for its backoff" (the admin's retry must not touch the former).
+    lease_end = now + IN_FLIGHT_LEASE
     return WebhookDelivery.objects.filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        Q(leased_until__isnull=True) | Q(leased_until__lte=now),
         pk=delivery_id, status=WebhookDelivery.Status.PENDING,
-    ).update(next_attempt_at=now + IN_FLIGHT_LEASE) == 1
+    ).update(next_attempt_at=lease_end, leased_until=lease_end) == 1
 
 
 def webhook_delivery_attempt(*, delivery_id: Any) -> str:
@@ -295,7 +302,7 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
             error = f"{type(exc).__name__}: {exc}"
     done = timezone.now()
     fields: dict[str, Any] = {"attempts": attempts, "last_status_code": status_code, "last_error": error[:_ERROR_MAX],
-                              "dispatched_at": None}
+                              "dispatched_at": None, "leased_until": None}
     if not error:
         fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=done, next_attempt_at=None)
     elif attempts >= max_attempts() or not endpoint.is_active:

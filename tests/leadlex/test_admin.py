@@ -7,6 +7,7 @@ import re
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from leadlex.models import ApiKey, WebhookDelivery, WebhookEndpoint, Workspace
@@ -139,6 +140,20 @@ def test_the_delivery_log_is_read_only_and_retry_now_makes_it_due(staff, deliver
     assert len(callbacks) == 1
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.attempts == 0 and delivery.next_attempt_at is not None
+
+
+def test_retry_now_says_which_deliveries_it_left_alone_because_they_are_in_flight(staff, delivery):
+    from leadlex.webhooks import _claim
+
+    assert _claim(delivery.pk, timezone.now())  # a worker holds it: its POST may be on the wire
+    response = staff.post("/admin/leadlex/webhookdelivery/",
+                          {"action": "retry_now", "_selected_action": [delivery.pk]}, follow=True)
+    page = response.content.decode()
+    assert "Queued 0 delivery(ies)" in page
+    assert "1 delivery(ies) are being attempted right now and were left alone" in page
+    before = delivery.next_attempt_at
+    delivery.refresh_from_db()
+    assert delivery.leased_until is not None and delivery.next_attempt_at > before
 
 
 def test_adding_a_webhook_endpoint_checks_the_url_and_shows_the_secret_once(staff, workspace, settings):

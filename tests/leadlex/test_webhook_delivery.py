@@ -248,3 +248,49 @@ def test_signature_verification_checks_body_secret_and_age():
     assert webhook_signature_verify("whsec_s", header, b'{"a":1}', tolerance=None)
     rotated = header + ",v1=" + "0" * 64
     assert webhook_signature_verify("whsec_s", rotated, b'{"a":1}', now=1_700_000_000)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retry_now_leaves_a_delivery_that_is_on_the_wire_alone(owner, allow_private, receiver):
+    """The admin's "retry now" on a delivery a worker is sending at that moment must
+    not make it due again: a second worker would send it a second time."""
+    import threading
+
+    from django.db import connection
+
+    receiver.hold = threading.Event()
+    register(owner.client, receiver.url, ["export.failed"])
+    d = emit_one(owner.workspace)
+    outcome: list[str] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(webhook_delivery_attempt(delivery_id=d.pk))
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=attempt)
+    worker.start()
+    try:
+        wait_for(lambda: receiver.requests, timeout=10, message="the POST to reach the receiver")
+        assert webhook_delivery_retry(delivery_ids=[d.pk]) == 0
+        assert webhook_delivery_attempt(delivery_id=d.pk) == "skipped"
+        assert webhook_sweep(now=timezone.now() + timedelta(minutes=1)) == 0
+    finally:
+        receiver.hold.set()
+        worker.join(timeout=30)
+    assert outcome == ["delivered"]
+    assert len(receiver.requests) == 1
+    d.refresh_from_db()
+    assert d.status == "delivered" and d.attempts == 1 and d.leased_until is None
+
+
+def test_retry_now_makes_a_delivery_waiting_for_its_backoff_due(owner, allow_private, receiver):
+    receiver.statuses = [500]
+    register(owner.client, receiver.url, ["export.failed"])
+    d = emit_one(owner.workspace)
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "pending"  # failed once: backoff
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "skipped"
+    assert webhook_delivery_retry(delivery_ids=[d.pk]) == 1
+    assert webhook_delivery_attempt(delivery_id=d.pk) == "delivered"
+    assert len(receiver.requests) == 2

@@ -20,6 +20,9 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)  # answered in order; then 200
     requests: list[Received] = field(default_factory=list)
     redirect_to: str | None = None
+    # When set, each request is recorded and then held until the event is set (a
+    # delivery "on the wire").
+    hold: threading.Event | None = None
 
     def __post_init__(self) -> None:
         receiver = self
@@ -29,6 +32,8 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                if receiver.hold is not None:
+                    receiver.hold.wait(timeout=30)
                 code = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(code)
                 if 300 <= code < 400 and receiver.redirect_to:
