@@ -216,8 +216,8 @@ def webhook_delivery_retry(*, delivery_ids: Iterable[Any]) -> int:
              .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
              .exclude(status=WebhookDelivery.Status.DELIVERED)
              .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now, attempts=0, dispatched_at=now))
-    due = list(WebhookDelivery.objects.filter(pk__in=ids, status=WebhookDelivery.Status.PENDING)
-               .values_list("pk", flat=True))
+    due = list(WebhookDelivery.objects.filter(pk__in=ids, status=WebhookDelivery.Status.PENDING,
+                                              next_attempt_at__lte=now).values_list("pk", flat=True))
     transaction.on_commit(lambda: _dispatch(due))
     return count
 
