@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "leadlex.middleware.RequestIdMiddleware",
+    "leadlex.middleware.ApiErrorPageMiddleware",
     "leadlex.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ (the admin's CSS/JS) from gunicorn in every profile.

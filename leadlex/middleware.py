@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse
 
-from leadlex.errors import json_error
+from leadlex.errors import handler404, handler500, json_error
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -140,3 +140,20 @@ class BodySizeLimitMiddleware:
         request._stream = LimitedStream(buffer, size)  # type: ignore[attr-defined]
         meta["CONTENT_LENGTH"] = str(size)
         return True
+
+
+class ApiErrorPageMiddleware:
+    """With DEBUG on (the embedded profile's default) Django answers an unknown URL,
+    or an exception outside DRF, with its HTML debug page. Under /v1/ the client gets
+    the contract's error envelope instead, whatever DEBUG says (the traceback is
+    still logged). Placed outside CommonMiddleware, so its slash redirects stand."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (response.status_code in (404, 500) and request.path_info.startswith("/v1/")
+                and response.get("Content-Type", "").startswith("text/html")):
+            return handler404(request) if response.status_code == 404 else handler500(request)
+        return response

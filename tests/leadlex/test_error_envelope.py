@@ -106,6 +106,18 @@ def test_a_form_encoded_body_is_415_in_the_envelope(owner):
     assert_envelope(response, 415, "unsupported_media_type")
 
 
+def test_an_unknown_path_is_404_in_the_envelope_even_with_debug_on(owner, settings):
+    """The embedded profile runs with DEBUG on: Django's HTML debug page must not
+    reach an API client."""
+    settings.DEBUG = True
+    assert_envelope(owner.client.get("/v1/nothing-here"), 404, "not_found")
+    assert_envelope(owner.client.get("/v1/contacts/exports/"), 404, "not_found")
+    outside = owner.client.get("/nothing-here")  # not the API: left as Django answers
+    assert outside.status_code == 404 and outside["Content-Type"].startswith("text/html")
+    docs = owner.client.get("/v1/docs/")
+    assert docs.status_code == 200 and docs["Content-Type"].startswith("text/html")
+
+
 def test_an_unknown_path_and_a_malformed_id_are_404_in_the_envelope(owner):
     assert_envelope(owner.client.get("/v1/nothing-here"), 404, "not_found")
     assert_envelope(owner.client.get("/v1/companies/12"), 404, "not_found")
