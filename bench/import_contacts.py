@@ -69,6 +69,19 @@ def psql(database_url: str, script: str) -> float:
     return time.perf_counter() - started
 
 
+def psql_script(database_url: str, script: str) -> float:
+    """Run a multi-statement psql script (one transaction, psql meta-commands allowed); its seconds."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
+        fh.write(script)
+    try:
+        started = time.perf_counter()
+        subprocess.run(["psql", database_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", fh.name], check=True,
+                       stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
+    finally:
+        os.unlink(fh.name)
+
+
 def baseline_insert(database_url: str, path: Path) -> float:
     psql(database_url, "DROP TABLE IF EXISTS bench_copy_insert; CREATE TABLE bench_copy_insert (full_name text, "
                        "email text, phone text, job_title text, company_name text, created_at timestamptz)")
@@ -107,13 +120,7 @@ def baseline_upsert(database_url: str, path: Path, half: Path) -> float:
         "company_name = EXCLUDED.company_name, created_at = EXCLUDED.created_at;\n"
         "COMMIT;\n"
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
-        fh.write(script)
-    started = time.perf_counter()
-    subprocess.run(["psql", database_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", fh.name], check=True,
-                   stdout=subprocess.DEVNULL)
-    seconds = time.perf_counter() - started
-    os.unlink(fh.name)
+    seconds = psql_script(database_url, script)
     psql(database_url, "DROP TABLE bench_upsert")
     return seconds
 
@@ -142,13 +149,7 @@ def baseline_upsert_schema(database_url: str, path: Path, half: Path) -> float:
         "company_name = EXCLUDED.company_name, created_at = EXCLUDED.created_at, updated_at = now();\n"
         "COMMIT;\n"
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
-        fh.write(script)
-    started = time.perf_counter()
-    subprocess.run(["psql", database_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", fh.name], check=True,
-                   stdout=subprocess.DEVNULL)
-    seconds = time.perf_counter() - started
-    os.unlink(fh.name)
+    seconds = psql_script(database_url, script)
     psql(database_url, "DROP TABLE bench_upsert_schema")
     return seconds
 
