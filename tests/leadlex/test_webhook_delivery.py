@@ -259,8 +259,13 @@ def test_retry_now_leaves_a_delivery_that_is_on_the_wire_alone(owner, allow_priv
     from django.db import connection
 
     receiver.hold = threading.Event()
-    register(owner.client, receiver.url, ["export.failed"])
-    d = emit_one(owner.workspace)
+    endpoint = register(owner.client, receiver.url, ["export.failed"])
+    # Made by hand rather than emitted: no task is queued for it (a session worker
+    # left running by another test would take it) and the sweeper leaves a freshly
+    # dispatched row alone, so the thread below is the one sender.
+    now = timezone.now()
+    d = WebhookDelivery.objects.create(endpoint_id=endpoint["id"], event="export.failed", payload={"error": "x"},
+                                       status="pending", next_attempt_at=now, dispatched_at=now)
     outcome: list[str] = []
 
     def attempt() -> None:
