@@ -21,7 +21,6 @@ from tests.conftest import is_postgres
 from tests.exports.conftest import csv_records, job_file_text, ndjson_records
 from tests.exports.factories import BASE, make_contacts
 from tests.exports.test_fast_path_parity import AWKWARD, _awkward_workspace
-from tests.support.worker import wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -30,17 +29,29 @@ pytestmark = [
 ]
 
 
-def _backends() -> int:
-    with connection.cursor() as cursor:
-        # Client connections only: an autovacuum worker may come and go meanwhile.
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND backend_type = 'client backend'")
-        return cursor.fetchone()[0]
+@pytest.fixture
+def render_connections(monkeypatch):  # noqa: ANN001, ANN201
+    """The database connections the render threads used (psycopg objects): each must
+    be closed once the export is over. Checked on the objects themselves, not by
+    counting server processes, which other tests' workers can open and close."""
+    seen: list = []
+    real = contact_kind._render_range
+
+    def recording(*args):  # noqa: ANN002, ANN202
+        try:
+            return real(*args)
+        finally:
+            if threading.current_thread().name.startswith("export-render-") and connection.connection is not None:
+                if all(c is not connection.connection for c in seen):
+                    seen.append(connection.connection)
+
+    monkeypatch.setattr(contact_kind, "_render_range", recording)
+    return seen
 
 
-def _assert_backends(expected: int) -> None:
-    """A closed connection's server process leaves pg_stat_activity a moment later."""
-    wait_for(lambda: _backends() <= expected, timeout=10, message=f"at most {expected} client connections")
+def _assert_closed(conns: list) -> None:
+    assert conns, "no render thread ran a query"
+    assert all(c.closed for c in conns), "a render thread's connection was left open"
 
 
 def _render_threads_alive() -> list[str]:
@@ -76,10 +87,10 @@ def _workspace_with_ties(workspace) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
-def test_threads_write_the_file_one_connection_writes(workspace, settings, spied_pools, fmt) -> None:  # noqa: ANN001
+def test_threads_write_the_file_one_connection_writes(workspace, settings, spied_pools, render_connections,  # noqa: ANN001
+                                                     fmt) -> None:
     _workspace_with_ties(workspace)
     settings.LEADLEX_EXPORT_BATCH_SIZE = 7
-    backends = _backends()
 
     settings.LEADLEX_EXPORT_RENDER_THREADS = 1
     _, single = _export(workspace, fmt)
@@ -94,7 +105,7 @@ def test_threads_write_the_file_one_connection_writes(workspace, settings, spied
     records = csv_records(threaded)[1:] if fmt == "csv" else ndjson_records(threaded)
     assert len(records) == job.row_count
     assert not _render_threads_alive()
-    _assert_backends(backends)  # every render connection closed
+    _assert_closed(render_connections)
 
 
 def test_a_range_grown_since_it_was_cut_is_cut_again(workspace, settings, monkeypatch, spied_pools) -> None:  # noqa: ANN001
@@ -121,11 +132,11 @@ def test_a_range_grown_since_it_was_cut_is_cut_again(workspace, settings, monkey
     assert threaded == expected
 
 
-def test_a_render_thread_failure_reaches_the_job_and_stops_the_threads(workspace, settings, monkeypatch) -> None:  # noqa: ANN001
+def test_a_render_thread_failure_reaches_the_job_and_stops_the_threads(workspace, settings, monkeypatch,  # noqa: ANN001
+                                                                        render_connections) -> None:
     make_contacts(workspace, 60)
     settings.LEADLEX_EXPORT_BATCH_SIZE = 5
     settings.LEADLEX_EXPORT_RENDER_THREADS = 2
-    backends = _backends()
     real = contact_kind._render_range
     calls = []
 
@@ -141,7 +152,7 @@ def test_a_render_thread_failure_reaches_the_job_and_stops_the_threads(workspace
         export_job_run(job_id=job.pk)
     assert all(name.startswith("export-render-") for name in calls)
     assert not _render_threads_alive()
-    _assert_backends(backends)
+    _assert_closed(render_connections)
     job.refresh_from_db()
     assert job.status == ExportJob.Status.QUEUED and job.error_kind == "transient"
 
@@ -153,10 +164,10 @@ def test_a_render_thread_failure_reaches_the_job_and_stops_the_threads(workspace
 
 
 def test_sync_csv_endpoint_streams_the_same_bytes_and_stops_its_threads_when_abandoned(owner, settings,  # noqa: ANN001
-                                                                                          spied_pools) -> None:
+                                                                                          spied_pools,
+                                                                                          render_connections) -> None:
     make_contacts(owner.workspace, 120)
     settings.LEADLEX_EXPORT_BATCH_SIZE = 10
-    backends = _backends()
     settings.LEADLEX_EXPORT_RENDER_THREADS = 1
     single = b"".join(owner.client.get("/v1/contacts/export").streaming_content)
     settings.LEADLEX_EXPORT_RENDER_THREADS = 2
@@ -173,4 +184,4 @@ def test_sync_csv_endpoint_streams_the_same_bytes_and_stops_its_threads_when_aba
     assert _render_threads_alive()
     response.close()
     assert not _render_threads_alive()
-    _assert_backends(backends)
+    _assert_closed(render_connections)
