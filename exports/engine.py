@@ -57,6 +57,7 @@ import hashlib
 import logging
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Iterator
@@ -234,18 +235,27 @@ def export_job_download_url(job: ExportJob, *, base_url: str | None = None) -> s
                                  base_url=base_url)
 
 
+@contextmanager
+def _batches(spec: ExportKindSpec, job: ExportJob, after: Cursor) -> Iterator[Iterator[ExportBatch]]:
+    """A kind's batches, closed on the way out whatever happens: a generator that
+    renders ahead on threads (``exports.prefetch``) stops them and their connections
+    now, not whenever it is garbage-collected."""
+    batches = spec.iter_batches(job, after)
+    try:
+        yield batches
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
 def export_stream(job: ExportJob) -> Iterator[bytes]:
     """The rows of an (unsaved) job as plain bytes, for a streamed HTTP response."""
     spec = get_export_kind(job.kind)
     yield spec.header(job)
-    batches = spec.iter_batches(job, None)
-    try:
+    with _batches(spec, job, None) as batches:  # a client gone mid-stream stops them at once
         for batch in batches:
             yield batch.data
-    finally:
-        close = getattr(batches, "close", None)  # a client gone mid-stream: stop render threads now
-        if close is not None:
-            close()
     footer = spec.footer(job)
     if footer:
         yield footer
@@ -342,8 +352,7 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
     if not resumed:
         member.write(spec.header(job))
     try:
-        batches = spec.iter_batches(job, cursor)
-        try:
+        with _batches(spec, job, cursor) as batches:
             for batch in batches:
                 member.write(batch.data)
                 rows += batch.rows
@@ -362,10 +371,6 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
                     last_progress_rows, last_beat = rows, time.monotonic()
                 if on_progress:
                     on_progress(rows, job.total_count)
-        finally:
-            close = getattr(batches, "close", None)  # a generator: stop its render threads now
-            if close is not None:
-                close()
         member.write(spec.footer(job))
         chunk = member.finish()
         writer.commit_chunk(chunk)
