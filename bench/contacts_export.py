@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from procs import free_port, peak_rss_mb, tree_pids  # noqa: E402 - bench/ is the script's own folder
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # The bench makes more requests than the product's per-workspace limits allow.
 os.environ["LEADLEX_RATE_LIMITS"] = "contacts_export=100000/hour,contacts_exports_create=1000/minute," \
@@ -149,39 +151,6 @@ def baseline(kind: str, ws_id: Any) -> dict[str, Any]:
 
 
 # --- Our processes ------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tree_pids(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                children = (task / "children").read_text().split()
-                todo += [int(c) for c in children]
-        except FileNotFoundError:
-            pass
-    return pids
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The largest VmHWM (peak resident set) among the process and its children."""
-    peak = 0
-    for p in tree_pids(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except FileNotFoundError:
-            pass
-    return peak / 1024
-
-
 def start(cmd: list[str], log: Path, ready: str) -> subprocess.Popen:
     fh = open(log, "wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=fh, stderr=subprocess.STDOUT,
@@ -298,8 +267,8 @@ def run_size(n: int, workdir: Path) -> dict[str, Any]:
         result["sync_csv"] = sync_csv(base, raw)
         nd = async_ndjson(base, raw)
         cs = async_csv(ws)
-        result["web_peak_rss_mb"] = round(peak_rss_mb(web.pid), 1)
-        result["worker_peak_rss_mb"] = round(peak_rss_mb(worker.pid), 1)
+        result["web_peak_rss_mb"] = round(peak_rss_mb(tree_pids(web.pid)), 1)
+        result["worker_peak_rss_mb"] = round(peak_rss_mb(tree_pids(worker.pid)), 1)
     finally:
         stop(web)
         stop(worker)

@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from procs import child_pids, free_port, peak_rss_mb  # noqa: E402 - bench/ is the script's own folder
+
 
 def generate(path: Path, n: int, seed: int = 7) -> int:
     """Write N rows; returns the number of deliberately bad rows."""
@@ -166,12 +168,6 @@ def half_file(path: Path) -> Path:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Stack:
     """A gunicorn web process and a Celery worker (concurrency 1) on the bench database."""
 
@@ -196,17 +192,9 @@ class Stack:
         time.sleep(3)  # the worker connects to the broker
 
     def worker_peak_rss_mb(self) -> float:
-        """VmHWM of the worker's pool processes (where imports run)."""
-        peak = 0
-        children = subprocess.run(["pgrep", "-P", str(self.worker.pid)], capture_output=True, text=True).stdout.split()
-        for pid in [str(self.worker.pid), *children]:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]))
-            except FileNotFoundError:
-                pass
-        return peak / 1024
+        """VmHWM of the worker's pool processes (where imports run), not of their own
+        children (the import's parser process)."""
+        return peak_rss_mb([self.worker.pid, *child_pids(self.worker.pid)])
 
     def stop(self) -> None:
         import signal
