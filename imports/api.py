@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -37,6 +36,7 @@ from imports.services import (
 )
 from leadlex.api import WorkspaceAPIView, get_in_workspace
 from leadlex.errors import NotFound, ValidationFailed
+from leadlex.parsers import JSONBodyParser, json_loads_checked
 
 
 class CSVTextParser(BaseParser):
@@ -124,7 +124,9 @@ def _param_tags(values: list[str]) -> list[str] | None:
 
 class ImportContactsView(WorkspaceAPIView):
     rate_limit_group = "import_contacts"
-    parser_classes = [JSONParser, NDJSONParser, CSVTextParser, _CSVPlainParser, MultiPartParser, FormParser]
+    # A NUL in one row's cell is that row's error (one bad row never aborts the good ones).
+    json_strings_checked_per_row = frozenset({"rows", "csv"})
+    parser_classes = [JSONBodyParser, NDJSONParser, CSVTextParser, _CSVPlainParser, MultiPartParser, FormParser]
 
     @extend_schema(
         operation_id="import_contacts",
@@ -158,11 +160,8 @@ class ImportContactsView(WorkspaceAPIView):
             rows = []
             for number, line in enumerate(body["__ndjson_body__"].splitlines(), start=1):
                 if line.strip():
-                    try:
-                        rows.append(orjson.loads(line))
-                    except orjson.JSONDecodeError:
-                        raise ValidationFailed(f"Line {number} of the NDJSON body is not JSON.",
-                                               details={"line": number}) from None
+                    rows.append(json_loads_checked(line, where=f"line {number}", require_object=False,
+                                                   check_strings=False))
             params = import_params_clean(update_existing=query.get("update_existing", False),
                                          tags=_param_tags(query.getlist("tags")))
             return ImportInput(rows=rows), params, self._canonical(None, rows, params)
