@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "leadlex.gateway.ApiPathAliasMiddleware",
     "leadlex.middleware.RequestIdMiddleware",
     "leadlex.middleware.ApiErrorPageMiddleware",
     "leadlex.middleware.BodySizeLimitMiddleware",
@@ -176,6 +177,8 @@ LEADLEX_EXPORT_RETENTION_DAYS = env_int("LEADLEX_EXPORT_RETENTION_DAYS", 7)
 
 # --- API ------------------------------------------------------------------------
 LEADLEX_WEBHOOKS_ALLOW_PRIVATE = env_bool("LEADLEX_WEBHOOKS_ALLOW_PRIVATE", LEADLEX_PROFILE == "embedded")
+# Where the seeds' own examples send requests (the hosted gateway's path; Close's /api/v1/): served as /v1/.
+LEADLEX_API_PATH_ALIASES = env_list("LEADLEX_API_PATH_ALIASES", ["/functions/v1/api-gateway/v1/", "/api/v1/"])
 LEADLEX_MAX_BODY_BYTES = env_int("LEADLEX_MAX_BODY_BYTES", 20 * 1024 * 1024)
 # Rate limits per workspace and endpoint group: "N/second|minute|hour|day".
 # LEADLEX_RATE_LIMITS="default=600/minute,contacts_export=10/hour" overrides any of them.
