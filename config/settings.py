@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "leadlex.gateway.ApiPathAliasMiddleware",
     "leadlex.middleware.RequestIdMiddleware",
     "leadlex.middleware.ApiErrorPageMiddleware",
+    "leadlex.gateway.ApiQueryGuardMiddleware",
     "leadlex.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ (the admin's CSS/JS) from gunicorn in every profile.
