@@ -29,4 +29,4 @@ RUN pip install --no-deps . \
 USER leadlex
 EXPOSE 8000
 # The web server; compose overrides the command for worker, beat and migrate.
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -105,12 +105,20 @@ def _module_attr(spec: str) -> object:
     return getattr(importlib.import_module(module), attr or "app")
 
 
+def assert_gunicorn_command(command: list[str]) -> None:
+    """The product's server configuration (config/gunicorn.py) and a WSGI app that exists."""
+    args = command[command.index("gunicorn") + 1:]
+    assert args[:2] == ["-c", "python:config.gunicorn"], args
+    assert importlib.import_module("config.gunicorn").worker_class
+    assert callable(_module_attr(args[2]))  # config.wsgi:application
+
+
 def test_commands_point_at_code_that_exists():
     from django.core.management import get_commands
 
     web = command_of("web")
     assert "gunicorn" in web
-    assert callable(_module_attr(web[web.index("gunicorn") + 1]))  # config.wsgi:application
+    assert_gunicorn_command(web)
     assert "collectstatic" in web and "collectstatic" in get_commands()
     for name, role in (("worker", "worker"), ("beat", "beat")):
         command = command_of(name)
@@ -148,6 +156,7 @@ def test_the_dockerfile_copies_what_exists_and_runs_the_web_server():
     import json
 
     command = json.loads(cmd)
-    assert command[0] == "gunicorn" and callable(_module_attr(command[1]))
+    assert command[0] == "gunicorn"
+    assert_gunicorn_command(command)
     for package in ("config", "leadlex", "contacts", "exports", "imports", "templates"):
         assert f"COPY {package} ./{package}" in text, package
