@@ -9,7 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so that a code change does not reinstall them.
+# Dependencies first, so that a code change does not reinstall them. They are
+# pyproject.toml's, through `pip install .` (no list of its own here): the install
+# .ci/run builds the same way and starts (web, worker) in its production check.
 COPY pyproject.toml README.md ./
 RUN mkdir -p config leadlex contacts exports imports \
     && pip install . \
