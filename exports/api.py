@@ -83,9 +83,12 @@ class ContactExportCreateApi(WorkspaceAPIView):
     @extend_schema(
         summary="Create a contact export (gzipped NDJSON)",
         request=inline_serializer("ContactExportCreate", {
-            "start_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS, workspace time zone"),
-            "end_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS, after start_date; the whole second "
-                                                        "is included"),
+            "start_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS (workspace time zone), or an ISO "
+                                                          "8601 date-time such as 2020-01-01T00:00:00Z: with Z or an "
+                                                          "offset it is that instant, without one a time of the "
+                                                          "workspace time zone. Anything else: 422."),
+            "end_date": serializers.CharField(help_text="Same forms as start_date, after it; inclusive (a whole "
+                                                        "second includes that whole second)."),
             "include_comet_tokens": serializers.ChoiceField(choices=[0, 1], required=False),
             "include_all_emails": serializers.ChoiceField(choices=[0, 1], required=False),
         }),
