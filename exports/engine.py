@@ -423,7 +423,8 @@ def _sha256_of(key: str) -> str:
 def export_job_payload(job: ExportJob) -> dict[str, Any]:
     return {"id": str(job.pk), "kind": job.kind, "format": job.format, "status": job.status,
             "row_count": job.row_count, "byte_size": job.byte_size, "sha256": job.sha256 or None,
-            "error": job.error or None, "created_at": job.created_at, "completed_at": job.completed_at}
+            "error": job.error or None, "created_at": job.created_at, "completed_at": job.completed_at,
+            "request_id": job.request_id or None}
 
 
 def _emit(job: ExportJob, event: str) -> None:

@@ -1124,7 +1124,7 @@ def import_job_event_data(*, job: ImportJob) -> dict[str, Any]:
     return {"job_id": job.public_id, "status": job.status, "total_rows": job.total_rows,
             "created_count": job.created_count, "updated_count": job.updated_count,
             "skipped_count": job.skipped_count, "error_count": job.error_count,
-            "error": job.error or None}
+            "error": job.error or None, "request_id": job.request_id or None}
 
 
 def _delete_quietly(key: str) -> None:

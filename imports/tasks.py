@@ -43,7 +43,7 @@ def import_job_run_task(self: Any, job_id: str) -> None:
                 countdown = min(_RETRY_BACKOFF_MAX, 5 * 2 ** self.request.retries)
                 logger.warning("import %s: %s; retrying in %ds", public_id, type(exc).__name__, countdown)
                 raise self.retry(exc=exc, countdown=countdown) from exc
-            logger.info("import %s: %s", public_id, job.status if job else "skipped (another run has it)")
+            logger.info("import %s: %s", public_id, job.status if job else "not run (another run has it)")
     finally:
         close_old_connections()
 

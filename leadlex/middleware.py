@@ -17,10 +17,10 @@ from django.http import HttpRequest, HttpResponse
 from leadlex.errors import handler404, handler500, json_error
 
 # The id of the request being served, or, in a worker, of the request that started
-# the job being run ("-": neither). A context variable rather than a thread-local so
-# that it follows the code that runs for the request, whatever thread or pool runs it.
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# the job being run ("-": neither). Set for one request or one task body and reset
+# after it, so nothing leaks into the next request or task the process serves.
 _NO_REQUEST = "-"
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default=_NO_REQUEST)
 
 # "Sane": 1 to 128 visible ASCII characters, so it cannot forge log lines or headers.
 _SANE_ID = re.compile(r"^[\x21-\x7e]{1,128}$")

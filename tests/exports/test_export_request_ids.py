@@ -11,12 +11,14 @@ from django.urls import reverse
 
 from exports.close.serializers import export_id_parse
 from exports.models import ExportJob
+from leadlex.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import basic_auth
 from tests.exports.close.conftest import build_world
 from tests.exports.close.helpers import SEED_REQUEST
 from tests.exports.conftest import wait_job
 from tests.exports.factories import make_contacts
 from tests.exports.workers import QueueWorker, export_runs_routed_to
+from tests.support.worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,6 +49,8 @@ def worker():  # noqa: ANN201
 @pytest.mark.worker
 def test_a_contact_exports_request_id_is_on_its_status_and_on_every_worker_line_about_it(owner, worker) -> None:  # noqa: ANN001
     make_contacts(owner.workspace, 5)
+    WebhookEndpoint.objects.create(workspace=owner.workspace, url="https://hooks.example.com/lx",
+                                   events=["export.completed"], secret="whsec_test")
     first = owner.client.post(CREATE, FULL_YEAR, format="json", HTTP_X_REQUEST_ID="abc-123")
     second = owner.client.post(CREATE, FULL_YEAR, format="json")  # no header: the server's own id
     assert first.status_code == second.status_code == 202
@@ -66,6 +70,11 @@ def test_a_contact_exports_request_id_is_on_its_status_and_on_every_worker_line_
     assert about_first and all("request_id=abc-123" in line for line in about_first), log[-3000:]
     assert about_second and all(f"request_id={generated}" in line for line in about_second), log[-3000:]
     assert "completed" in about_first[-1]
+
+    deliveries = wait_for(lambda: len(found := list(WebhookDelivery.objects.filter(event="export.completed"))) == 2
+                          and found, timeout=30, message="both export.completed deliveries")
+    delivered = {d.payload["data"]["id"]: d.payload["data"]["request_id"] for d in deliveries}
+    assert delivered == {str(first_id): "abc-123", str(second_id): generated}
 
 
 @pytest.mark.worker

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 
 from imports.models import ImportJob
 from leadlex import storage
+from leadlex.models import WebhookDelivery, WebhookEndpoint
 from tests.imports.conftest import WORKER_ENV, QueueWorker, import_rows
 from tests.support.worker import wait_for
 
@@ -41,6 +42,8 @@ def worker(import_queue):  # noqa: ANN001
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_queued_imports_request_id_is_on_its_status_and_on_every_worker_line_about_it(owner, worker) -> None:  # noqa: ANN001
+    WebhookEndpoint.objects.create(workspace=owner.workspace, url="https://hooks.example.com/lx",
+                                   events=["import.completed"], secret="whsec_test")
     response = owner.client.post(URL, {"rows": import_rows(520)}, format="json", HTTP_X_REQUEST_ID="abc-123")
     assert response.status_code == 202, response.content
     data = response.json()["data"]
@@ -52,6 +55,9 @@ def test_a_queued_imports_request_id_is_on_its_status_and_on_every_worker_line_a
     about = lines_about(worker.log(), job)
     assert about and all("request_id=abc-123" in line for line in about), worker.log()[-3000:]
     assert "completed" in about[-1]
+    delivery = wait_for(lambda: WebhookDelivery.objects.filter(event="import.completed").first(), timeout=30,
+                        message="the import.completed delivery")
+    assert delivery.payload["data"]["job_id"] == data["job_id"] and delivery.payload["data"]["request_id"] == "abc-123"
 
 
 @pytest.mark.worker
