@@ -79,7 +79,9 @@ _status_response = inline_serializer("ImportStatusResponse", fields={"data": inl
         "processed_rows": serializers.IntegerField(), "progress_percent": serializers.IntegerField(allow_null=True),
         "error_count": serializers.IntegerField(), "errors_url": serializers.CharField(allow_null=True),
         "error": serializers.CharField(allow_null=True), "created_at": serializers.DateTimeField(),
-        "completed_at": serializers.DateTimeField(allow_null=True)})})
+        "completed_at": serializers.DateTimeField(allow_null=True),
+        "request_id": serializers.CharField(allow_null=True, help_text="X-Request-ID of the request that created "
+                                                                       "the import; null when none did.")})})
 _create_request = inline_serializer("ImportRequest", fields={
     "rows": serializers.ListField(child=serializers.DictField(), required=False),
     "csv": serializers.CharField(required=False), "mapping": serializers.DictField(required=False),
@@ -230,6 +232,7 @@ class ImportContactsStatusView(WorkspaceAPIView):
             "error": job.error or None,
             "created_at": job.created_at,
             "completed_at": job.completed_at,
+            "request_id": job.request_id or None,
         }
         return Response({"data": data})
 
