@@ -34,6 +34,8 @@ from leadlex.errors import ValidationFailed
 MAX_DEPTH = 64
 _INT_RANGE = (-(2**63), 2**63 - 1)  # the widest integer column is a bigint
 _BOM = codecs.BOM_UTF8
+_JSON_KINDS = {list: "an array", type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+               str: "a string"}
 _LONG_DIGITS = re.compile(r"[0-9]{19}")
 _LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
@@ -118,7 +120,7 @@ def json_loads_checked(raw: bytes | str, *, where: str = "", require_object: boo
     except orjson.JSONDecodeError as exc:
         raise _locate(raw, exc, where=where) from None
     if require_object and not isinstance(value, dict):
-        kind = "an array" if isinstance(value, list) else "null" if value is None else f"a {type(value).__name__}"
+        kind = _JSON_KINDS.get(type(value), "a value")
         raise ValidationFailed(f"{where + ': ' if where else ''}The body must be a JSON object, not {kind}.",
                                details={"field": "$"})
     # orjson has refused surrogates; a NUL can only come from a \u0000 escape and a too-large integer
