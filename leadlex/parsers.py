@@ -146,7 +146,9 @@ def _locate(raw: bytes | str, exc: orjson.JSONDecodeError, *, where: str) -> Val
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:
-        return ValidationFailed(f"{prefix}Malformed JSON: {error}", details={"position": getattr(error, "pos", None)})
+        position = getattr(error, "pos", None)
+        return ValidationFailed(f"{prefix}Malformed JSON: {error}",
+                                details={"position": position} if position is not None else None)
     found = json_value_problem(value)
     if found is not None:
         return _refuse(*found, where=where)
