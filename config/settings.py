@@ -42,6 +42,39 @@ if not SECRET_KEY:
         _secret_file.write_text(secrets.token_urlsafe(50))
         _secret_file.chmod(0o600)
     SECRET_KEY = _secret_file.read_text().strip()
+# Django's own rotation list (sessions, signed values): the old key goes here for a while.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
+
+
+def _generated_secret(path: Path) -> str:
+    """A random secret kept in the data dir. Created by a hard link from a complete
+    temporary file, so a web process and a worker starting together agree on it."""
+    if not path.exists():
+        import os
+        import secrets
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
+
+
+# API keys are stored as HMACs under their own secret, so that rotating
+# DJANGO_SECRET_KEY does not invalidate every key. Unset in production, keys are
+# hashed with SECRET_KEY as before this setting existed (a system check warns);
+# keys made before it are still verified under SECRET_KEY/SECRET_KEY_FALLBACKS and
+# re-hashed on their next use. See README, "API keys and secrets".
+LEADLEX_API_KEY_HASH_SECRET = env_str("LEADLEX_API_KEY_HASH_SECRET", "")
+if not LEADLEX_API_KEY_HASH_SECRET and LEADLEX_PROFILE == "embedded":
+    LEADLEX_API_KEY_HASH_SECRET = _generated_secret(DATA_DIR / "api_key_hash_secret")
+LEADLEX_API_KEY_HASH_SECRET_FALLBACKS = env_list("LEADLEX_API_KEY_HASH_SECRET_FALLBACKS", [])
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
