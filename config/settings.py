@@ -209,6 +209,17 @@ LEADLEX_EXPORT_RETENTION_DAYS = env_int("LEADLEX_EXPORT_RETENTION_DAYS", 7)
 
 # --- API ------------------------------------------------------------------------
 LEADLEX_WEBHOOKS_ALLOW_PRIVATE = env_bool("LEADLEX_WEBHOOKS_ALLOW_PRIVATE", LEADLEX_PROFILE == "embedded")
+# One webhook POST: connect and read timeouts (seconds). An attempt is cut off at
+# their sum, and a claimed delivery is leased for that plus the margin; a killed
+# worker's delivery is sent again once its lease is over (docs/webhooks.md).
+LEADLEX_WEBHOOK_CONNECT_TIMEOUT = env_int("LEADLEX_WEBHOOK_CONNECT_TIMEOUT", 5)
+LEADLEX_WEBHOOK_READ_TIMEOUT = env_int("LEADLEX_WEBHOOK_READ_TIMEOUT", 10)
+LEADLEX_WEBHOOK_LEASE_MARGIN = env_int("LEADLEX_WEBHOOK_LEASE_MARGIN", 10)
+if min(LEADLEX_WEBHOOK_CONNECT_TIMEOUT, LEADLEX_WEBHOOK_READ_TIMEOUT) < 1 or LEADLEX_WEBHOOK_LEASE_MARGIN < 2:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("LEADLEX_WEBHOOK_CONNECT_TIMEOUT and _READ_TIMEOUT must be >= 1 second, "
+                               "LEADLEX_WEBHOOK_LEASE_MARGIN >= 2 seconds")
 LEADLEX_MAX_BODY_BYTES = env_int("LEADLEX_MAX_BODY_BYTES", 20 * 1024 * 1024)
 # Rate limits per workspace and endpoint group: "N/second|minute|hour|day".
 # LEADLEX_RATE_LIMITS="default=600/minute,contacts_export=10/hour" overrides any of them.

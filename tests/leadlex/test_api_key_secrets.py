@@ -131,8 +131,7 @@ def test_the_embedded_profile_generates_one_hash_secret_of_its_own(tmp_path):
            if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCKET_NAME",
                         "DJANGO_SECRET_KEY", "LEADLEX_API_KEY_HASH_SECRET", "LEADLEX_SQLITE_PATH")}
     env.update(LEADLEX_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings")
-    code = ("import django; django.setup(); from django.conf import settings as s; "
-            "print(s.LEADLEX_API_KEY_HASH_SECRET, s.SECRET_KEY)")
+    code = "import config.settings as s; print(s.LEADLEX_API_KEY_HASH_SECRET, s.SECRET_KEY)"
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
              for _ in range(4)]
     outputs = [p.communicate(timeout=60)[0].split() for p in procs]

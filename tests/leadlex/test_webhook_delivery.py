@@ -4,7 +4,10 @@ recorded, and never sent to a refused address."""
 from __future__ import annotations
 
 import json
+import select
 import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,11 +16,11 @@ from django.utils import timezone
 
 from leadlex.models import WebhookDelivery, WebhookEndpoint, Workspace
 from leadlex.webhooks import (
-    backoff_for, webhook_delivery_attempt, webhook_delivery_retry, webhook_emit, webhook_signature,
+    backoff_for, in_flight_lease, webhook_delivery_attempt, webhook_delivery_retry, webhook_emit, webhook_signature,
     webhook_signature_verify, webhook_sweep,
 )
 from tests.support.receiver import Receiver
-from tests.support.worker import wait_for
+from tests.support.worker import WorkerProcess, wait_for
 
 
 @pytest.fixture
@@ -280,7 +283,7 @@ def test_retry_now_leaves_a_delivery_that_is_on_the_wire_alone(owner, allow_priv
         wait_for(lambda: receiver.requests, timeout=10, message="the POST to reach the receiver")
         assert webhook_delivery_retry(delivery_ids=[d.pk]) == 0
         assert webhook_delivery_attempt(delivery_id=d.pk) == "skipped"
-        assert webhook_sweep(now=timezone.now() + timedelta(minutes=1)) == 0
+        assert webhook_sweep(now=timezone.now() + in_flight_lease() - timedelta(seconds=2)) == 0
     finally:
         receiver.hold.set()
         worker.join(timeout=30)
@@ -299,3 +302,126 @@ def test_retry_now_makes_a_delivery_waiting_for_its_backoff_due(owner, allow_pri
     assert webhook_delivery_retry(delivery_ids=[d.pk]) == 1
     assert webhook_delivery_attempt(delivery_id=d.pk) == "delivered"
     assert len(receiver.requests) == 2
+
+
+# Short timeouts so the lease is seconds, not the production default's 25 s.
+SHORT_TIMEOUTS = {"LEADLEX_WEBHOOK_CONNECT_TIMEOUT": 1, "LEADLEX_WEBHOOK_READ_TIMEOUT": 3,
+                  "LEADLEX_WEBHOOK_LEASE_MARGIN": 2}
+
+
+def test_the_in_flight_lease_is_the_delivery_timeouts_plus_a_margin(settings):
+    assert in_flight_lease() == timedelta(seconds=5 + 10 + 10)  # the defaults
+    for name, value in SHORT_TIMEOUTS.items():
+        setattr(settings, name, value)
+    assert in_flight_lease() == timedelta(seconds=6)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_on_the_wire_when_its_worker_is_killed_is_sent_again_within_a_minute(owner, allow_private,
+                                                                                        receiver):
+    """SIGKILL the worker while the receiver holds its POST open: the delivery is
+    sent again by another worker once the lease (connect + read + margin) is over,
+    not before, and its log counts both attempts."""
+    for name, value in SHORT_TIMEOUTS.items():
+        setattr(allow_private, name, value)
+    env = {name: str(value) for name, value in SHORT_TIMEOUTS.items()} | {"LEADLEX_WEBHOOKS_ALLOW_PRIVATE": "1"}
+    receiver.hold = threading.Event()
+    endpoint = register(owner.client, receiver.url, ["export.completed"])
+    now = timezone.now()
+    # Made by hand and queued to a queue only the doomed worker reads (see the
+    # on-the-wire test above for why).
+    d = WebhookDelivery.objects.create(endpoint_id=endpoint["id"], event="export.completed", payload={"n": 1},
+                                       status="pending", next_attempt_at=now, dispatched_at=now)
+    from leadlex.tasks import webhook_deliver
+
+    doomed = WorkerProcess("webhook-doomed", extra_env=env, queues="leadlex-webhook-kill")
+    held = receiver.hold
+    try:
+        webhook_deliver.apply_async(args=[str(d.pk)], queue="leadlex-webhook-kill")
+        wait_for(lambda: receiver.requests, timeout=60, message="the first POST to reach the receiver")
+        receiver.hold = None  # the next request is answered at once
+        doomed.kill()
+        killed_at = time.monotonic()
+        lost = delivery(d.pk)
+        assert lost.status == "pending" and lost.attempts == 0 and lost.leased_until is not None
+        assert lost.leased_until <= timezone.now() + timedelta(seconds=6)
+
+        successor = WorkerProcess("webhook-successor", extra_env=env)
+        try:
+            # What beat does every 30 s, done here until the lease lets it through.
+            wait_for(lambda: webhook_sweep() > 0, timeout=30, interval=0.5, message="the sweeper to re-dispatch")
+            assert timezone.now() >= lost.leased_until
+            wait_for(lambda: len(receiver.requests) == 2, timeout=60, message="the delivery to be sent again")
+            assert time.monotonic() - killed_at < 60
+            done = wait_for(lambda: delivery(d.pk).status == "delivered" and delivery(d.pk), timeout=30,
+                            message="the delivery to be recorded")
+        finally:
+            successor.kill()  # its work is recorded; a warm shutdown only costs time here
+    finally:
+        held.set()
+        doomed.kill()
+    first, second = receiver.requests
+    assert first.headers["x-leadlex-delivery"] == second.headers["x-leadlex-delivery"] == str(d.pk)
+    assert first.body == second.body
+    # The log: the lost attempt and the delivered one.
+    assert done.attempts == 2 and done.last_status_code == 200 and done.last_error == ""
+    assert done.delivered_at >= lost.leased_until and done.leased_until is None
+
+
+class DrippingReceiver:
+    """Answers a status line, then one header byte every 0.3 s for 20 s: each read is
+    quick, the answer never ends. Records when the client hung up."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.hung_up_at: float | None = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.getsockname()[1]}/drip"
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                try:
+                    readable, _, _ = select.select([conn], [], [], 0.3)
+                    if readable and conn.recv(1) == b"":
+                        break
+                    conn.sendall(b"x")
+                except OSError:
+                    break
+            self.hung_up_at = time.monotonic()
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(timeout=30)
+
+
+def test_an_answer_dripped_byte_by_byte_is_cut_off_within_the_lease(owner, allow_private):
+    """requests' read timeout is per read: without the attempt's own deadline this
+    answer would keep the POST on the wire for 20 s, far past the lease."""
+    allow_private.LEADLEX_WEBHOOK_CONNECT_TIMEOUT = 1
+    allow_private.LEADLEX_WEBHOOK_READ_TIMEOUT = 1
+    allow_private.LEADLEX_WEBHOOK_LEASE_MARGIN = 2
+    dripper = DrippingReceiver()
+    try:
+        register(owner.client, dripper.url, ["export.failed"])
+        d = emit_one(owner.workspace)
+        started = time.monotonic()
+        assert webhook_delivery_attempt(delivery_id=d.pk) == "pending"
+        elapsed = time.monotonic() - started
+        wait_for(lambda: dripper.hung_up_at is not None, timeout=30, message="the receiver to see the hang-up")
+        assert dripper.hung_up_at - started < 1 + 1 + 0.5  # connect + read, well inside the 4 s lease
+    finally:
+        dripper.close()
+    assert elapsed < 3
+    d.refresh_from_db()
+    assert d.attempts == 1 and d.last_status_code is None and d.leased_until is None
+    assert d.last_error.startswith("Timeout:") and "within 2 s" in d.last_error
