@@ -56,9 +56,6 @@ DELIVERY_HEADER = "X-LeadLex-Delivery"
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS_PER_WORKSPACE = 20
 
-# How long a dispatched delivery is left to its queued task before the sweeper
-# sends another copy (the copy is harmless: the claim lets only one through).
-DISPATCH_LEASE = timedelta(minutes=2)
 SWEEP_BATCH = 500
 LOST_ATTEMPT_ERROR = "lost: the worker stopped while the attempt was in flight"
 _ERROR_MAX = 500
@@ -83,6 +80,13 @@ def in_flight_lease() -> timedelta:
     """
     connect, read = delivery_timeouts()
     return timedelta(seconds=connect + read + int(_setting("LEADLEX_WEBHOOK_LEASE_MARGIN", 10)))
+
+
+def dispatch_lease() -> timedelta:
+    """How long a dispatched delivery is left to its queued task before the sweeper
+    sends another copy, in case the message was lost (the copy is harmless: the
+    claim lets only one through)."""
+    return timedelta(seconds=float(_setting("LEADLEX_WEBHOOK_DISPATCH_LEASE", 120)))
 
 
 def max_attempts() -> int:
@@ -443,7 +447,7 @@ def webhook_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> i
               .order_by("next_attempt_at"))
         if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True)
-        qs = qs.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - DISPATCH_LEASE))
+        qs = qs.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - dispatch_lease()))
         ids = list(qs.values_list("pk", flat=True)[:batch])
         if ids:
             WebhookDelivery.objects.filter(pk__in=ids).update(dispatched_at=now)

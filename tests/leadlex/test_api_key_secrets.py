@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.views.debug import SafeExceptionReporterFilter
 from rest_framework.test import APIClient
 
@@ -113,6 +115,20 @@ def test_a_wrong_key_is_refused_whatever_the_fallbacks(workspace, settings):
     _, raw = make_key(workspace)
     assert status_with(raw) == 200
     assert_invalid_key(raw[:-4] + ("AAAA" if not raw.endswith("AAAA") else "BBBB"))
+
+
+def test_fallbacks_cost_hashes_on_the_one_row_the_prefix_finds_not_a_scan(workspace, settings):
+    settings.LEADLEX_API_KEY_HASH_SECRET = "oldest-" + "o" * 30
+    for _ in range(20):
+        make_key(workspace)
+    _, raw = make_key(workspace)
+    settings.LEADLEX_API_KEY_HASH_SECRET = "newest-" + "n" * 30
+    settings.LEADLEX_API_KEY_HASH_SECRET_FALLBACKS = ["newer-" + "m" * 30, "new-" + "l" * 30, "oldest-" + "o" * 30]
+    with CaptureQueriesContext(connection) as queries:
+        assert status_with(raw) == 200
+    key_reads = [q["sql"] for q in queries.captured_queries
+                 if q["sql"].startswith("SELECT") and "leadlex_apikey" in q["sql"].split("FROM", 1)[1][:40]]
+    assert len(key_reads) == 1 and "lookup" in key_reads[0] and "LIMIT 1" in key_reads[0]
 
 
 def test_the_hash_secrets_never_show_in_error_reports(settings):
