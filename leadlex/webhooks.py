@@ -238,7 +238,8 @@ def webhook_delivery_retry(*, delivery_ids: Iterable[Any]) -> int:
     count = (WebhookDelivery.objects.filter(pk__in=ids)
              .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
              .exclude(status=WebhookDelivery.Status.DELIVERED)
-             .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now, attempts=0, dispatched_at=now))
+             .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now, attempts=0, dispatched_at=now,
+                     leased_until=None))  # an expired lease: its lost attempt is forgiven with the rest
     due = list(WebhookDelivery.objects.filter(pk__in=ids, status=WebhookDelivery.Status.PENDING,
                                               next_attempt_at__lte=now).values_list("pk", flat=True))
     transaction.on_commit(lambda: _dispatch(due))

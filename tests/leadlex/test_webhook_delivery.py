@@ -544,3 +544,34 @@ def test_a_lease_margin_below_two_seconds_stops_the_process_at_start_up(tmp_path
                             timeout=120)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and "LEADLEX_WEBHOOK_LEASE_MARGIN" in result.stderr
+
+
+def test_an_attempt_lost_with_its_worker_counts_so_a_delivery_that_kills_workers_ends_failed(owner, allow_private,
+                                                                                             receiver, settings):
+    settings.LEADLEX_WEBHOOK_MAX_ATTEMPTS = 3
+    receiver.statuses = [500]
+    endpoint = register(owner.client, receiver.url, ["export.failed"])
+    expired = timezone.now() - timedelta(seconds=1)
+
+    def lost_delivery(attempts: int) -> WebhookDelivery:
+        # What a SIGKILLed worker leaves: a lease that ran out without an outcome.
+        return WebhookDelivery.objects.create(endpoint_id=endpoint["id"], event="export.failed", payload={},
+                                              status="pending", attempts=attempts, next_attempt_at=expired,
+                                              leased_until=expired)
+
+    once = lost_delivery(attempts=1)  # attempt 2 was lost: this is attempt 3, the last
+    assert webhook_delivery_attempt(delivery_id=once.pk) == "failed"
+    once.refresh_from_db()
+    assert once.attempts == 3 and once.last_status_code == 500 and len(receiver.requests) == 1
+
+    twice = lost_delivery(attempts=2)  # attempt 3 was lost: nothing more is sent
+    assert webhook_delivery_attempt(delivery_id=twice.pk) == "failed"
+    twice.refresh_from_db()
+    assert twice.attempts == 3 and twice.last_error.startswith("lost:") and twice.leased_until is None
+    assert len(receiver.requests) == 1
+
+    # "Retry now" starts it afresh.
+    assert webhook_delivery_retry(delivery_ids=[twice.pk]) == 1
+    assert webhook_delivery_attempt(delivery_id=twice.pk) == "delivered"
+    twice.refresh_from_db()
+    assert twice.attempts == 1
