@@ -42,6 +42,39 @@ if not SECRET_KEY:
         _secret_file.write_text(secrets.token_urlsafe(50))
         _secret_file.chmod(0o600)
     SECRET_KEY = _secret_file.read_text().strip()
+# Django's own rotation list (sessions, signed values): the old key goes here for a while.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
+
+
+def _generated_secret(path: Path) -> str:
+    """A random secret kept in the data dir. Created by a hard link from a complete
+    temporary file, so a web process and a worker starting together agree on it."""
+    if not path.exists():
+        import os
+        import secrets
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
+
+
+# API keys are stored as HMACs under their own secret, so that rotating
+# DJANGO_SECRET_KEY does not invalidate every key. Unset in production, keys are
+# hashed with SECRET_KEY as before this setting existed (a system check warns);
+# keys made before it are still verified under SECRET_KEY/SECRET_KEY_FALLBACKS and
+# re-hashed on their next use. See README, "API keys and secrets".
+LEADLEX_API_KEY_HASH_SECRET = env_str("LEADLEX_API_KEY_HASH_SECRET", "")
+if not LEADLEX_API_KEY_HASH_SECRET and LEADLEX_PROFILE == "embedded":
+    LEADLEX_API_KEY_HASH_SECRET = _generated_secret(DATA_DIR / "api_key_hash_secret")
+LEADLEX_API_KEY_HASH_SECRET_FALLBACKS = env_list("LEADLEX_API_KEY_HASH_SECRET_FALLBACKS", [])
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -180,6 +213,17 @@ LEADLEX_EXPORT_RETENTION_DAYS = env_int("LEADLEX_EXPORT_RETENTION_DAYS", 7)
 LEADLEX_WEBHOOKS_ALLOW_PRIVATE = env_bool("LEADLEX_WEBHOOKS_ALLOW_PRIVATE", LEADLEX_PROFILE == "embedded")
 # Where the seeds' own examples send requests (the hosted gateway's path; Close's /api/v1/): served as /v1/.
 LEADLEX_API_PATH_ALIASES = env_list("LEADLEX_API_PATH_ALIASES", ["/functions/v1/api-gateway/v1/", "/api/v1/"])
+# One webhook POST: connect and read timeouts (seconds). An attempt is cut off at
+# their sum, and a claimed delivery is leased for that plus the margin; a killed
+# worker's delivery is sent again once its lease is over (docs/webhooks.md).
+LEADLEX_WEBHOOK_CONNECT_TIMEOUT = env_int("LEADLEX_WEBHOOK_CONNECT_TIMEOUT", 5)
+LEADLEX_WEBHOOK_READ_TIMEOUT = env_int("LEADLEX_WEBHOOK_READ_TIMEOUT", 10)
+LEADLEX_WEBHOOK_LEASE_MARGIN = env_int("LEADLEX_WEBHOOK_LEASE_MARGIN", 10)
+if min(LEADLEX_WEBHOOK_CONNECT_TIMEOUT, LEADLEX_WEBHOOK_READ_TIMEOUT) < 1 or LEADLEX_WEBHOOK_LEASE_MARGIN < 2:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("LEADLEX_WEBHOOK_CONNECT_TIMEOUT and _READ_TIMEOUT must be >= 1 second, "
+                               "LEADLEX_WEBHOOK_LEASE_MARGIN >= 2 seconds")
 LEADLEX_MAX_BODY_BYTES = env_int("LEADLEX_MAX_BODY_BYTES", 20 * 1024 * 1024)
 # Rate limits per workspace and endpoint group: "N/second|minute|hour|day".
 # LEADLEX_RATE_LIMITS="default=600/minute,contacts_export=10/hour" overrides any of them.

@@ -10,6 +10,7 @@ class LeadlexConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from leadlex import auth  # noqa: F401 - registers its system check
         from leadlex import schema  # noqa: F401 - registers the OpenAPI auth extension
 
         # WhiteNoise warns at every start when STATIC_ROOT is missing (before the

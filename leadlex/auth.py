@@ -8,11 +8,13 @@ import binascii
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
+from django.core import checks
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from leadlex.models import KEY_PREFIX, LOOKUP_LENGTH, ApiKey, Workspace
+from leadlex.models import KEY_PREFIX, LOOKUP_LENGTH, ApiKey, Workspace, hash_key
 
 # last_used_at is a hint for humans, not an audit log: write it at most this often
 # so that a busy key does not turn every read into a write.
@@ -54,12 +56,20 @@ def authenticate_key(raw_key: str) -> ApiKey:
     if not raw_key.startswith(KEY_PREFIX) or len(raw_key) < LOOKUP_LENGTH + 24:
         raise exceptions.AuthenticationFailed("Invalid API key.")
     api_key = ApiKey.objects.select_related("workspace").filter(lookup=raw_key[:LOOKUP_LENGTH]).first()
-    if api_key is None or not api_key.matches(raw_key):
+    secret_index = api_key.matching_secret(raw_key) if api_key is not None else None
+    if api_key is None or secret_index is None:
         raise exceptions.AuthenticationFailed("Invalid API key.")
     now = timezone.now()
     if not api_key.is_usable(now):
         raise exceptions.AuthenticationFailed("This API key has expired or been revoked.")
-    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+    if secret_index != 0:
+        # Hashed under a fallback secret (before a rotation, or before the hash secret
+        # existed): move it to the current one, so the fallback can be retired once
+        # every key still in use has been seen. last_used_at moves with it, so "used
+        # after the rotation" means "moved". Conditional: two requests at once write once.
+        ApiKey.objects.filter(pk=api_key.pk, key_hash=api_key.key_hash).update(key_hash=hash_key(raw_key),
+                                                                               last_used_at=now)
+    elif api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key
 
@@ -78,3 +88,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+@checks.register(checks.Tags.security, deploy=False)
+def check_api_key_hash_secret(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    """Warn where API keys still hang on SECRET_KEY (production without the setting)."""
+    if settings.LEADLEX_API_KEY_HASH_SECRET:
+        return []
+    return [checks.Warning(
+        "LEADLEX_API_KEY_HASH_SECRET is not set: API keys are hashed with DJANGO_SECRET_KEY, so rotating it "
+        "without keeping the old value in DJANGO_SECRET_KEY_FALLBACKS invalidates every key.",
+        hint="Set LEADLEX_API_KEY_HASH_SECRET to the current DJANGO_SECRET_KEY value: existing keys keep "
+             "working unchanged, and DJANGO_SECRET_KEY can then be rotated on its own.",
+        id="leadlex.W001",
+    )]

@@ -47,12 +47,27 @@ class Workspace(models.Model):
         return zoneinfo.ZoneInfo(self.timezone)
 
 
-def hash_key(raw_key: str) -> str:
-    # Keys carry 256 bits of randomness, so a fast keyed hash is enough: there is
-    # nothing to brute-force, and a slow KDF would cost every request.
+def api_key_hash_secrets() -> list[str]:
+    """The secrets a stored key hash may be keyed with, the one new hashes use first.
+
+    LEADLEX_API_KEY_HASH_SECRET (when unset, in production: SECRET_KEY, as before the
+    setting existed), then its fallbacks, then SECRET_KEY and SECRET_KEY_FALLBACKS,
+    under which every key made before the setting existed was hashed.
+    """
     from django.conf import settings
 
-    return hmac.new(settings.SECRET_KEY.encode(), raw_key.encode(), hashlib.sha256).hexdigest()
+    primary = settings.LEADLEX_API_KEY_HASH_SECRET or settings.SECRET_KEY
+    candidates = [primary, *settings.LEADLEX_API_KEY_HASH_SECRET_FALLBACKS, settings.SECRET_KEY,
+                  *settings.SECRET_KEY_FALLBACKS]
+    return list(dict.fromkeys(c for c in candidates if c))
+
+
+def hash_key(raw_key: str, *, secret: str | None = None) -> str:
+    # Keys carry 256 bits of randomness, so a fast keyed hash is enough: there is
+    # nothing to brute-force, and a slow KDF would cost every request.
+    if secret is None:
+        secret = api_key_hash_secrets()[0]
+    return hmac.new(secret.encode(), raw_key.encode(), hashlib.sha256).hexdigest()
 
 
 class ApiKey(models.Model):
@@ -84,7 +99,18 @@ class ApiKey(models.Model):
         self.key_hash = hash_key(raw_key)
 
     def matches(self, raw_key: str) -> bool:
-        return hmac.compare_digest(self.key_hash, hash_key(raw_key))
+        return self.matching_secret(raw_key) is not None
+
+    def matching_secret(self, raw_key: str) -> int | None:
+        """Which of ``api_key_hash_secrets()`` this key's hash was made with (0: the
+        current one), or None when ``raw_key`` is not this key. Every candidate is
+        computed and compared in constant time: a handful of HMACs on the one row the
+        lookup prefix found, never a scan."""
+        found: int | None = None
+        for index, secret in enumerate(api_key_hash_secrets()):
+            if hmac.compare_digest(self.key_hash, hash_key(raw_key, secret=secret)) and found is None:
+                found = index
+        return found
 
     def is_usable(self, now=None) -> bool:
         now = now or dj_timezone.now()

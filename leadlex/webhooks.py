@@ -6,7 +6,9 @@ surrounding transaction commits. ``webhook_delivery_attempt`` (run by the
 ``webhook_deliver`` task) claims a due delivery with a conditional UPDATE, POSTs
 it to the address the SSRF guard checked, and records the outcome. The
 ``webhook_sweep`` task re-dispatches every delivery whose ``next_attempt_at`` has
-passed, which covers retries, lost tasks and killed workers alike.
+passed, which covers retries, lost tasks and killed workers alike: a claimed
+delivery is leased for its POST's connect + read timeouts plus a margin, and the
+attempt is cut off at connect + read, so it is never sent twice at once.
 
 Timing of one delivery::
 
@@ -23,6 +25,8 @@ import hmac
 import json
 import logging
 import secrets
+import socket
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -30,11 +34,12 @@ from typing import Any, Iterable
 from uuid import UUID
 
 import requests
+import urllib3
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import connection, models, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
@@ -51,19 +56,37 @@ DELIVERY_HEADER = "X-LeadLex-Delivery"
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS_PER_WORKSPACE = 20
 
-# How long a claimed delivery is hidden from other workers and the sweeper. Longer
-# than any request can take (connect + read timeouts), so no double send while one
-# is in flight; short enough that a killed worker's delivery is retried soon.
-IN_FLIGHT_LEASE = timedelta(minutes=5)
-# How long a dispatched delivery is left to its queued task before the sweeper
-# sends another copy (the copy is harmless: the claim lets only one through).
-DISPATCH_LEASE = timedelta(minutes=2)
 SWEEP_BATCH = 500
+LOST_ATTEMPT_ERROR = "lost: the worker stopped while the attempt was in flight"
 _ERROR_MAX = 500
 
 
 def _setting(name: str, default: Any) -> Any:
     return getattr(settings, name, default)
+
+
+def delivery_timeouts() -> tuple[int, int]:
+    """(connect, read) seconds of one POST; the whole attempt is also cut off at their sum."""
+    return (int(_setting("LEADLEX_WEBHOOK_CONNECT_TIMEOUT", 5)), int(_setting("LEADLEX_WEBHOOK_READ_TIMEOUT", 10)))
+
+
+def in_flight_lease() -> timedelta:
+    """How long a claimed delivery is hidden from other workers and the sweeper.
+
+    An attempt is cut off at connect + read timeout after its claim (``_Deadline``),
+    so with a margin on top (clock skew between workers, recording the outcome) no
+    delivery is sent again while its first attempt may still be on the wire; and a
+    killed worker's delivery is sent again as soon as that is safe, at the next sweep.
+    """
+    connect, read = delivery_timeouts()
+    return timedelta(seconds=connect + read + int(_setting("LEADLEX_WEBHOOK_LEASE_MARGIN", 10)))
+
+
+def dispatch_lease() -> timedelta:
+    """How long a dispatched delivery is left to its queued task before the sweeper
+    sends another copy, in case the message was lost (the copy is harmless: the
+    claim lets only one through)."""
+    return timedelta(seconds=float(_setting("LEADLEX_WEBHOOK_DISPATCH_LEASE", 120)))
 
 
 def max_attempts() -> int:
@@ -215,7 +238,8 @@ def webhook_delivery_retry(*, delivery_ids: Iterable[Any]) -> int:
     count = (WebhookDelivery.objects.filter(pk__in=ids)
              .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
              .exclude(status=WebhookDelivery.Status.DELIVERED)
-             .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now, attempts=0, dispatched_at=now))
+             .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now, attempts=0, dispatched_at=now,
+                     leased_until=None))  # an expired lease: its lost attempt is forgiven with the rest
     due = list(WebhookDelivery.objects.filter(pk__in=ids, status=WebhookDelivery.Status.PENDING,
                                               next_attempt_at__lte=now).values_list("pk", flat=True))
     transaction.on_commit(lambda: _dispatch(due))
@@ -223,12 +247,60 @@ def webhook_delivery_retry(*, delivery_ids: Iterable[Any]) -> int:
 
 
 # --- Delivering -----------------------------------------------------------------------
+class _Deadline:
+    """Cuts a POST off at a wall-clock deadline by shutting its socket down.
+
+    requests' read timeout bounds each socket read, not the response: a receiver
+    that drips its answer a byte at a time would keep the attempt on the wire past
+    its lease, and a second worker would then send the delivery again meanwhile.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._expire)
+        self._timer.daemon = True
+
+    def watch(self, connection: Any) -> None:
+        with self._lock:
+            if self.expired:
+                raise requests.Timeout(f"no complete answer within {self.seconds:.0f} s")
+            self._connections.append(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for connection in self._connections:
+                sock = getattr(connection, "sock", None)
+                if sock is not None:
+                    try:
+                        # The plain socket's shutdown, also under TLS: it wakes the
+                        # reading thread without touching the TLS object it is using.
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def disarm(self) -> None:
+        """Called once the answer is read (or failed): the timer may not touch the
+        connection after it is closed or handed back to its pool."""
+        with self._lock:
+            self._timer.cancel()
+            self._connections.clear()
+
+
 class _PinnedAdapter(HTTPAdapter):
     """Connects to the checked IP while TLS still verifies the certificate for, and
-    sends SNI of, the URL's host name."""
+    sends SNI of, the URL's host name; every connection it opens is watched by the
+    attempt's deadline."""
 
-    def __init__(self, host: str, **kwargs: Any) -> None:
+    def __init__(self, host: str, deadline: _Deadline, **kwargs: Any) -> None:
         self._host = host
+        self._deadline = deadline
         super().__init__(**kwargs)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
@@ -236,18 +308,54 @@ class _PinnedAdapter(HTTPAdapter):
         pool_kwargs["assert_hostname"] = self._host
         super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
 
+    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> Any:
+        pool = super().get_connection_with_tls_context(*args, **kwargs)
+        deadline = self._deadline
 
-def _post(target: ssrf.Target, body: bytes, headers: dict[str, str]) -> requests.Response:
+        # A subclass of the pool's own connection class (HTTP or HTTPS), made per attempt.
+        class WatchedConnection(pool.ConnectionCls):  # type: ignore[misc, name-defined]  # a base known at run time
+            def connect(self) -> None:
+                deadline.watch(self)
+                super().connect()
+
+        pool.ConnectionCls = WatchedConnection
+        return pool
+
+
+def _post(target: ssrf.Target, body: bytes, headers: dict[str, str], *, deadline: float) -> requests.Response:
+    """POST ``body``; ``deadline`` (time.monotonic()) is when the attempt must be over."""
+    connect_timeout, read_timeout = delivery_timeouts()
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        # DNS or the database took the attempt's whole budget: sending now could
+        # outlive the lease.
+        raise requests.Timeout("no time left in the attempt's lease to send")
+    watchdog = _Deadline(remaining)
     session = requests.Session()
     session.trust_env = False  # no proxies from the environment: we connect to the checked address only
-    session.mount(f"{target.scheme}://", _PinnedAdapter(target.host, max_retries=0))
-    connect_timeout = float(_setting("LEADLEX_WEBHOOK_CONNECT_TIMEOUT", 5))
-    read_timeout = float(_setting("LEADLEX_WEBHOOK_READ_TIMEOUT", 10))
+    session.mount(f"{target.scheme}://", _PinnedAdapter(target.host, watchdog, max_retries=0))
+    watchdog.start()
     try:
-        response = session.post(target.pinned_url, data=body, headers={**headers, "Host": target.host_header},
-                                timeout=(connect_timeout, read_timeout), allow_redirects=False, stream=True)
-        # Read at most a little of the body: we only keep the status code.
-        response.raw.read(4096, decode_content=False)
+        try:
+            response = session.post(target.pinned_url, data=body, headers={**headers, "Host": target.host_header},
+                                    timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
+                                    allow_redirects=False, stream=True)
+            # Read at most a little of the body: we only keep the status code.
+            response.raw.read(4096, decode_content=False)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            if watchdog.expired:
+                raise requests.Timeout(f"no complete answer within {connect_timeout + read_timeout} s") from None
+            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):  # raw.read() is not wrapped by requests
+                raise requests.ReadTimeout(str(exc)) from None
+            if isinstance(exc, urllib3.exceptions.HTTPError):
+                raise requests.ConnectionError(str(exc)) from None
+            raise
+        finally:
+            watchdog.disarm()
+        if watchdog.expired:
+            # Cut off mid-answer: http.client takes the EOF after a partial header
+            # line for the end of the headers, so what was parsed is not an answer.
+            raise requests.Timeout(f"no complete answer within {connect_timeout + read_timeout} s")
         response.close()
         return response
     finally:
@@ -259,22 +367,39 @@ def _claim(delivery_id: Any, now: datetime) -> bool:
     # (redelivered message, sweeper copy) finds it leased, not yet due, or done.
     # Pushing next_attempt_at keeps the sweeper off it; leased_until tells "in flight"
     # from "waiting for its backoff" (the admin's retry must not touch the former).
-    lease_end = now + IN_FLIGHT_LEASE
+    # A lease still set here expired without an outcome: that attempt was lost (its
+    # worker was killed) and is counted, so a delivery that kills workers ends failed.
+    # dispatched_at is cleared: the queued task is taken, the lease now decides when
+    # the sweeper may send another.
+    lease_end = now + in_flight_lease()
+    lost = Q(leased_until__isnull=False)
     return WebhookDelivery.objects.filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
         Q(leased_until__isnull=True) | Q(leased_until__lte=now),
         pk=delivery_id, status=WebhookDelivery.Status.PENDING,
-    ).update(next_attempt_at=lease_end, leased_until=lease_end) == 1
+    ).update(
+        next_attempt_at=lease_end, leased_until=lease_end, dispatched_at=None,
+        attempts=Case(When(lost, then=F("attempts") + 1), default=F("attempts"),
+                      output_field=models.PositiveIntegerField()),
+        last_error=Case(When(lost, then=Value(LOST_ATTEMPT_ERROR)), default=F("last_error"),
+                        output_field=models.TextField()),
+    ) == 1
 
 
 def webhook_delivery_attempt(*, delivery_id: Any) -> str:
     """One attempt at one delivery. Returns the delivery's status afterwards
     ("skipped" when another worker holds it or it is not due)."""
+    # The POST's deadline is counted from before the claim, so it ends within the lease.
+    deadline = time.monotonic() + sum(delivery_timeouts())
     now = timezone.now()
     if not _claim(delivery_id, now):
         return "skipped"
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     endpoint = delivery.endpoint
+    if delivery.attempts >= max_attempts():  # the last ones were lost attempts
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.FAILED,
+                                                              next_attempt_at=None, leased_until=None)
+        return str(WebhookDelivery.Status.FAILED)
     attempts = delivery.attempts + 1
     body = payload_body(delivery.payload)
     headers = {
@@ -292,7 +417,7 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
         try:
             # Checked on every attempt, not only at registration: DNS can change.
             target = ssrf.target_resolve(endpoint.url, allow_private=settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE)
-            response = _post(target, body, headers)
+            response = _post(target, body, headers, deadline=deadline)
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}" + (" (redirects are not followed)" if 300 <= status_code < 400 else "")
@@ -323,7 +448,7 @@ def webhook_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> i
               .order_by("next_attempt_at"))
         if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True)
-        qs = qs.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - DISPATCH_LEASE))
+        qs = qs.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - dispatch_lease()))
         ids = list(qs.values_list("pk", flat=True)[:batch])
         if ids:
             WebhookDelivery.objects.filter(pk__in=ids).update(dispatched_at=now)

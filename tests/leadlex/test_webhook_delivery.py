@@ -4,8 +4,15 @@ recorded, and never sent to a refused address."""
 from __future__ import annotations
 
 import json
+import select
 import socket
-from datetime import timedelta
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -13,11 +20,13 @@ from django.utils import timezone
 
 from leadlex.models import WebhookDelivery, WebhookEndpoint, Workspace
 from leadlex.webhooks import (
-    backoff_for, webhook_delivery_attempt, webhook_delivery_retry, webhook_emit, webhook_signature,
+    backoff_for, in_flight_lease, webhook_delivery_attempt, webhook_delivery_retry, webhook_emit, webhook_signature,
     webhook_signature_verify, webhook_sweep,
 )
 from tests.support.receiver import Receiver
-from tests.support.worker import wait_for
+from tests.support.worker import WorkerProcess, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -280,7 +289,7 @@ def test_retry_now_leaves_a_delivery_that_is_on_the_wire_alone(owner, allow_priv
         wait_for(lambda: receiver.requests, timeout=10, message="the POST to reach the receiver")
         assert webhook_delivery_retry(delivery_ids=[d.pk]) == 0
         assert webhook_delivery_attempt(delivery_id=d.pk) == "skipped"
-        assert webhook_sweep(now=timezone.now() + timedelta(minutes=1)) == 0
+        assert webhook_sweep(now=timezone.now() + in_flight_lease() - timedelta(seconds=2)) == 0
     finally:
         receiver.hold.set()
         worker.join(timeout=30)
@@ -299,3 +308,270 @@ def test_retry_now_makes_a_delivery_waiting_for_its_backoff_due(owner, allow_pri
     assert webhook_delivery_retry(delivery_ids=[d.pk]) == 1
     assert webhook_delivery_attempt(delivery_id=d.pk) == "delivered"
     assert len(receiver.requests) == 2
+
+
+# Short timeouts so the lease is seconds, not the production default's 25 s.
+SHORT_TIMEOUTS = {"LEADLEX_WEBHOOK_CONNECT_TIMEOUT": 1, "LEADLEX_WEBHOOK_READ_TIMEOUT": 3,
+                  "LEADLEX_WEBHOOK_LEASE_MARGIN": 2}
+
+
+def test_the_in_flight_lease_is_the_delivery_timeouts_plus_a_margin(settings):
+    assert in_flight_lease() == timedelta(seconds=5 + 10 + 10)  # the defaults
+    for name, value in SHORT_TIMEOUTS.items():
+        setattr(settings, name, value)
+    assert in_flight_lease() == timedelta(seconds=6)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_on_the_wire_when_its_worker_is_killed_is_sent_again_within_a_minute(owner, allow_private,
+                                                                                        receiver):
+    """SIGKILL the worker while the receiver holds its POST open: the delivery is
+    sent again by another worker once the lease (connect + read + margin) is over,
+    not before, and its log counts both attempts."""
+    for name, value in SHORT_TIMEOUTS.items():
+        setattr(allow_private, name, value)
+    # The file-system broker can lose a message published while a consumer lists its
+    # folder (kombu reads the file without the writer's lock); the sweeper's re-send
+    # of a lost task covers that, after 2 minutes in production, 10 s here.
+    allow_private.LEADLEX_WEBHOOK_DISPATCH_LEASE = 10
+    env = {name: str(value) for name, value in SHORT_TIMEOUTS.items()} | {"LEADLEX_WEBHOOKS_ALLOW_PRIVATE": "1"}
+    receiver.hold = threading.Event()
+    endpoint = register(owner.client, receiver.url, ["export.completed"])
+    now = timezone.now()
+    # Made by hand and queued to a queue only the doomed worker reads (see the
+    # on-the-wire test above for why).
+    d = WebhookDelivery.objects.create(endpoint_id=endpoint["id"], event="export.completed", payload={"n": 1},
+                                       status="pending", next_attempt_at=now, dispatched_at=now)
+    from leadlex.tasks import webhook_deliver
+
+    doomed = WorkerProcess("webhook-doomed", extra_env=env, queues="leadlex-webhook-kill")
+    held = receiver.hold
+    try:
+        webhook_deliver.apply_async(args=[str(d.pk)], queue="leadlex-webhook-kill")
+        wait_for(lambda: receiver.requests, timeout=60, message="the first POST to reach the receiver")
+        receiver.hold = None  # the next request is answered at once
+        doomed.kill()
+        killed_at = time.monotonic()
+        lost = delivery(d.pk)
+        assert lost.status == "pending" and lost.attempts == 0 and lost.leased_until is not None
+        assert lost.leased_until <= timezone.now() + timedelta(seconds=6)
+
+        successor = WorkerProcess("webhook-successor", extra_env=env)
+        dispatched_at: list[datetime] = []
+
+        def beat() -> bool:
+            # What beat does every 30 s, done here every half second.
+            if webhook_sweep() > 0:
+                dispatched_at.append(timezone.now())
+            return len(receiver.requests) == 2
+
+        try:
+            try:
+                wait_for(beat, timeout=60, interval=0.5, message="the delivery to be sent again")
+            except AssertionError as exc:
+                row = delivery(d.pk).__dict__
+                raise AssertionError(f"{exc}\nrow: {row}\nsuccessor log:\n{successor.log()[-4000:]}") from None
+            assert time.monotonic() - killed_at < 60
+            assert dispatched_at and dispatched_at[0] >= lost.leased_until  # not while it could be on the wire
+            done = wait_for(lambda: delivery(d.pk).status == "delivered" and delivery(d.pk), timeout=30,
+                            message="the delivery to be recorded")
+        finally:
+            successor.kill()  # its work is recorded; a warm shutdown only costs time here
+    finally:
+        held.set()
+        doomed.kill()
+    first, second = receiver.requests
+    assert first.headers["x-leadlex-delivery"] == second.headers["x-leadlex-delivery"] == str(d.pk)
+    assert first.body == second.body
+    # The log: the lost attempt and the delivered one.
+    assert done.attempts == 2 and done.last_status_code == 200 and done.last_error == ""
+    assert done.delivered_at >= lost.leased_until and done.leased_until is None
+
+
+class DrippingReceiver:
+    """Answers a status line, then one header byte every 0.3 s for 20 s: each read is
+    quick, the answer never ends (or, with ``drip=False``, answers 200 at once).
+    Over TLS with ``tls``. Records when the client hung up."""
+
+    def __init__(self, *, drip: bool = True, tls: ssl.SSLContext | None = None) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.drip = drip
+        self.tls = tls
+        self.hung_up_at: float | None = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.server.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/drip"
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):  # the client refused the certificate
+                conn.close()
+                return
+        with conn:
+            try:
+                if not self._read_request(conn):
+                    return
+            except OSError:  # e.g. the client's TLS alert
+                return
+            if not self.drip:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                try:
+                    readable, _, _ = select.select([conn], [], [], 0.3)
+                    if readable and conn.recv(1) == b"":
+                        break
+                    conn.sendall(b"x")
+                except OSError:
+                    break
+            self.hung_up_at = time.monotonic()
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> bool:
+        """Reads all of it (closing with unread bytes would reset the connection);
+        False when the client hung up first."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+        return True
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def localhost_tls(tmp_path, monkeypatch) -> ssl.SSLContext:  # noqa: ANN001
+    """A server context with a self-signed certificate for "localhost", which the
+    delivery's TLS verification is made to trust (it trusts only that)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = timezone.now()
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    monkeypatch.setattr("requests.adapters.DEFAULT_CA_BUNDLE_PATH", str(cert_path))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+def test_an_https_delivery_goes_to_the_checked_address_and_verifies_the_host_name(owner, allow_private,
+                                                                                    localhost_tls):
+    receiver = DrippingReceiver(drip=False, tls=localhost_tls)
+    try:
+        register(owner.client, f"https://localhost:{receiver.port}/in", ["export.failed"])
+        d = emit_one(owner.workspace)
+        assert webhook_delivery_attempt(delivery_id=d.pk) == "delivered"
+    finally:
+        receiver.close()
+    # The same certificate does not name 127.0.0.1: refused, not sent.
+    receiver = DrippingReceiver(drip=False, tls=localhost_tls)
+    try:
+        WebhookEndpoint.objects.all().delete()
+        register(owner.client, f"https://127.0.0.1:{receiver.port}/in", ["export.failed"])
+        d = emit_one(owner.workspace)
+        assert webhook_delivery_attempt(delivery_id=d.pk) == "pending"
+        d.refresh_from_db()
+        assert d.last_error.startswith("SSLError:") and "127.0.0.1" in d.last_error
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_an_answer_dripped_byte_by_byte_is_cut_off_within_the_lease(owner, allow_private, localhost_tls, scheme):
+    """requests' read timeout is per read: without the attempt's own deadline this
+    answer would keep the POST on the wire for 20 s, far past the lease."""
+    allow_private.LEADLEX_WEBHOOK_CONNECT_TIMEOUT = 1
+    allow_private.LEADLEX_WEBHOOK_READ_TIMEOUT = 1
+    allow_private.LEADLEX_WEBHOOK_LEASE_MARGIN = 2
+    dripper = DrippingReceiver(tls=localhost_tls if scheme == "https" else None)
+    try:
+        register(owner.client, f"{scheme}://localhost:{dripper.port}/drip", ["export.failed"])
+        d = emit_one(owner.workspace)
+        started = time.monotonic()
+        assert webhook_delivery_attempt(delivery_id=d.pk) == "pending"
+        elapsed = time.monotonic() - started
+        wait_for(lambda: dripper.hung_up_at is not None, timeout=30, message="the receiver to see the hang-up")
+        assert dripper.hung_up_at - started < 1 + 1 + 0.5  # connect + read, well inside the 4 s lease
+    finally:
+        dripper.close()
+    assert elapsed < 3
+    d.refresh_from_db()
+    assert d.attempts == 1 and d.last_status_code is None and d.leased_until is None
+    assert d.last_error.startswith("Timeout:") and "within 2 s" in d.last_error
+
+
+def test_a_lease_margin_below_two_seconds_stops_the_process_at_start_up(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "LEADLEX_DATA_DIR": str(tmp_path), "LEADLEX_WEBHOOK_LEASE_MARGIN": "1"}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "LEADLEX_WEBHOOK_LEASE_MARGIN" in result.stderr
+
+
+def test_an_attempt_lost_with_its_worker_counts_so_a_delivery_that_kills_workers_ends_failed(owner, allow_private,
+                                                                                             receiver, settings):
+    settings.LEADLEX_WEBHOOK_MAX_ATTEMPTS = 3
+    receiver.statuses = [500]
+    endpoint = register(owner.client, receiver.url, ["export.failed"])
+    expired = timezone.now() - timedelta(seconds=1)
+
+    def lost_delivery(attempts: int) -> WebhookDelivery:
+        # What a SIGKILLed worker leaves: a lease that ran out without an outcome.
+        return WebhookDelivery.objects.create(endpoint_id=endpoint["id"], event="export.failed", payload={},
+                                              status="pending", attempts=attempts, next_attempt_at=expired,
+                                              leased_until=expired)
+
+    once = lost_delivery(attempts=1)  # attempt 2 was lost: this is attempt 3, the last
+    assert webhook_delivery_attempt(delivery_id=once.pk) == "failed"
+    once.refresh_from_db()
+    assert once.attempts == 3 and once.last_status_code == 500 and len(receiver.requests) == 1
+
+    twice = lost_delivery(attempts=2)  # attempt 3 was lost: nothing more is sent
+    assert webhook_delivery_attempt(delivery_id=twice.pk) == "failed"
+    twice.refresh_from_db()
+    assert twice.attempts == 3 and twice.last_error.startswith("lost:") and twice.leased_until is None
+    assert len(receiver.requests) == 1
+
+    # "Retry now" starts it afresh.
+    assert webhook_delivery_retry(delivery_ids=[twice.pk]) == 1
+    assert webhook_delivery_attempt(delivery_id=twice.pk) == "delivered"
+    twice.refresh_from_db()
+    assert twice.attempts == 1
