@@ -130,9 +130,19 @@ class ImportContactsView(WorkspaceAPIView):
         operation_id="import_contacts",
         request={"application/json": _create_request, "text/csv": str,
                  "multipart/form-data": inline_serializer("ImportUpload", fields={"file": serializers.FileField()})},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+                                     description="A key of your choosing; a repeat within 24 hours is "
+                                                 "answered from the first request.")],
         responses={200: _create_response, 202: _create_response},
         summary="Import contacts (rows or CSV); ≤ 500 rows synchronously, more as a queued job",
+        description="Send `rows` (contact objects as for `POST /v1/contacts`) or `csv` (with an optional `mapping` "
+                    "of columns to fields), as JSON; or the CSV itself (`text/csv`, or a `file` in "
+                    "`multipart/form-data`). A row matches an existing contact by email or phone: "
+                    "`update_existing` decides whether it is updated or skipped. Up to 500 rows answer 200 with "
+                    "`status: completed`; more answer 202 with `status: queued` and a `job_id` to poll. A bad row "
+                    "is reported in `errors` and skipped. The same `Idempotency-Key` with the same body within 24 "
+                    "hours answers the first response again; with a different body, 409. 60 requests per minute "
+                    "per workspace.",
     )
     def post(self, request: Request) -> Response:
         data, params, canonical = self._read(request)
