@@ -9,7 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so that a code change does not reinstall them.
+# Dependencies first, so that a code change does not reinstall them. They are
+# pyproject.toml's, through `pip install .` (no list of its own here): the install
+# .ci/run builds the same way and starts (web, worker) in its production check.
 COPY pyproject.toml README.md ./
 RUN mkdir -p config leadlex contacts exports imports \
     && pip install . \
@@ -29,4 +31,4 @@ RUN pip install --no-deps . \
 USER leadlex
 EXPOSE 8000
 # The web server; compose overrides the command for worker, beat and migrate.
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

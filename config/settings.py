@@ -64,8 +64,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "leadlex.gateway.ApiPathAliasMiddleware",
     "leadlex.middleware.RequestIdMiddleware",
     "leadlex.middleware.ApiErrorPageMiddleware",
+    "leadlex.gateway.ApiQueryGuardMiddleware",
     "leadlex.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ (the admin's CSS/JS) from gunicorn in every profile.
@@ -177,6 +179,8 @@ LEADLEX_EXPORT_RETENTION_DAYS = env_int("LEADLEX_EXPORT_RETENTION_DAYS", 7)
 
 # --- API ------------------------------------------------------------------------
 LEADLEX_WEBHOOKS_ALLOW_PRIVATE = env_bool("LEADLEX_WEBHOOKS_ALLOW_PRIVATE", LEADLEX_PROFILE == "embedded")
+# Where the seeds' own examples send requests (the hosted gateway's path; Close's /api/v1/): served as /v1/.
+LEADLEX_API_PATH_ALIASES = env_list("LEADLEX_API_PATH_ALIASES", ["/functions/v1/api-gateway/v1/", "/api/v1/"])
 LEADLEX_MAX_BODY_BYTES = env_int("LEADLEX_MAX_BODY_BYTES", 20 * 1024 * 1024)
 # Rate limits per workspace and endpoint group: "N/second|minute|hour|day".
 # LEADLEX_RATE_LIMITS="default=600/minute,contacts_export=10/hour" overrides any of them.
@@ -200,7 +204,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["leadlex.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["leadlex.permissions.WorkspaceScopePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["leadlex.parsers.JSONBodyParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "leadlex.negotiation.JsonAlwaysNegotiation",
+    # ``format`` is a body/query parameter of the Close dialect, never a renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
     "EXCEPTION_HANDLER": "leadlex.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "leadlex.schema.LeadlexAutoSchema",
     "UNAUTHENTICATED_USER": None,

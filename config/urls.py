@@ -21,6 +21,9 @@ urlpatterns = [
          name="api-redoc"),
     path("v1/", include(app_urls)),
     path("files/<str:token>", leadlex_views.file_download, name="file-download"),
+    # Health probes: outside /v1/ (no key, no rate limit); see README "Health checks".
+    path("healthz", leadlex_views.healthz, name="healthz"),
+    path("readyz", leadlex_views.readyz, name="readyz"),
 ]
 
 handler400 = "leadlex.errors.handler400"

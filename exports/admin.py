@@ -27,12 +27,12 @@ class ExportJobAdmin(admin.ModelAdmin):
                     "completed_at")
     list_filter = ("status", "kind", "format")
     list_select_related = ("workspace",)
-    search_fields = ("=id", "workspace__name")
+    search_fields = ("=id", "workspace__name", "=request_id")
     date_hierarchy = "created_at"
     actions = ["cancel_jobs", "retry_jobs"]
     readonly_fields = ("id", "workspace", "kind", "format", "status", "progress_bar", "counts", "size",
                        "download_link", "parameters", "api_key", "created_by_user", "sha256", "storage_key",
-                       "attempts", "error", "error_kind", "created_at", "started_at", "heartbeat_at",
+                       "request_id", "attempts", "error", "error_kind", "created_at", "started_at", "heartbeat_at",
                        "completed_at", "expires_at", "checkpoint")
     fields = readonly_fields
 

@@ -26,6 +26,8 @@ _STATUS = inline_serializer("ContactExportStatus", {
     "created_at": serializers.DateTimeField(),
     "completed_at": serializers.DateTimeField(allow_null=True),
     "error": serializers.CharField(allow_null=True),
+    "request_id": serializers.CharField(allow_null=True, help_text="X-Request-ID of the request that created the "
+                                                                   "export; null when none did (e.g. a command)."),
     "download_url": serializers.URLField(required=False, help_text="Presigned, valid 15 minutes, signed afresh on "
                                                                    "each read; only when completed."),
     "expires_at": serializers.DateTimeField(required=False, help_text="When download_url stops working."),
@@ -81,9 +83,12 @@ class ContactExportCreateApi(WorkspaceAPIView):
                     "`GET /v1/contacts/exports/{id}` for its progress and download URL. The parameters may also be "
                     "sent as query parameters. 5 requests per minute per workspace.",
         request=inline_serializer("ContactExportCreate", {
-            "start_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS, workspace time zone"),
-            "end_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS, after start_date; the whole second "
-                                                        "is included"),
+            "start_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS (workspace time zone), or an ISO "
+                                                          "8601 date-time such as 2020-01-01T00:00:00Z: with Z or an "
+                                                          "offset it is that instant, without one a time of the "
+                                                          "workspace time zone. Anything else: 422."),
+            "end_date": serializers.CharField(help_text="Same forms as start_date, after it; inclusive (a whole "
+                                                        "second includes that whole second)."),
             "include_comet_tokens": serializers.ChoiceField(choices=[0, 1], required=False),
             "include_all_emails": serializers.ChoiceField(choices=[0, 1], required=False),
         }),
@@ -111,6 +116,7 @@ def export_status_body(job: ExportJob, *, base_url: str) -> dict[str, Any]:
         "created_at": job.created_at,
         "completed_at": job.completed_at,
         "error": job.error or ("Export was cancelled." if job.status == ExportJob.Status.CANCELLED else None),
+        "request_id": job.request_id or None,
     }
     if job.status == ExportJob.Status.COMPLETED:
         # Signed on every read: a URL never outlives this response by more than the TTL.

@@ -71,6 +71,7 @@ from exports import conf
 from exports.models import ExportJob
 from exports.writers import GzipMember
 from leadlex import storage
+from leadlex.middleware import current_request_id
 from leadlex.models import ApiKey, Workspace
 
 logger = logging.getLogger("exports.engine")
@@ -153,13 +154,16 @@ def _enqueue(job_id: Any) -> None:
 
 
 def export_job_create(*, workspace: Workspace, kind: str, format: str, parameters: dict[str, Any],
-                      api_key: ApiKey | None = None, user: Any = None, enqueue: bool = True) -> ExportJob:
+                      api_key: ApiKey | None = None, user: Any = None, enqueue: bool = True,
+                      request_id: str | None = None) -> ExportJob:
+    """``request_id`` defaults to the id of the request being served (API or admin)."""
     get_export_kind(kind)  # fail early on a typo, not in the worker
     if format not in ExportJob.Format.values:
         raise ValueError(f"unknown export format {format!r}")
     with transaction.atomic():
         job = ExportJob.objects.create(workspace=workspace, kind=kind, format=format, parameters=parameters,
-                                       api_key=api_key, created_by_user=user if getattr(user, "pk", None) else None)
+                                       api_key=api_key, created_by_user=user if getattr(user, "pk", None) else None,
+                                       request_id=current_request_id() if request_id is None else request_id)
         if enqueue:
             _enqueue(job.pk)
     return job
@@ -419,7 +423,8 @@ def _sha256_of(key: str) -> str:
 def export_job_payload(job: ExportJob) -> dict[str, Any]:
     return {"id": str(job.pk), "kind": job.kind, "format": job.format, "status": job.status,
             "row_count": job.row_count, "byte_size": job.byte_size, "sha256": job.sha256 or None,
-            "error": job.error or None, "created_at": job.created_at, "completed_at": job.completed_at}
+            "error": job.error or None, "created_at": job.created_at, "completed_at": job.completed_at,
+            "request_id": job.request_id or None}
 
 
 def _emit(job: ExportJob, event: str) -> None:

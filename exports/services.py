@@ -24,8 +24,13 @@ from leadlex.models import ApiKey, Workspace
 
 SYNC_DEFAULT_LIMIT = 10_000
 SYNC_MAX_LIMIT = 50_000
-_ASYNC_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
-_ASYNC_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+# The seed's "YYYY-MM-DD HH:MM:SS", or an ISO 8601 / RFC 3339 date-time with an
+# optional offset. Checked before parsing because datetime.fromisoformat (which
+# Django's parser tries first) also takes bare dates, week dates and basic forms.
+_ASYNC_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?",
+                            re.IGNORECASE)
+_ASYNC_DATE_FORMS = ("expected YYYY-MM-DD HH:MM:SS (workspace time zone) or an ISO 8601 date-time such as "
+                     "2020-01-01T00:00:00Z (with Z or an offset; without one, workspace time zone)")
 
 
 # --- Time ---------------------------------------------------------------------------
@@ -142,13 +147,18 @@ def contact_export_sync_stream(*, job: ExportJob) -> Iterator[bytes]:
 
 # --- Async export (POST /v1/contacts/exports) ----------------------------------------
 def _parse_async_date(value: Any, *, field: str, workspace: Workspace) -> datetime:
-    if not isinstance(value, str) or not _ASYNC_DATE_RE.fullmatch(value.strip()):
-        raise UnprocessableEntity(f"{field}: expected YYYY-MM-DD HH:MM:SS", details={"field": field})
-    try:
-        naive = datetime.strptime(value.strip(), _ASYNC_DATE_FORMAT)
-    except ValueError:
-        raise UnprocessableEntity(f"{field}: not a valid date and time", details={"field": field}) from None
-    return local_to_aware(naive, workspace)
+    """A date-time with an offset is that instant; one without is a wall-clock time
+    of the workspace's zone (the seed's form is the offset-less case)."""
+    text = value.strip() if isinstance(value, str) else ""
+    parsed: datetime | None = None
+    if _ASYNC_DATE_RE.fullmatch(text):
+        try:
+            parsed = parse_datetime(text[:10] + "T" + text[11:].upper())
+        except ValueError:  # well formed but impossible: 2020-02-30, 25:00, +25:00
+            parsed = None
+    if parsed is None:
+        raise UnprocessableEntity(f"{field}: {_ASYNC_DATE_FORMS}; got {value!r}", details={"field": field})
+    return local_to_aware(parsed, workspace)
 
 
 def _parse_flag(value: Any, *, field: str) -> bool:
@@ -176,10 +186,12 @@ def contact_export_request(*, workspace: Workspace, data: dict[str, Any], api_ke
     end = _parse_async_date(data["end_date"], field="end_date", workspace=workspace)
     if end <= start:
         raise UnprocessableEntity("end_date must be after start_date", details={"field": "end_date"})
+    # The end is inclusive: "until 23:59:59" covers that whole second; an end with a
+    # fraction of a second covers up to that instant (microseconds, as stored).
+    inclusive = timedelta(microseconds=1) if end.microsecond else timedelta(seconds=1)
     params = {
         "created_from": start.isoformat(),
-        # The format has whole seconds: "until 23:59:59" covers that whole second.
-        "created_before": (end + timedelta(seconds=1)).isoformat(),
+        "created_before": (end + inclusive).isoformat(),
         "include_comet_tokens": _parse_flag(data.get("include_comet_tokens"), field="include_comet_tokens"),
         "include_all_emails": _parse_flag(data.get("include_all_emails"), field="include_all_emails"),
         "start_date": data["start_date"].strip(), "end_date": data["end_date"].strip(),

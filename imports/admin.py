@@ -71,12 +71,13 @@ class ImportJobAdmin(admin.ModelAdmin):
                     "skipped_count", "error_count", "error_file", "created_at", "completed_at")
     list_filter = ("status", "source")
     list_select_related = ("workspace",)
-    search_fields = ("=id", "workspace__name")
+    search_fields = ("=id", "workspace__name", "=request_id")
     date_hierarchy = "created_at"
     actions = ["retry_jobs"]
     readonly_fields = ("public_id", "workspace", "source", "status", "progress_bar", "total_rows", "processed_rows",
                        "created_count", "updated_count", "skipped_count", "error_count", "error_file", "first_errors",
-                       "params", "api_key", "created_by_user", "payload_key", "next_record", "attempts", "error",
+                       "params", "api_key", "created_by_user", "request_id", "payload_key", "next_record", "attempts",
+                       "error",
                        "error_kind", "created_at", "started_at", "heartbeat_at", "completed_at")
     fields = readonly_fields
     change_list_template = "admin/imports/importjob/change_list.html"

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from django.http import QueryDict
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -37,6 +36,7 @@ from imports.services import (
 )
 from leadlex.api import WorkspaceAPIView, get_in_workspace
 from leadlex.errors import NotFound, ValidationFailed
+from leadlex.parsers import JSONBodyParser, json_loads_checked
 
 
 class CSVTextParser(BaseParser):
@@ -79,7 +79,9 @@ _status_response = inline_serializer("ImportStatusResponse", fields={"data": inl
         "processed_rows": serializers.IntegerField(), "progress_percent": serializers.IntegerField(allow_null=True),
         "error_count": serializers.IntegerField(), "errors_url": serializers.CharField(allow_null=True),
         "error": serializers.CharField(allow_null=True), "created_at": serializers.DateTimeField(),
-        "completed_at": serializers.DateTimeField(allow_null=True)})})
+        "completed_at": serializers.DateTimeField(allow_null=True),
+        "request_id": serializers.CharField(allow_null=True, help_text="X-Request-ID of the request that created "
+                                                                       "the import; null when none did.")})})
 _create_request = inline_serializer("ImportRequest", fields={
     "rows": serializers.ListField(child=serializers.DictField(), required=False),
     "csv": serializers.CharField(required=False), "mapping": serializers.DictField(required=False),
@@ -124,7 +126,9 @@ def _param_tags(values: list[str]) -> list[str] | None:
 
 class ImportContactsView(WorkspaceAPIView):
     rate_limit_group = "import_contacts"
-    parser_classes = [JSONParser, NDJSONParser, CSVTextParser, _CSVPlainParser, MultiPartParser, FormParser]
+    # A NUL in one row's cell is that row's error (one bad row never aborts the good ones).
+    json_strings_checked_per_row = frozenset({"rows", "csv"})
+    parser_classes = [JSONBodyParser, NDJSONParser, CSVTextParser, _CSVPlainParser, MultiPartParser, FormParser]
 
     @extend_schema(
         operation_id="import_contacts",
@@ -176,11 +180,8 @@ class ImportContactsView(WorkspaceAPIView):
             rows = []
             for number, line in enumerate(body["__ndjson_body__"].splitlines(), start=1):
                 if line.strip():
-                    try:
-                        rows.append(orjson.loads(line))
-                    except orjson.JSONDecodeError:
-                        raise ValidationFailed(f"Line {number} of the NDJSON body is not JSON.",
-                                               details={"line": number}) from None
+                    rows.append(json_loads_checked(line, where=f"line {number}", require_object=False,
+                                                   check_strings=False))
             params = import_params_clean(update_existing=query.get("update_existing", False),
                                          tags=_param_tags(query.getlist("tags")))
             return ImportInput(rows=rows), params, self._canonical(None, rows, params)
@@ -249,6 +250,7 @@ class ImportContactsStatusView(WorkspaceAPIView):
             "error": job.error or None,
             "created_at": job.created_at,
             "completed_at": job.completed_at,
+            "request_id": job.request_id or None,
         }
         return Response({"data": data})
 

@@ -57,6 +57,9 @@ class ImportJob(models.Model):
 
     error = models.TextField(blank=True)
     error_kind = models.CharField(max_length=20, blank=True, help_text="user, transient or system")
+    # X-Request-ID of the request (API or admin) that created the job; "" from a
+    # command. The worker's log lines for the job carry it (leadlex.middleware).
+    request_id = models.CharField(max_length=128, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

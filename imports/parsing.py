@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import orjson
 
+from leadlex.parsers import json_value_problem
+
 # Fields a row may carry (as for POST /v1/contacts). "custom.<name>" targets one custom field.
 CONTACT_FIELDS: tuple[str, ...] = (
     "full_name", "email", "phone", "job_title", "company_name", "company_id",
@@ -256,7 +258,9 @@ def iter_csv(data: str | bytes | IO[bytes], *, has_header: bool = True, mapping:
                 row_number, "", "too_many_columns",
                 f"This row has {len(fields)} columns but the header has {width}."))
             continue
-        yield SourceRow(row=row_number, record=record_index, data=_map_fields(fields, columns))
+        source = SourceRow(row=row_number, record=record_index, data=_map_fields(fields, columns))
+        # Decoded text holds no surrogate; only a NUL can be unstorable, and a look for one is cheap.
+        yield _checked(source) if any("\x00" in cell for cell in fields) else source
 
 
 def _map_fields(fields: list[str], columns: dict[int, str]) -> dict[str, Any]:
@@ -337,8 +341,19 @@ def _row_from_object(index: int, item: Any) -> SourceRow:
     if not isinstance(item, dict):
         return SourceRow(row=index + 1, record=index,
                          error=RowError(index + 1, "", "invalid_row", "Each row must be a JSON object."))
-    return SourceRow(row=index + 1, record=index,
-                     data={key: value for key, value in item.items() if key not in READ_ONLY_FIELDS})
+    data = {key: value for key, value in item.items() if key not in READ_ONLY_FIELDS}
+    return _checked(SourceRow(row=index + 1, record=index, data=data))
+
+
+def _checked(source: SourceRow) -> SourceRow:
+    """A value no database can store (a NUL) is its row's error, whatever field holds it."""
+    problem = json_value_problem(source.data)
+    if problem is None:
+        return source
+    path, message = problem
+    field = path.split(".", 1)[0].split("[", 1)[0]
+    return SourceRow(row=source.row, record=source.record,
+                     error=RowError(source.row, field, "invalid_value", f"{path} {message}."))
 
 
 def rows_to_ndjson(rows: Iterable[Any]) -> Iterator[bytes]:

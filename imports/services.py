@@ -52,6 +52,7 @@ from imports.validation import CleanRow, validate_row
 from leadlex import storage
 from leadlex.env import env_int
 from leadlex.errors import ApiError, IdempotencyConflict, ValidationFailed
+from leadlex.middleware import current_request_id
 from leadlex.models import ApiKey, Workspace
 
 logger = logging.getLogger("leadlex.imports")
@@ -720,12 +721,14 @@ def import_input_count(*, data: ImportInput, params: ImportParams) -> int:
 
 
 def import_request(*, workspace: Workspace, data: ImportInput, params: ImportParams, api_key: ApiKey | None = None,
-                   user: Any | None = None, force_queue: bool = False, enqueue: bool = True) -> ImportJob:
+                   user: Any | None = None, force_queue: bool = False, enqueue: bool = True,
+                   request_id: str | None = None) -> ImportJob:
     """Start an import: ≤ 500 rows run now (the returned job is finished), more are
     stored and queued. Raises ``ValidationFailed`` for an unusable request.
 
     ``force_queue`` always stores and queues; ``enqueue=False`` leaves the queued job
-    for the caller to run in-process (the ``import_contacts`` command)."""
+    for the caller to run in-process (the ``import_contacts`` command). ``request_id``
+    defaults to the id of the request being served (API or admin)."""
     if data.rows is None and data.csv_data is None:
         raise ValidationFailed("Give either rows or csv.")
     if data.csv_data is not None:
@@ -736,7 +739,8 @@ def import_request(*, workspace: Workspace, data: ImportInput, params: ImportPar
                                details={"rows": total, "limit": MAX_ROWS})
     job_id = uuid.uuid4()
     common = dict(id=job_id, workspace=workspace, api_key=api_key, created_by_user=user,
-                  source=data.source, params=params.as_json(), total_rows=total)
+                  source=data.source, params=params.as_json(), total_rows=total,
+                  request_id=current_request_id() if request_id is None else request_id)
     if total <= SYNC_MAX_ROWS and not force_queue:
         job = ImportJob.objects.create(status=ImportJob.Status.PROCESSING, attempts=1, started_at=timezone.now(),
                                        heartbeat_at=timezone.now(), **common)
@@ -1120,7 +1124,7 @@ def import_job_event_data(*, job: ImportJob) -> dict[str, Any]:
     return {"job_id": job.public_id, "status": job.status, "total_rows": job.total_rows,
             "created_count": job.created_count, "updated_count": job.updated_count,
             "skipped_count": job.skipped_count, "error_count": job.error_count,
-            "error": job.error or None}
+            "error": job.error or None, "request_id": job.request_id or None}
 
 
 def _delete_quietly(key: str) -> None:

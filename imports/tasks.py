@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -9,6 +10,9 @@ from celery import shared_task
 from django.db import close_old_connections
 
 from config.celery import app
+from leadlex.middleware import request_id_scope
+
+logger = logging.getLogger("imports.tasks")
 
 # Retried with backoff: a database that went away, a storage hiccup. Anything else
 # is recorded on the job as a failure by the service itself.
@@ -18,17 +22,28 @@ _RETRY_BACKOFF_MAX = 300
 @shared_task(bind=True, name="imports.import_job_run", acks_late=True, soft_time_limit=6 * 3600,
              time_limit=6 * 3600 + 60, ignore_result=True, max_retries=8)
 def import_job_run_task(self: Any, job_id: str) -> None:
+    from imports.models import JOB_ID_PREFIX, ImportJob
     from imports.services import import_job_run, is_transient
 
     close_old_connections()
+    pk = uuid.UUID(job_id)
+    public_id = JOB_ID_PREFIX + pk.hex
+    # Read from the row, not the message: a retry or a sweep re-dispatches the same
+    # job, and its lines still name the request that made it.
+    request_id = ImportJob.objects.filter(pk=pk).values_list("request_id", flat=True).first()
     try:
-        import_job_run(job_id=uuid.UUID(job_id))
-    except Exception as exc:
-        if not is_transient(exc):
-            raise
-        # The service has put the job back to "queued" (from its checkpoint).
-        countdown = min(_RETRY_BACKOFF_MAX, 5 * 2 ** self.request.retries)
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        with request_id_scope(request_id):
+            logger.info("import %s: running", public_id)
+            try:
+                job = import_job_run(job_id=pk)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # The service has put the job back to "queued" (from its checkpoint).
+                countdown = min(_RETRY_BACKOFF_MAX, 5 * 2 ** self.request.retries)
+                logger.warning("import %s: %s; retrying in %ds", public_id, type(exc).__name__, countdown)
+                raise self.retry(exc=exc, countdown=countdown) from exc
+            logger.info("import %s: %s", public_id, job.status if job else "not run (another run has it)")
     finally:
         close_old_connections()
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import io
 import logging
 import re
 import uuid
-from typing import Callable
+from typing import Callable, Iterator
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
@@ -15,12 +16,35 @@ from django.http import HttpRequest, HttpResponse
 
 from leadlex.errors import handler404, handler500, json_error
 
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# The id of the request being served, or, in a worker, of the request that started
+# the job being run ("-": neither). Set for one request or one task body and reset
+# after it, so nothing leaks into the next request or task the process serves.
+_NO_REQUEST = "-"
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default=_NO_REQUEST)
 
 # "Sane": 1 to 128 visible ASCII characters, so it cannot forge log lines or headers.
 _SANE_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 logger = logging.getLogger("leadlex.request")
+
+
+def current_request_id() -> str:
+    """The id of the request (or of the job's request) being handled; "" outside one.
+    Jobs store it when they are created, whichever surface (API, admin) created them."""
+    value = request_id_var.get()
+    return "" if value == _NO_REQUEST else value
+
+
+@contextlib.contextmanager
+def request_id_scope(request_id: str | None) -> Iterator[None]:
+    """Log lines written inside carry ``request_id``: a worker wraps a job's task body
+    in it, so the job's lines name the request that started it. Set and reset in the
+    task's own process and thread, which is what Celery's prefork pool runs it in."""
+    token = request_id_var.set(request_id or _NO_REQUEST)
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+from typing import Callable
+
+from django.conf import settings
 from django.core import signing
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.db import connection
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 
 from leadlex import storage
 from leadlex.errors import json_error
+
+logger = logging.getLogger("leadlex.health")
+
+# Each dependency gets this long to answer /readyz, so that a probe with a
+# timeout of a few seconds gets an answer naming the culprit rather than none.
+READY_CHECK_TIMEOUT = 2.0
 
 
 def file_download(request: HttpRequest, token: str) -> HttpResponse:
@@ -29,3 +44,75 @@ def file_download(request: HttpRequest, token: str) -> HttpResponse:
     if meta.filename:
         response["Content-Disposition"] = f'attachment; filename="{meta.filename}"'
     return response
+
+
+# --- Health ---------------------------------------------------------------------------
+# Plain views outside /v1/: no API key, no rate limit, no DRF. A load balancer or
+# an orchestrator calls them every few seconds.
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process is up and answers. It touches no database, broker or
+    storage, so that a slow dependency never gets healthy processes restarted."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_broker() -> None:
+    from kombu import Connection
+
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("filesystem://"):
+        # kombu's file-system transport "connects" without looking at its folders.
+        for folder in ("data_folder_in", "data_folder_out", "processed_folder"):
+            path = settings.CELERY_BROKER_TRANSPORT_OPTIONS[folder]
+            if not (os.path.isdir(path) and os.access(path, os.W_OK)):
+                raise OSError(f"broker folder {folder} is missing or not writable")
+        return
+    options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+               "socket_connect_timeout": READY_CHECK_TIMEOUT, "socket_timeout": READY_CHECK_TIMEOUT}
+    with Connection(url, connect_timeout=READY_CHECK_TIMEOUT, transport_options=options) as conn:
+        # max_retries=0: one attempt, the answer now (Redis: the channel PINGs).
+        conn.ensure_connection(max_retries=0, timeout=READY_CHECK_TIMEOUT)
+
+
+def _check_storage() -> None:
+    storage.ping(timeout=READY_CHECK_TIMEOUT)
+
+
+_READY_CHECKS: tuple[tuple[str, Callable[[], None]], ...] = (
+    ("database", _check_database),
+    ("broker", _check_broker),
+    ("storage", _check_storage),
+)
+
+
+@never_cache
+@require_safe
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database, the Celery broker and the file storage answer now.
+    503 names what failed (the exception class only: this page is public; the
+    message goes to the log)."""
+    checks: dict[str, dict[str, object]] = {}
+    for name, check in _READY_CHECKS:
+        started = time.monotonic()
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", whatever raised it
+            logger.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
+            checks[name] = {"status": "failed", "error": type(exc).__name__}
+        else:
+            checks[name] = {"status": "ok"}
+        checks[name]["ms"] = round((time.monotonic() - started) * 1000, 1)
+    failed = [name for name, result in checks.items() if result["status"] != "ok"]
+    if failed:
+        return json_error(503, "not_ready", f"Not ready: {', '.join(failed)} did not answer.",
+                          {"failed": failed, "checks": checks})
+    return JsonResponse({"status": "ok", "checks": checks})

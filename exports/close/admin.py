@@ -70,12 +70,12 @@ class CloseExportAdmin(admin.ModelAdmin):
     list_display = ("public_id", "workspace", "export_type", "format", "close_status", "progress", "created_at")
     list_filter = ("kind", "format", "status")
     list_select_related = ("workspace",)
-    search_fields = ("id", "workspace__name")
+    search_fields = ("id", "workspace__name", "=request_id")
     ordering = ("-created_at",)
     actions = ("cancel_selected", "retry_selected")
     change_list_template = "exports/close_admin_change_list.html"
     readonly_fields = ("public_id", "workspace", "kind", "format", "close_status", "progress", "created_by",
-                       "parameters_pretty", "download", "error", "error_kind", "attempts", "created_at",
+                       "request_id", "parameters_pretty", "download", "error", "error_kind", "attempts", "created_at",
                        "started_at", "completed_at", "expires_at", "row_count", "byte_size", "sha256")
     fields = readonly_fields
 

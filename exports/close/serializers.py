@@ -112,6 +112,8 @@ class ExportObjectSerializer(serializers.Serializer):
     created_by = serializers.CharField(allow_null=True)
     updated_by = serializers.CharField(allow_null=True)
     organization_id = serializers.CharField()
+    request_id = serializers.CharField(allow_null=True, help_text="X-Request-ID of the request that created the "
+                                                                  "export (a LeadLex addition); null when none did.")
 
 
 class ExportListSerializer(serializers.Serializer):
@@ -169,6 +171,7 @@ def export_body(job: ExportJob, *, download_url: str | None) -> dict[str, Any]:
         "n_docs": job.total_count,
         "n_docs_processed": job.processed_count,
         "organization_id": str(job.workspace_id),
+        "request_id": job.request_id or None,
         "results_limit": p.get("results_limit"),
         "s_query": p.get("s_query"),
         "send_done_email": bool(p.get("send_done_email")),

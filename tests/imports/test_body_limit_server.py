@@ -32,8 +32,8 @@ def server():
     port = free_port()
     env = worker_env()
     env["LEADLEX_MAX_BODY_BYTES"] = str(LIMIT)
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
-                             "-w", "1", "--timeout", "60"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
+                             "config.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
 
     def up() -> bool:

@@ -105,12 +105,20 @@ def _module_attr(spec: str) -> object:
     return getattr(importlib.import_module(module), attr or "app")
 
 
+def assert_gunicorn_command(command: list[str]) -> None:
+    """The product's server configuration (config/gunicorn.py) and a WSGI app that exists."""
+    args = command[command.index("gunicorn") + 1:]
+    assert args[:2] == ["-c", "python:config.gunicorn"], args
+    assert importlib.import_module("config.gunicorn").worker_class
+    assert callable(_module_attr(args[2]))  # config.wsgi:application
+
+
 def test_commands_point_at_code_that_exists():
     from django.core.management import get_commands
 
     web = command_of("web")
     assert "gunicorn" in web
-    assert callable(_module_attr(web[web.index("gunicorn") + 1]))  # config.wsgi:application
+    assert_gunicorn_command(web)
     assert "collectstatic" in web and "collectstatic" in get_commands()
     for name, role in (("worker", "worker"), ("beat", "beat")):
         command = command_of(name)
@@ -148,6 +156,45 @@ def test_the_dockerfile_copies_what_exists_and_runs_the_web_server():
     import json
 
     command = json.loads(cmd)
-    assert command[0] == "gunicorn" and callable(_module_attr(command[1]))
+    assert command[0] == "gunicorn"
+    assert_gunicorn_command(command)
     for package in ("config", "leadlex", "contacts", "exports", "imports", "templates"):
         assert f"COPY {package} ./{package}" in text, package
+
+
+def test_the_dockerfile_takes_its_dependencies_from_pyproject_alone():
+    """The image's dependency set is `pip install .` of pyproject.toml -- the same
+    install .ci/run's production check builds and starts -- never a hand list, a
+    requirements file or the test extra, so the two cannot drift apart."""
+    text = (ROOT / "Dockerfile").read_text()
+    pieces = re.split(r"&&|\n", text.replace("\\\n", " "))
+    installs = [shlex.split(piece)[2:] for piece in (p.strip().removeprefix("RUN ").strip() for p in pieces)
+                if piece.startswith("pip install")]
+    assert installs, "the Dockerfile installs nothing with pip"
+    for args in installs:
+        assert args in (["."], ["--no-deps", "."]), f"pip install {' '.join(args)}"
+    assert not (ROOT / "requirements.txt").exists()
+    assert "COPY pyproject.toml" in text
+
+
+def _healthcheck(service: str) -> list[str]:
+    test = SERVICES[service]["healthcheck"]["test"]
+    assert test[0] in ("CMD", "CMD-SHELL"), test
+    return list(test[1:]) if test[0] == "CMD" else ["/bin/sh", "-c", test[1]]
+
+
+def test_web_is_healthy_when_readyz_answers_on_its_own_port():
+    from django.urls import resolve
+
+    command = " ".join(_healthcheck("web"))
+    url = re.search(r"https?://[^'\" ]+", command).group(0)
+    parts = urlsplit(url)
+    assert parts.port == 8000 and "--bind 0.0.0.0:8000" in " ".join(command_of("web"))
+    assert parts.hostname in env_of("web")["DJANGO_ALLOWED_HOSTS"].split(",")  # else Django answers 400
+    assert resolve(parts.path).url_name == "readyz"
+    assert command.startswith("python -c")  # python:3.11-slim has no curl
+
+
+def test_the_worker_is_healthy_when_it_answers_a_ping():
+    command = _healthcheck("worker")[-1]
+    assert command.startswith("celery -A config inspect ping") and "celery@$$HOSTNAME" in command

@@ -30,8 +30,9 @@ class WebServer:
         env.update(extra_env or {})
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers), "--worker-class", "sync", "--timeout", "60", "--log-level", "info"],
+            # The product's own server configuration, as ./bin/leadlex and the Dockerfile use it.
+            [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application",
+             "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--log-level", "info"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{self.port}"
