@@ -40,3 +40,4 @@ def test_the_swagger_page_reads_the_schema_from_this_server(collected_static: Cl
     html = collected_static.get("/v1/docs/").content.decode()
     assert '"/v1/openapi.json"' in html
     assert "cdn.jsdelivr" not in html and "@latest" not in html
+    assert '"validatorUrl": null' in html  # no badge fetched from validator.swagger.io
