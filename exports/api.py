@@ -75,6 +75,7 @@ class ContactExportCreateApi(WorkspaceAPIView):
     """POST /v1/contacts/exports: queue an async NDJSON export."""
 
     rate_limit_group = "contacts_exports_create"
+    json_refusal_status = 422  # seed 001: bad parameters are a 422
     required_scope = "read:contacts"  # an export only reads contacts
 
     @extend_schema(

@@ -34,6 +34,8 @@ from leadlex.errors import ValidationFailed
 MAX_DEPTH = 64
 _INT_RANGE = (-(2**63), 2**63 - 1)  # the widest integer column is a bigint
 _BOM = codecs.BOM_UTF8
+_JSON_KINDS = {list: "an array", type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+               str: "a string"}
 _LONG_DIGITS = re.compile(r"[0-9]{19}")
 _LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
@@ -106,11 +108,14 @@ def _refuse(path: str, problem: str, *, where: str = "") -> ValidationFailed:
 
 
 def json_loads_checked(raw: bytes | str, *, where: str = "", require_object: bool = True,
-                       check_strings: bool = True, skip: frozenset[str] = frozenset()) -> Any:
+                       check_strings: bool = True, skip: frozenset[str] = frozenset(),
+                       refusal_status: int = 400) -> Any:
     """Parse one JSON document and apply the checks above; raises ``ValidationFailed``.
 
     ``check_strings=False`` (or ``skip``, for some top-level keys) leaves NULs to a
-    later check that reports them per row; a lone surrogate is refused regardless."""
+    later check that reports them per row; a lone surrogate is refused regardless.
+    ``refusal_status`` is the status of a well-formed document that is refused (a
+    dialect whose seed answers 422 for bad parameters); malformed JSON is a 400."""
     if isinstance(raw, bytes) and raw.startswith(_BOM):
         raw = raw[len(_BOM):]  # what Windows editors put first; not part of the document
     try:
@@ -118,15 +123,17 @@ def json_loads_checked(raw: bytes | str, *, where: str = "", require_object: boo
     except orjson.JSONDecodeError as exc:
         raise _locate(raw, exc, where=where) from None
     if require_object and not isinstance(value, dict):
-        kind = "an array" if isinstance(value, list) else "null" if value is None else f"a {type(value).__name__}"
+        kind = _JSON_KINDS.get(type(value), "a value")
         raise ValidationFailed(f"{where + ': ' if where else ''}The body must be a JSON object, not {kind}.",
-                               details={"field": "$"})
+                               details={"field": "$"}, status_code=refusal_status)
     # orjson has refused surrogates; a NUL can only come from a \u0000 escape and a too-large integer
     # from 19 digits in a row: without either, no scalar needs a look, only the depth.
     needs_scalars = check_strings and _may_hold_bad_scalars(raw)
     found = json_value_problem(value, check_strings=needs_scalars, skip=skip)
     if found is not None:
-        raise _refuse(*found, where=where)
+        refusal = _refuse(*found, where=where)
+        refusal.status_code = refusal_status
+        raise refusal
     return value
 
 
@@ -144,7 +151,9 @@ def _locate(raw: bytes | str, exc: orjson.JSONDecodeError, *, where: str) -> Val
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:
-        return ValidationFailed(f"{prefix}Malformed JSON: {error}", details={"position": getattr(error, "pos", None)})
+        position = getattr(error, "pos", None)
+        return ValidationFailed(f"{prefix}Malformed JSON: {error}",
+                                details={"position": position} if position is not None else None)
     found = json_value_problem(value)
     if found is not None:
         return _refuse(*found, where=where)
@@ -160,7 +169,8 @@ class JSONBodyParser(BaseParser):
 
     A view may set ``json_strings_checked_per_row = frozenset({"rows"})`` when its
     own engine reports a bad string on its row (imports: one bad row never aborts
-    the good ones)."""
+    the good ones), and ``json_refusal_status = 422`` when its seed answers 422 for
+    bad parameters."""
 
     media_type = "application/json"
 
@@ -176,7 +186,7 @@ class JSONBodyParser(BaseParser):
                 raise ValidationFailed(f"The body is not valid {charset} (byte {error.start}).") from None
         view = (parser_context or {}).get("view")
         skip = getattr(view, "json_strings_checked_per_row", frozenset())
-        return json_loads_checked(raw, skip=skip)
+        return json_loads_checked(raw, skip=skip, refusal_status=getattr(view, "json_refusal_status", 400))
 
 
 def _charset(media_type: str | None) -> str:

@@ -56,9 +56,10 @@ def test_an_import_body_that_is_not_an_object_is_a_validation_error(owner, body)
 @pytest.mark.parametrize(("method", "path"), JSON_OPERATIONS)
 def test_no_endpoint_takes_a_non_object_or_pathologically_nested_body(owner, objects, method, path):
     path = path.format(**objects)
+    status = 422 if path == "/v1/contacts/exports" else 400  # seed 001 answers 422 for bad parameters
     for body in ["42", "null", "true", "[1, 2]"]:
-        assert_envelope(post_raw(owner.client, path, body, method), 400, "validation_error")
-    deep = "[" * 100_000 + "]" * 100_000
+        assert_envelope(post_raw(owner.client, path, body, method), status, "validation_error")
+    deep = "[" * 100_000 + "]" * 100_000  # past orjson's own limit: refused as unreadable, a 400 everywhere
     error = assert_envelope(post_raw(owner.client, path, deep, method), 400, "validation_error")
     assert "nested too deeply" in error["message"]
 
