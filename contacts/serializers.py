@@ -54,6 +54,8 @@ class ContactSerializer(serializers.ModelSerializer):
     tags = serializers.SerializerMethodField()
     lists = serializers.SerializerMethodField()
     emails = serializers.SerializerMethodField()
+    # Blank when not set: declared so the document says so (a read-only model field would claim format uri).
+    linkedin_url = serializers.URLField(read_only=True, allow_blank=True)
 
     class Meta:
         model = Contact

@@ -18,11 +18,6 @@ from exports.engine import export_job_download_url
 from exports.models import ExportJob
 from leadlex.api import WorkspaceAPIView, get_in_workspace
 
-
-_ERRORS = {400: OpenApiResponse(description="validation_error"), 401: OpenApiResponse(description="invalid_key"),
-           403: OpenApiResponse(description="insufficient_permissions / subscription_inactive"),
-           429: OpenApiResponse(description="rate_limited")}
-
 _STATUS = inline_serializer("ContactExportStatus", {
     "id": serializers.UUIDField(),
     "status": serializers.ChoiceField(choices=["queued", "processing", "completed", "failed", "expired"]),
@@ -61,7 +56,7 @@ class ContactExportStreamApi(WorkspaceAPIView):
                                                         "job_title,company_name,linkedin_url,tags,created_at."),
             OpenApiParameter("cursor", str, description="From a previous response's Link rel=next."),
         ],
-        responses={(200, "text/csv"): OpenApiTypes.STR, **_ERRORS},
+        responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         job, next_token = services.contact_export_sync_prepare(workspace=self.workspace, query=request.query_params)
@@ -85,6 +80,9 @@ class ContactExportCreateApi(WorkspaceAPIView):
 
     @extend_schema(
         summary="Create a contact export (gzipped NDJSON)",
+        description="Queues an export of the contacts created between `start_date` and `end_date`; poll "
+                    "`GET /v1/contacts/exports/{id}` for its progress and download URL. The parameters may also be "
+                    "sent as query parameters. 5 requests per minute per workspace.",
         request=inline_serializer("ContactExportCreate", {
             "start_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS (workspace time zone), or an ISO "
                                                           "8601 date-time such as 2020-01-01T00:00:00Z: with Z or an "
@@ -97,7 +95,8 @@ class ContactExportCreateApi(WorkspaceAPIView):
         }),
         responses={202: inline_serializer("ContactExportCreated", {"id": serializers.UUIDField(),
                                                                    "status": serializers.CharField()}),
-                   422: OpenApiResponse(description="validation_error"), **_ERRORS},
+                   422: OpenApiResponse(description="validation_error: a date is missing or malformed, or "
+                                                            "end_date is not after start_date (details name it).")},
     )
     def post(self, request: Request) -> Response:
         data: Any = request.data if request.data else request.query_params.dict()
@@ -133,8 +132,9 @@ class ContactExportDetailApi(WorkspaceAPIView):
 
     rate_limit_group = "contacts_exports_status"
 
-    @extend_schema(summary="Get a contact export", responses={200: _STATUS, 404: OpenApiResponse(description="not_found"),
-                                                             **_ERRORS})
+    @extend_schema(summary="Get a contact export", responses={200: _STATUS},
+                   description="Status and progress; when completed, a `download_url` signed afresh on each read "
+                               "(valid 15 minutes). 30 requests per minute per workspace.")
     def get(self, request: Request, export_id: str) -> Response:
         job: ExportJob = get_in_workspace(ExportJob.objects.filter(kind="contacts"), workspace=self.workspace,
                                           pk=export_id)  # type: ignore[assignment]

@@ -8,7 +8,7 @@ PostgreSQL fast path (the database renders the bytes) start from the one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Iterator
 from uuid import UUID
 
@@ -21,6 +21,17 @@ from exports.models import ExportJob
 from leadlex.models import Workspace
 
 KeysetCursor = list  # [created_at ISO 8601, id]: JSON-serialisable
+
+
+def as_utc(value: datetime) -> datetime:
+    """A bound as the database compares it. Python allows UTC offsets up to ±23:59,
+    PostgreSQL only up to ±15:59 (a query with -17:39 fails), so bounds go in as UTC.
+    One that leaves datetime's range in UTC (year 1 at +05:00) becomes the range's
+    end: no row lies beyond it on either side."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (datetime.max if value.year > 1 else datetime.min).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,8 @@ class ContactFilter:
     def from_parameters(cls, parameters: dict[str, Any]) -> "ContactFilter":
         def dt(name: str) -> datetime | None:
             value = parameters.get(name)
-            return parse_datetime(value) if value else None
+            parsed = parse_datetime(value) if value else None
+            return as_utc(parsed) if parsed else None
 
         ids = parameters.get("contact_ids")
         return cls(
@@ -54,9 +66,9 @@ class ContactFilter:
 
 def cursor_decode(cursor: KeysetCursor) -> tuple[datetime, UUID]:
     created = parse_datetime(cursor[0])
-    if created is None:
+    if created is None or created.tzinfo is None:
         raise ValueError("bad cursor timestamp")
-    return created, UUID(str(cursor[1]))
+    return as_utc(created), UUID(str(cursor[1]))
 
 
 def cursor_encode(created_at: datetime, pk: UUID | str) -> KeysetCursor:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import QueryDict
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -69,7 +69,7 @@ _error_item = inline_serializer("ImportRowError", fields={
 _job_fields = {
     "job_id": serializers.CharField(), "status": serializers.CharField(),
     "created_count": serializers.IntegerField(), "updated_count": serializers.IntegerField(),
-    "skipped_count": serializers.IntegerField(), "errors": _error_item,
+    "skipped_count": serializers.IntegerField(), "errors": serializers.ListField(child=_error_item),
 }
 _create_response = inline_serializer("ImportResponse", fields={
     "data": inline_serializer("ImportResponseData", fields=_job_fields)})
@@ -134,9 +134,27 @@ class ImportContactsView(WorkspaceAPIView):
         operation_id="import_contacts",
         request={"application/json": _create_request, "text/csv": str,
                  "multipart/form-data": inline_serializer("ImportUpload", fields={"file": serializers.FileField()})},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+                                     description="A key of your choosing; a repeat within 24 hours is "
+                                                 "answered from the first request.")],
         responses={200: _create_response, 202: _create_response},
+        examples=[
+            OpenApiExample("rows", request_only=True, media_type="application/json", value={
+                "rows": [{"full_name": "Ada Lovelace", "email": "ada@example.com", "tags": ["vip"]}],
+                "update_existing": True, "tags": ["imported"]}),
+            OpenApiExample("csv", request_only=True, media_type="application/json", value={
+                "csv": "Name,E-mail\nGrace Hopper,grace@example.com\n",
+                "mapping": {"Name": "full_name", "E-mail": "email"}, "has_header": True}),
+        ],
         summary="Import contacts (rows or CSV); ≤ 500 rows synchronously, more as a queued job",
+        description="Send `rows` (contact objects as for `POST /v1/contacts`) or `csv` (with an optional `mapping` "
+                    "of columns to fields), as JSON; or the CSV itself (`text/csv`, or a `file` in "
+                    "`multipart/form-data`). A row matches an existing contact by email or phone: "
+                    "`update_existing` decides whether it is updated or skipped. Up to 500 rows answer 200 with "
+                    "`status: completed`; more answer 202 with `status: queued` and a `job_id` to poll. A bad row "
+                    "is reported in `errors` and skipped. The same `Idempotency-Key` with the same body within 24 "
+                    "hours answers the first response again; with a different body, 409. 60 requests per minute "
+                    "per workspace.",
     )
     def post(self, request: Request) -> Response:
         data, params, canonical = self._read(request)

@@ -103,7 +103,9 @@ class WebhookEndpointListCreateAPI(WorkspaceAPIView):
         return Response({"data": [webhook_endpoint_data(e) for e in webhook_endpoint_list(workspace=self.workspace)]})
 
     @extend_schema(tags=["webhooks"], summary="Register a webhook endpoint", request=WebhookEndpointCreateSerializer,
-                   responses={201: WebhookEndpointCreatedSerializer})
+                   responses={201: WebhookEndpointCreatedSerializer},
+                   description="The answer holds the endpoint's signing `secret`, shown in this response only. "
+                               "Deliveries are signed with HMAC-SHA256 (`X-LeadLex-Signature`); see docs/webhooks.md.")
     def post(self, request: Request) -> Response:
         from leadlex.webhooks import webhook_endpoint_create
 

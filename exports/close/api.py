@@ -58,7 +58,11 @@ class LeadExportCreateApi(WorkspaceAPIView):
     required_scope = SCOPE_READ_CONTACTS  # an export only reads
 
     @extend_schema(operation_id="close_export_lead", request=LeadExportRequestSerializer,
-                   responses={200: ExportObjectSerializer}, tags=["Close-style exports"])
+                   responses={200: ExportObjectSerializer}, tags=["Close-style exports"],
+                   summary="Export leads (companies), their contacts or lead_opps",
+                   description="Close.com's bulk export: the leads matching `s_query`, as csv, json or ndjson, "
+                               "gzip-compressed. Answers the export object; poll `GET /v1/export/{id}/` until "
+                               "`status` is `done`, then fetch `download_url`. See docs/close-exports.md.")
     def post(self, request: Request) -> Response:
         job = services.close_export_request(workspace=self.workspace, endpoint="lead", data=_body(request),
                                             api_key=request.user.api_key)
@@ -71,7 +75,10 @@ class OpportunityExportCreateApi(WorkspaceAPIView):
     required_scope = SCOPE_READ_CONTACTS
 
     @extend_schema(operation_id="close_export_opportunity", request=OpportunityExportRequestSerializer,
-                   responses={200: ExportObjectSerializer}, tags=["Close-style exports"])
+                   responses={200: ExportObjectSerializer}, tags=["Close-style exports"],
+                   summary="Export opportunities",
+                   description="The opportunities matching the filters (in `params` or at the top level), as csv, "
+                               "json or ndjson, gzip-compressed. Answers the export object, as for leads.")
     def post(self, request: Request) -> Response:
         job = services.close_export_request(workspace=self.workspace, endpoint="opportunity", data=_body(request),
                                             api_key=request.user.api_key)
@@ -96,8 +103,10 @@ class ExportListApi(WorkspaceAPIView):
     Close's ``_skip`` / ``_limit`` paging and ``has_more``."""
 
     @extend_schema(operation_id="close_export_list", responses={200: ExportListSerializer},
-                   parameters=[OpenApiParameter("_skip", int), OpenApiParameter("_limit", int)],
-                   tags=["Close-style exports"])
+                   parameters=[OpenApiParameter("_skip", int, description="Exports to skip (default 0)."),
+                               OpenApiParameter("_limit", int, description="Page size: 1 to 100 (default 100).")],
+                   tags=["Close-style exports"], summary="List Close-style exports, newest first",
+                   description="Paged with `_skip` and `_limit`; `has_more` says whether another page follows.")
     def get(self, request: Request) -> Response:
         skip = _int_param(request, "_skip", 0, 0, 10**9)
         limit = _int_param(request, "_limit", MAX_PAGE, 1, MAX_PAGE)
@@ -113,7 +122,9 @@ class ExportDetailApi(WorkspaceAPIView):
     """GET /v1/export/{id}/: one export; ``download_url`` is signed afresh on each read."""
 
     @extend_schema(operation_id="close_export_retrieve", responses={200: ExportObjectSerializer},
-                   tags=["Close-style exports"])
+                   tags=["Close-style exports"], summary="Get a Close-style export",
+                   description="`download_url` is signed afresh on each read (valid 15 minutes) once `status` is "
+                               "`done`.")
     def get(self, request: Request, export_id: str) -> Response:
         return _export_response(_get_export(self.workspace, export_id), request)
 
@@ -126,10 +137,20 @@ class ExportDownloadApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="close_export_download", auth=[],
+    @extend_schema(operation_id="close_export_download",
                    parameters=[OpenApiParameter("token", str, description="the signed token of the e-mailed link")],
-                   responses={302: OpenApiResponse(description="redirect to a fresh presigned URL")},
-                   tags=["Close-style exports"])
+                   responses={
+                       302: OpenApiResponse(description="Redirect (Location) to a fresh presigned URL of the file."),
+                       401: OpenApiResponse(description="invalid_key: neither a token nor a valid API key was sent."),
+                       403: OpenApiResponse(description="insufficient_permissions or subscription_inactive."),
+                       404: OpenApiResponse(description="not_found: no such export, or the token is not valid."),
+                       409: OpenApiResponse(description="export_not_ready: the export has not finished "
+                                                        "(details.status)."),
+                       410: OpenApiResponse(description="export_expired: the file was deleted (retention)."),
+                   },
+                   tags=["Close-style exports"], summary="Download an export (the e-mailed link)",
+                   description="Send the link's `token`, or an API key of the export's workspace instead. Answers "
+                               "302 to a fresh presigned URL, so the link outlives any one presigned URL.")
     def get(self, request: Request, export_id: str) -> HttpResponseRedirect:
         pk = export_id_parse(export_id)
         if pk is None:
