@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,13 @@ import phonenumbers
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from email_validator.rfc_constants import (
+    ATEXT,
+    CASE_INSENSITIVE_MAILBOX_NAMES,
+    DOMAIN_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+)
 
 from contacts.models import Company, Contact, Tag
 
@@ -94,11 +102,32 @@ def check_length(value: str, *, max_length: int, what: str = "value") -> str:
 
 
 def normalize_email(value: Any) -> str:
-    """The normalised address (domain lower-cased and IDNA-checked, local part kept).
+    """The one stored form of a mailbox, whichever door it comes in by (API, import, filter).
+
+    That form is ``email_validator``'s normalised address: the domain lower-cased and,
+    when internationalised, in Unicode (``info@xn--bcher-kva.de`` → ``info@bücher.de``:
+    the ASCII form does not exist for a Unicode local part, so Unicode is the one form
+    every address has); the local part kept as given except RFC 2142 role mailboxes
+    (``INFO@`` → ``info@``), NFC-normalised. Special-use domains (``.local``, ``.test``,
+    ``.invalid``, ``.localhost``, ``.onion``, ``.arpa``) are refused: no mail reaches them.
 
     Deliverability (DNS) is not checked: imports of a million rows cannot wait on
     DNS, and an address that does not resolve today is still the customer's data.
+
+    Plain ASCII addresses take a shortcut (``_fast_email``: an import is made of them,
+    and the library costs ~50 µs an address) that returns exactly what the full rules
+    would (tests/imports/test_fast_path_agreement.py checks it); all else, errors
+    included, is ``normalize_email_general``.
     """
+    if isinstance(value, str):
+        fast = _fast_email(value)
+        if fast is not None:
+            return fast
+    return normalize_email_general(value)
+
+
+def normalize_email_general(value: Any) -> str:
+    """``normalize_email`` without its shortcut: the definition itself."""
     if not isinstance(value, str):
         raise ValueError("Email must be a string.")
     candidate = value.strip()
@@ -113,8 +142,65 @@ def normalize_email(value: Any) -> str:
     return result.normalized
 
 
+# A plain ASCII address: a dot-atom local part spelt with email_validator's own ATEXT
+# (the library's first test of a local part: one that passes comes back unchanged, no
+# quotes to drop and nothing for NFC to change), then LDH labels of at most 63
+# characters, no hyphen at either end, two labels at least, the last ending in a letter.
+_PLAIN_ADDRESS = re.compile(
+    f"(?P<local>[{ATEXT}]+(?:\\.[{ATEXT}]+)*)"
+    r"@(?P<domain>(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+(?:[a-zA-Z0-9][a-zA-Z0-9-]{0,61})?[a-zA-Z])\Z"
+)
+_ROLE_MAILBOXES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+_SPECIAL_USE_SUFFIXES = tuple("." + name for name in SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL_USE_NAMES = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+_PLAIN_MAX_LENGTH = min(CONTACT_MAX_LENGTHS["email"], EMAIL_MAX_LENGTH)
+
+
+def _fast_email(value: str) -> str | None:
+    """``normalize_email_general(value)`` for a plain ASCII address, or ``None`` when
+    the shortcut cannot be sure (the caller then runs the full rules).
+
+    For such a domain email_validator's rules come down to: at most 253 characters;
+    UTS 46 mapping lower-cases it; labels as ``_PLAIN_ADDRESS`` has them and none
+    starting "??--" unless Punycode; no special-use name; and a domain with "xn--"
+    is decoded to Unicode. Ruling out "--" anywhere covers the last two. The local
+    part comes back as given unless it is an RFC 2142 role mailbox (lower-cased).
+    Characters and UTF-8 bytes being the same for ASCII, the library's three length
+    checks (input, normalised, IDNA form) reduce to the one on ``candidate``.
+    tests/imports/test_fast_path_agreement.py checks all this against the library.
+    """
+    candidate = value.strip()
+    if len(candidate) > _PLAIN_MAX_LENGTH:
+        return None
+    match = _PLAIN_ADDRESS.match(candidate)
+    if match is None:
+        return None
+    local, domain = match["local"], match["domain"].lower()
+    if (local.lower() in _ROLE_MAILBOXES or "--" in domain or len(domain) > DOMAIN_MAX_LENGTH
+            or domain.endswith(_SPECIAL_USE_SUFFIXES) or domain in _SPECIAL_USE_NAMES):
+        return None
+    return f"{local}@{domain}"
+
+
+_E164_SHAPE = re.compile(r"\+([1-9][0-9]{6,14})\Z")
+
+
 def normalize_phone(value: Any, *, region: str = "US") -> str:
-    """E.164 (``+14155552671``). A number without a country code is read in ``region``."""
+    """E.164 (``+14155552671``). A number without a country code is read in ``region``.
+
+    Input already written in E.164 takes a shortcut (``_fast_phone``) that returns what
+    ``phonenumbers`` would (checked by tests/imports/test_fast_path_agreement.py); all
+    else, errors included, is ``normalize_phone_general``.
+    """
+    if isinstance(value, str):
+        fast = _fast_phone(value)
+        if fast is not None:
+            return fast
+    return normalize_phone_general(value, region=region)
+
+
+def normalize_phone_general(value: Any, *, region: str = "US") -> str:
+    """``normalize_phone`` without its shortcut: the definition itself."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
@@ -133,6 +219,59 @@ def normalize_phone(value: Any, *, region: str = "US") -> str:
     if not phonenumbers.is_possible_number(number):
         raise ValueError(f"{candidate!r} is not a possible phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _fast_phone(value: str) -> str | None:
+    """``value`` itself when it is E.164 and ``phonenumbers`` would keep it as it is;
+    ``None`` when the shortcut cannot be sure.
+
+    Parsing ``+<cc><national>`` takes the first 1-3 digits that are a calling code
+    (as here), then may rewrite the national number: strip or transform a national
+    prefix when ``national_prefix_for_parsing`` matches its start (San Marino's
+    ``0549``, Madagascar's ``20``, China's carrier codes: the numbers the shortcut
+    used to get wrong), and keep leading zeros. Neither can happen when that pattern
+    does not match and there is no leading zero; what is left is the length check
+    ``is_possible_number`` makes, on the same metadata.
+    """
+    match = _E164_SHAPE.match(value.strip())
+    if match is None:
+        return None
+    digits = match[1]
+    for cc_len in (1, 2, 3):
+        country_code = int(digits[:cc_len])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[cc_len:]
+            if _national_kept_as_is(country_code, national):
+                return "+" + digits
+            return None
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _phone_rules(country_code: int) -> tuple[re.Pattern[str] | None, frozenset[int], frozenset[int]] | None:
+    """Per calling code: the national-prefix pattern parsing applies, the possible
+    lengths and the local-only ones (``None``: no metadata, let the full rules say)."""
+    region = phonenumbers.region_code_for_country_code(country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    if metadata is None:
+        return None
+    lengths = tuple(metadata.general_desc.possible_length or ())
+    if not lengths or lengths[0] == -1:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    pattern = re.compile(prefix) if prefix else None
+    local = frozenset(metadata.general_desc.possible_length_local_only or ())
+    return pattern, frozenset(lengths), local
+
+
+def _national_kept_as_is(country_code: int, national: str) -> bool:
+    rules = _phone_rules(country_code)
+    if rules is None or national[:1] == "0" or not 2 <= len(national) <= 17:
+        return False
+    pattern, lengths, local = rules
+    if pattern is not None and pattern.match(national):
+        return False
+    return len(national) in lengths or len(national) in local
 
 
 _url_validator = URLValidator(schemes=["http", "https"])

@@ -3,10 +3,10 @@
 The rules are those of ``contacts.validation`` (the same as POST /v1/contacts);
 this module adds only what an import needs on top of them:
 
-- fast paths for the overwhelmingly common input (plain ASCII addresses, numbers
-  already in E.164), because the general validators cost ~130 µs a row and an
-  import of a million rows would spend minutes there. Anything the fast path is
-  not sure about goes to the general validator, so results are identical;
+- email and phone go straight to ``normalize_email`` / ``normalize_phone`` (their
+  shortcuts for plain ASCII addresses and E.164 numbers live there, with the rules
+  they must agree with), and text fields skip ``clean_contact_input``'s per-field
+  bookkeeping: a million-row import runs this once a row;
 - ``lists`` given by id *or* by name (an export file names lists by id of the
   source workspace; a spreadsheet names them), resolved per batch by the service;
 - "a row must identify someone": an email, a phone or a name.
@@ -15,13 +15,9 @@ this module adds only what an import needs on top of them:
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
-
-import phonenumbers
 
 from contacts.validation import (
     CONTACT_MAX_LENGTHS,
@@ -36,14 +32,6 @@ from imports.parsing import RowError
 _GENERAL_FIELDS = ("full_name", "email", "phone", "job_title", "company_name", "company_id",
                    "linkedin_url", "tags", "custom", "created_at")
 _TEXT_FIELDS = ("full_name", "job_title", "company_name")
-
-# A conservative subset of addresses whose normalised form is certain without the
-# full RFC machinery: dot-atom ASCII local part, LDH labels, alphabetic TLD.
-_SIMPLE_EMAIL = re.compile(
-    r"^(?P<local>[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
-    r"@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})$"
-)
-_E164 = re.compile(r"^\+([1-9]\d{6,14})$")
 
 
 @dataclass
@@ -62,44 +50,6 @@ class CleanRow:
     @property
     def phone(self) -> str | None:
         return self.values.get("phone") or None
-
-
-def fast_email(value: str) -> str:
-    candidate = value.strip()
-    match = _SIMPLE_EMAIL.match(candidate)
-    if match and len(candidate) <= CONTACT_MAX_LENGTHS["email"] and len(match["local"]) <= 64:
-        return f"{match['local']}@{match['domain'].lower()}"
-    return normalize_email(value)  # IDNA, quoted local parts, errors: the general rules
-
-
-@lru_cache(maxsize=4096)
-def _possible_length(country_code: int, national_length: int) -> bool:
-    """Whether numbers of this calling code and national length are "possible":
-    in libphonenumber that depends on nothing else, so it is computed once."""
-    region = phonenumbers.region_code_for_country_code(country_code)
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
-    if metadata is None:
-        return False
-    lengths = metadata.general_desc.possible_length or ()
-    local = metadata.general_desc.possible_length_local_only or ()
-    return national_length in lengths or national_length in local
-
-
-def fast_phone(value: Any) -> str:
-    if isinstance(value, str):
-        candidate = value.strip()
-        match = _E164.match(candidate)
-        if match:
-            digits = match[1]
-            for cc_len in (1, 2, 3):
-                country_code = int(digits[:cc_len])
-                if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-                    national = digits[cc_len:]
-                    # A leading 0 may be a national prefix that parsing strips: general path.
-                    if national[:1] != "0" and _possible_length(country_code, len(national)):
-                        return candidate
-                    break
-    return normalize_phone(value)
 
 
 def _quick_text(value: Any, name: str) -> str | None:
@@ -130,12 +80,12 @@ def validate_row(row: int, data: dict[str, Any], *, tz: dt.tzinfo) -> tuple[Clea
                 values[key] = text
         elif key == "email" and isinstance(value, str) and value.strip():
             try:
-                values["email"] = fast_email(value)
+                values["email"] = normalize_email(value)
             except ValueError as exc:
                 errors.append(RowError(row, "email", "invalid_email", str(exc)))
         elif key == "phone" and isinstance(value, str) and value.strip():
             try:
-                values["phone"] = fast_phone(value)
+                values["phone"] = normalize_phone(value)
             except ValueError as exc:
                 errors.append(RowError(row, "phone", "invalid_phone", str(exc)))
         elif key in _GENERAL_FIELDS:
