@@ -41,25 +41,28 @@ def backend() -> str:
 
 # --- S3 -----------------------------------------------------------------------------
 @lru_cache(maxsize=4)
-def _s3_client_for(endpoint: str | None, region: str, key_id: str | None, secret: str | None) -> Any:
+def _s3_client_for(endpoint: str | None, region: str, key_id: str | None, secret: str | None,
+                   timeout: float | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"}),
-    )
+    if timeout is None:
+        config = Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"})
+    else:
+        # One attempt with short timeouts: a probe wants an answer now, not the
+        # retries with backoff that the writers use.
+        config = Config(signature_version="s3v4", connect_timeout=timeout, read_timeout=timeout,
+                        retries={"total_max_attempts": 1, "mode": "standard"})
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=key_id,
+                        aws_secret_access_key=secret, config=config)
 
 
-def s3_client() -> Any:
+def s3_client(*, timeout: float | None = None) -> Any:
+    """The shared client; with ``timeout``, a single-attempt one for probes."""
     if not settings.AWS_STORAGE_BUCKET_NAME:
         raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME is not set")
     return _s3_client_for(settings.AWS_S3_ENDPOINT_URL, settings.AWS_S3_REGION_NAME,
-                          settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY)
+                          settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY, timeout)
 
 
 def _bucket() -> str:
@@ -355,30 +358,11 @@ def list_uploaded_parts(key: str, upload_id: str) -> list[dict[str, Any]]:
 
 
 # --- Readiness ----------------------------------------------------------------------
-@lru_cache(maxsize=4)
-def _probe_client_for(endpoint: str | None, region: str, key_id: str | None, secret: str | None,
-                      timeout: float) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    # One attempt with short timeouts: a probe wants an answer now, not the
-    # retries with backoff that the writers use.
-    return boto3.client(
-        "s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=key_id, aws_secret_access_key=secret,
-        config=Config(signature_version="s3v4", connect_timeout=timeout, read_timeout=timeout,
-                      retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
-
-
 def ping(*, timeout: float) -> None:
     """Raises when the configured storage cannot take files now: the bucket does
     not answer (S3), or the files directory cannot be created or written (local)."""
     if backend() == "s3":
-        if not settings.AWS_STORAGE_BUCKET_NAME:
-            raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME is not set")
-        client = _probe_client_for(settings.AWS_S3_ENDPOINT_URL, settings.AWS_S3_REGION_NAME,
-                                   settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY, timeout)
-        client.head_bucket(Bucket=_bucket())
+        s3_client(timeout=timeout).head_bucket(Bucket=_bucket())
         return
     root = Path(settings.LEADLEX_FILES_DIR)
     root.mkdir(parents=True, exist_ok=True)
