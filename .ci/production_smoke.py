@@ -69,16 +69,20 @@ def tail(log: Path, lines: int = 20) -> str:
 
 # --- 1. The plain install -------------------------------------------------------------
 def install_stamp(python: str) -> str:
-    version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
-                             check=True).stdout
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True
+    ).stdout
     return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + version.encode()).hexdigest()
 
 
 def pip(venv: Path, *args: str, log: Path) -> None:
     with open(log, "ab") as out:
-        rc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                             "--disable-pip-version-check", *args], stdout=out, stderr=subprocess.STDOUT,
-                            cwd="/").returncode
+        rc = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+        ).returncode
     if rc:
         raise SmokeFailed(f"pip install {' '.join(args)} failed (exit {rc}):\n{tail(log)}")
 
@@ -111,14 +115,16 @@ def compose_commands(port: int) -> dict[str, list[str]]:
         if not test or test[0] not in ("CMD", "CMD-SHELL"):
             raise SmokeFailed(f"docker-compose.yml: {name} has no CMD or CMD-SHELL healthcheck")
         # CMD-SHELL runs under /bin/sh; "$$" is compose's escape for a literal "$".
-        commands[f"{name}-healthcheck"] = (list(test[1:]) if test[0] == "CMD"
-                                           else ["/bin/sh", "-c", test[1].replace("$$", "$")])
+        commands[f"{name}-healthcheck"] = (
+            list(test[1:]) if test[0] == "CMD" else ["/bin/sh", "-c", test[1].replace("$$", "$")]
+        )
     bind = "0.0.0.0:8000"
     if not any(bind in part for part in commands["web"]):
         raise SmokeFailed(f"docker-compose.yml: the web command does not bind {bind}: {commands['web']}")
     commands["web"] = [part.replace(bind, f"127.0.0.1:{port}") for part in commands["web"]]
-    commands["web-healthcheck"] = [part.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-                                   for part in commands["web-healthcheck"]]
+    commands["web-healthcheck"] = [
+        part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in commands["web-healthcheck"]
+    ]
     return commands
 
 
@@ -143,8 +149,9 @@ def resolve(argv: list[str], env: dict[str, str]) -> list[str]:
 
 def run_once(argv: list[str], env: dict[str, str], log: Path, timeout: float = 120) -> str:
     with open(log, "ab") as err:
-        result = subprocess.run(resolve(argv, env), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err,
-                                timeout=timeout)
+        result = subprocess.run(
+            resolve(argv, env), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, timeout=timeout
+        )
     if result.returncode:
         raise SmokeFailed(f"`{' '.join(argv)}` failed (exit {result.returncode}):\n{tail(log)}")
     return result.stdout.decode().strip()
@@ -157,8 +164,9 @@ class Service:
         self.name = name
         self.log_path = log
         self._log = open(log, "ab")
-        self.proc = subprocess.Popen(resolve(argv, env), cwd=ROOT, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            resolve(argv, env), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         say(f"{name} started, pid {self.proc.pid}: {' '.join(argv)}")
 
     def alive(self) -> bool:
@@ -183,8 +191,9 @@ class Service:
 
 
 # --- 3. HTTP ------------------------------------------------------------------------------
-def http(method: str, url: str, *, key: str | None = None, body: Any = None,
-         timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+def http(
+    method: str, url: str, *, key: str | None = None, body: Any = None, timeout: float = 10
+) -> tuple[int, dict[str, str], bytes]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     if key:
@@ -245,8 +254,12 @@ def end_to_end(base: str, key: str, worker: Service) -> None:
         raise SmokeFailed(f"the import created {data.get('created_count')} contacts, expected {len(rows)}: {data}")
     say(f"import: {data['created_count']} contacts created")
 
-    status, _, raw = http("POST", base + "/v1/contacts/exports", key=key,
-                          body={"start_date": "2000-01-01 00:00:00", "end_date": "2099-12-31 23:59:59"})
+    status, _, raw = http(
+        "POST",
+        base + "/v1/contacts/exports",
+        key=key,
+        body={"start_date": "2000-01-01 00:00:00", "end_date": "2099-12-31 23:59:59"},
+    )
     job_id = expect(status, 202, "POST /v1/contacts/exports", raw)["id"]
     say(f"export {job_id} queued; waiting for the worker")
     deadline = time.monotonic() + STEP_TIMEOUT
@@ -309,8 +322,11 @@ def smoke(args: argparse.Namespace) -> None:
         manage = ["python", "manage.py"]
         name = f"Smoke {os.getpid()} {int(time.time())}"
         run_once([*manage, "create_workspace", name], env, work / "smoke-manage.log")
-        key = run_once([*manage, "create_api_key", "--workspace", name, "--scopes", "read:contacts,write:contacts"],
-                       env, work / "smoke-manage.log")
+        key = run_once(
+            [*manage, "create_api_key", "--workspace", name, "--scopes", "read:contacts,write:contacts"],
+            env,
+            work / "smoke-manage.log",
+        )
         if not key.startswith("wbk_"):
             raise SmokeFailed(f"create_api_key printed {key[:20]!r}…, not a key")
         end_to_end(base, key, worker)
@@ -325,12 +341,16 @@ def smoke(args: argparse.Namespace) -> None:
 
 
 def write_junit(path: str, seconds: float, failure: str | None) -> None:
-    case = f'<testcase classname="ci.production_smoke" name="test_the_plain_install_serves_web_and_worker" ' \
-           f'time="{seconds:.1f}"'
+    case = (
+        f'<testcase classname="ci.production_smoke" name="test_the_plain_install_serves_web_and_worker" '
+        f'time="{seconds:.1f}"'
+    )
     case += f"><failure message={quoteattr(failure)}/></testcase>" if failure else "/>"
-    Path(path).write_text(f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites><testsuite name="production-smoke" '
-                          f'tests="1" failures="{1 if failure else 0}" errors="0" skipped="0">{case}'
-                          f"</testsuite></testsuites>\n")
+    Path(path).write_text(
+        f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites><testsuite name="production-smoke" '
+        f'tests="1" failures="{1 if failure else 0}" errors="0" skipped="0">{case}'
+        f"</testsuite></testsuites>\n"
+    )
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -18,24 +18,119 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-FIRST = ["Jean", "Marie", "Pierre", "Anne", "Louis", "Claire", "Paul", "Julie", "Marc", "Sophie", "Luc", "Emma",
-         "Hugo", "Léa", "Noah", "Chloé", "Adam", "Inès", "Lucas", "Zoé", "John", "Mary", "James", "Linda", "Robert",
-         "Susan", "David", "Karen", "Peter", "Laura", "Oskar", "Ingrid", "Sven", "Åsa", "Jörg", "Björn", "Ana", "José",
-         "María", "Luís"]
-LAST = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau", "Simon",
-        "Laurent", "Lefèbvre", "Michel", "Garcia", "David", "Bertrand", "Roux", "Vincent", "Fournier", "Smith",
-        "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Anderson", "Taylor", "Müller",
-        "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Schulz", "Hoffmann", "Novák",
-        "Svoboda", "Dvořák", "Černý", "Procházka", "Kučera", "Veselý", "Horák", "Němec", "Pokorný"]
-TITLES = ["Chief Executive Officer", "Chief Technology Officer", "Head of Sales", "Sales Manager", "Engineer",
-          "Senior Software Engineer", "Account Executive", "Marketing Director", "Product Manager", "Office Manager"]
+FIRST = [
+    "Jean",
+    "Marie",
+    "Pierre",
+    "Anne",
+    "Louis",
+    "Claire",
+    "Paul",
+    "Julie",
+    "Marc",
+    "Sophie",
+    "Luc",
+    "Emma",
+    "Hugo",
+    "Léa",
+    "Noah",
+    "Chloé",
+    "Adam",
+    "Inès",
+    "Lucas",
+    "Zoé",
+    "John",
+    "Mary",
+    "James",
+    "Linda",
+    "Robert",
+    "Susan",
+    "David",
+    "Karen",
+    "Peter",
+    "Laura",
+    "Oskar",
+    "Ingrid",
+    "Sven",
+    "Åsa",
+    "Jörg",
+    "Björn",
+    "Ana",
+    "José",
+    "María",
+    "Luís",
+]
+LAST = [
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefèbvre",
+    "Michel",
+    "Garcia",
+    "David",
+    "Bertrand",
+    "Roux",
+    "Vincent",
+    "Fournier",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Miller",
+    "Davis",
+    "Wilson",
+    "Anderson",
+    "Taylor",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Novák",
+    "Svoboda",
+    "Dvořák",
+    "Černý",
+    "Procházka",
+    "Kučera",
+    "Veselý",
+    "Horák",
+    "Němec",
+    "Pokorný",
+]
+TITLES = [
+    "Chief Executive Officer",
+    "Chief Technology Officer",
+    "Head of Sales",
+    "Sales Manager",
+    "Engineer",
+    "Senior Software Engineer",
+    "Account Executive",
+    "Marketing Director",
+    "Product Manager",
+    "Office Manager",
+]
 
 
 def sql_array(values: list[str]) -> str:
@@ -63,39 +158,54 @@ def main() -> None:
     ws = Workspace.objects.create(name=f"bench-text-{uuid.uuid4().hex[:8]}")
     started = time.monotonic()
     with connection.cursor() as cursor:
-        cursor.execute(f"""
+        cursor.execute(
+            f"""
             INSERT INTO contacts_contact (id, workspace_id, full_name, email, phone, job_title, company_name,
                                           linkedin_url, custom, created_at, updated_at)
             SELECT gen_random_uuid(), %s,
                    ({sql_array(FIRST)})[1 + ((i::bigint * 7919) %% {len(FIRST)})::int] || ' ' || ({sql_array(LAST)})[1 + ((i::bigint * 104729) %% {len(LAST)})::int],
                    'c' || i || '@example.com', NULL, ({sql_array(TITLES)})[1 + i %% {len(TITLES)}], '', '', '{{}}',
                    timestamptz '2024-01-01' + i * interval '1 second', timestamptz '2024-01-01' + i * interval '1 second'
-              FROM generate_series(1, %s) i""", [ws.pk, args.contacts])
+              FROM generate_series(1, %s) i""",
+            [ws.pk, args.contacts],
+        )
         for k in range(10):  # a handful of rare, accented names
-            cursor.execute("INSERT INTO contacts_contact (id, workspace_id, full_name, email, job_title, company_name, "
-                           "linkedin_url, custom, created_at, updated_at) VALUES (gen_random_uuid(), %s, %s, %s, "
-                           "'Founder', '', '', '{}', now(), now())", [ws.pk, f"Amélie Zyxwvüt {k}", f"rare{k}@example.com"])
+            cursor.execute(
+                "INSERT INTO contacts_contact (id, workspace_id, full_name, email, job_title, company_name, "
+                "linkedin_url, custom, created_at, updated_at) VALUES (gen_random_uuid(), %s, %s, %s, "
+                "'Founder', '', '', '{}', now(), now())",
+                [ws.pk, f"Amélie Zyxwvüt {k}", f"rare{k}@example.com"],
+            )
         cursor.execute("ANALYZE contacts_contact")
     print(f"database: postgresql; {args.contacts + 10:,} contacts seeded in {time.monotonic() - started:.1f}s")
 
     def fc(field: str, mode: str, value: str) -> dict:
-        return {"type": "field_condition", "field": {"type": "regular_field", "object_type": "contact", "field_name": field},
-                "condition": {"type": "text", "mode": mode, "value": value}}
+        return {
+            "type": "field_condition",
+            "field": {"type": "regular_field", "object_type": "contact", "field_name": field},
+            "condition": {"type": "text", "mode": mode, "value": value},
+        }
 
     cases = [
         ("rare name, full_words 'amelie zyxwvut'", fc("name", "full_words", "amelie zyxwvut")),
         ("common last name, full_words 'muller'", fc("name", "full_words", "muller")),
         ("phrase 'jean martin'", fc("name", "phrase", "jean martin")),
         ("beginning_of_words 'dvo'", fc("name", "beginning_of_words", "dvo")),
-        ("title phrase 'product manager' AND name 'lefebvre'",
-         {"type": "and", "queries": [fc("title", "phrase", "product manager"), fc("name", "full_words", "lefebvre")]}),
+        (
+            "title phrase 'product manager' AND name 'lefebvre'",
+            {
+                "type": "and",
+                "queries": [fc("title", "phrase", "product manager"), fc("name", "full_words", "lefebvre")],
+            },
+        ),
     ]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     order = compile_sort([{"field": {"type": "regular_field", "field_name": "date_created"}}], object_type="contact")
     print(f"{'query':<52} {'rows':>8} {'count() ms':>11} {'first 100 ms':>13}  access path")
     for label, tree in cases:
-        qs = Contact.objects.filter(workspace=ws).filter(compile_query(tree, object_type="contact", now=now,
-                                                                        tz=timezone.utc))
+        qs = Contact.objects.filter(workspace=ws).filter(
+            compile_query(tree, object_type="contact", now=now, tz=UTC)
+        )
         timings_count, timings_page = [], []
         for _ in range(3):
             t = time.monotonic()
@@ -106,8 +216,11 @@ def main() -> None:
             timings_page.append((time.monotonic() - t) * 1000)
         plan = qs.explain()
         path = "trigram index" if "lx_close_contact" in plan else ("seq scan" if "Seq Scan" in plan else "other")
-        print(f"{label:<52} {n:>8} {statistics.median(timings_count):>11.0f} {statistics.median(timings_page):>13.0f}"
-              f"  {path}", flush=True)
+        print(
+            f"{label:<52} {n:>8} {statistics.median(timings_count):>11.0f} {statistics.median(timings_page):>13.0f}"
+            f"  {path}",
+            flush=True,
+        )
     if not args.keep:
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM contacts_contact WHERE workspace_id = %s", [ws.pk])

@@ -43,8 +43,10 @@ from procs import free_port, peak_rss_mb, tree_pids  # noqa: E402 - bench/ is th
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # The bench makes more requests than the product's per-workspace limits allow.
-os.environ["LEADLEX_RATE_LIMITS"] = "contacts_export=100000/hour,contacts_exports_create=1000/minute," \
-                                    "contacts_exports_status=100000/minute,default=100000/minute"
+os.environ["LEADLEX_RATE_LIMITS"] = (
+    "contacts_export=100000/hour,contacts_exports_create=1000/minute,"
+    "contacts_exports_status=100000/minute,default=100000/minute"
+)
 
 WS_NAME = "bench-contacts-export"
 
@@ -80,8 +82,7 @@ def drop_workspace() -> None:
             return
         ws = row[0]
         contacts = "SELECT id FROM contacts_contact WHERE workspace_id = %s"
-        for table in ("contacts_contacttag", "contacts_listmembership", "contacts_contactemail",
-                      "contacts_comettoken"):
+        for table in ("contacts_contacttag", "contacts_listmembership", "contacts_contactemail", "contacts_comettoken"):
             cur.execute(f"DELETE FROM {table} WHERE contact_id IN ({contacts})", [ws])
         cur.execute("DELETE FROM contacts_contact WHERE workspace_id = %s", [ws])
     from leadlex.models import Workspace
@@ -98,7 +99,8 @@ def seed(n: int) -> Any:
     drop_workspace()
     ws = Workspace.objects.create(name=WS_NAME, timezone="UTC")
     with connection.cursor() as cur:
-        cur.execute("""
+        cur.execute(
+            """
             INSERT INTO contacts_contact (id, workspace_id, full_name, email, phone, job_title, company_name,
                                           linkedin_url, custom, created_at, updated_at)
             SELECT gen_random_uuid(), %s, 'Person ' || i, 'person' || i || '@example.com',
@@ -106,14 +108,20 @@ def seed(n: int) -> Any:
                    'https://linkedin.com/in/person' || i, jsonb_build_object('plan', 'gold', 'seats', i %% 50),
                    timestamptz '2025-01-01' + (i / 3) * interval '1 second',
                    timestamptz '2025-01-01' + (i / 3) * interval '1 second'
-            FROM generate_series(1, %s) AS i""", [ws.pk, n])
-        cur.execute("INSERT INTO contacts_tag (workspace_id, name) VALUES (%s, 'lead'), (%s, 'priority')",
-                    [ws.pk, ws.pk])
-        cur.execute("""
+            FROM generate_series(1, %s) AS i""",
+            [ws.pk, n],
+        )
+        cur.execute(
+            "INSERT INTO contacts_tag (workspace_id, name) VALUES (%s, 'lead'), (%s, 'priority')", [ws.pk, ws.pk]
+        )
+        cur.execute(
+            """
             INSERT INTO contacts_contacttag (contact_id, tag_id)
             SELECT c.id, t.id FROM contacts_contact c JOIN contacts_tag t ON t.workspace_id = c.workspace_id
             WHERE c.workspace_id = %s AND (t.name = 'lead' OR get_byte(uuid_send(c.id), 0) %% 3 = 0)
-              AND get_byte(uuid_send(c.id), 1) %% 3 = 0""", [ws.pk])
+              AND get_byte(uuid_send(c.id), 1) %% 3 = 0""",
+            [ws.pk],
+        )
         # As a settled production table would be: statistics and the visibility map
         # (index-only scans) up to date.
         cur.execute("VACUUM ANALYZE contacts_contact")
@@ -122,39 +130,51 @@ def seed(n: int) -> Any:
 
 
 # --- Baselines ------------------------------------------------------------------------------
-TAGS_CSV = ("(SELECT string_agg(t.name, ',' ORDER BY t.name) FROM contacts_contacttag ct "
-            "JOIN contacts_tag t ON t.id = ct.tag_id WHERE ct.contact_id = c.id)")
-TAGS_JSON = ("(SELECT coalesce(json_agg(t.name ORDER BY t.name), '[]') FROM contacts_contacttag ct "
-             "JOIN contacts_tag t ON t.id = ct.tag_id WHERE ct.contact_id = c.id)")
-LISTS_JSON = ("(SELECT coalesce(json_agg(lm.contact_list_id ORDER BY lm.contact_list_id), '[]') "
-              "FROM contacts_listmembership lm WHERE lm.contact_id = c.id)")
+TAGS_CSV = (
+    "(SELECT string_agg(t.name, ',' ORDER BY t.name) FROM contacts_contacttag ct "
+    "JOIN contacts_tag t ON t.id = ct.tag_id WHERE ct.contact_id = c.id)"
+)
+TAGS_JSON = (
+    "(SELECT coalesce(json_agg(t.name ORDER BY t.name), '[]') FROM contacts_contacttag ct "
+    "JOIN contacts_tag t ON t.id = ct.tag_id WHERE ct.contact_id = c.id)"
+)
+LISTS_JSON = (
+    "(SELECT coalesce(json_agg(lm.contact_list_id ORDER BY lm.contact_list_id), '[]') "
+    "FROM contacts_listmembership lm WHERE lm.contact_id = c.id)"
+)
 
 
 def baseline(kind: str, ws_id: Any) -> dict[str, Any]:
     if kind == "csv":
-        select = (f"SELECT c.id, c.full_name, c.email, c.phone, c.job_title, c.company_name, c.linkedin_url, "
-                  f"{TAGS_CSV} AS tags, c.created_at FROM contacts_contact c WHERE c.workspace_id = '{ws_id}' "
-                  f"ORDER BY c.created_at, c.id")
+        select = (
+            f"SELECT c.id, c.full_name, c.email, c.phone, c.job_title, c.company_name, c.linkedin_url, "
+            f"{TAGS_CSV} AS tags, c.created_at FROM contacts_contact c WHERE c.workspace_id = '{ws_id}' "
+            f"ORDER BY c.created_at, c.id"
+        )
         copy = f"\\copy ({select}) to stdout csv header"
     else:
-        select = (f"SELECT json_build_object('id', c.id, 'full_name', c.full_name, 'email', c.email, 'phone', c.phone, "
-                  f"'job_title', c.job_title, 'company_name', c.company_name, 'linkedin_url', c.linkedin_url, "
-                  f"'tags', {TAGS_JSON}, 'lists', {LISTS_JSON}, 'custom', c.custom, 'created_at', c.created_at, "
-                  f"'updated_at', c.updated_at) FROM contacts_contact c WHERE c.workspace_id = '{ws_id}' "
-                  f"ORDER BY c.created_at, c.id")
+        select = (
+            f"SELECT json_build_object('id', c.id, 'full_name', c.full_name, 'email', c.email, 'phone', c.phone, "
+            f"'job_title', c.job_title, 'company_name', c.company_name, 'linkedin_url', c.linkedin_url, "
+            f"'tags', {TAGS_JSON}, 'lists', {LISTS_JSON}, 'custom', c.custom, 'created_at', c.created_at, "
+            f"'updated_at', c.updated_at) FROM contacts_contact c WHERE c.workspace_id = '{ws_id}' "
+            f"ORDER BY c.created_at, c.id"
+        )
         copy = f"\\copy ({select}) to stdout"
     url = os.environ["DATABASE_URL"]
     started = time.perf_counter()
-    result = subprocess.run(f'psql "{url}" -X -q -c "{copy}" | gzip -1 | wc -c', shell=True, check=True,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        f'psql "{url}" -X -q -c "{copy}" | gzip -1 | wc -c', shell=True, check=True, capture_output=True, text=True
+    )
     return {"seconds": time.perf_counter() - started, "bytes": int(result.stdout.strip())}
 
 
 # --- Our processes ------------------------------------------------------------------------
 def start(cmd: list[str], log: Path, ready: str) -> subprocess.Popen:
     fh = open(log, "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=fh, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=os.environ.copy(), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while ready not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -188,7 +208,7 @@ def sync_csv(base: str, key: str) -> dict[str, Any]:
                 link = response.headers.get("Link")
             pages += 1
             rows -= 1  # the header row of each page
-            url = link[1:link.index(">")] if link else None
+            url = link[1 : link.index(">")] if link else None
     return {"seconds": time.perf_counter() - started, "rows": rows, "bytes": size, "pages": pages}
 
 
@@ -208,9 +228,12 @@ def async_ndjson(base: str, key: str) -> dict[str, Any]:
     import requests
 
     started = time.perf_counter()
-    response = requests.post(f"{base}/v1/contacts/exports", json={"start_date": "2000-01-01 00:00:00",
-                                                                  "end_date": "2100-01-01 00:00:00"},
-                             headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    response = requests.post(
+        f"{base}/v1/contacts/exports",
+        json={"start_date": "2000-01-01 00:00:00", "end_date": "2100-01-01 00:00:00"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
     response.raise_for_status()
     job = wait_done(response.json()["id"])
     return {"seconds": time.perf_counter() - started, "rows": job.row_count, "bytes": job.byte_size, "job": job}
@@ -257,11 +280,30 @@ def run_size(n: int, workdir: Path) -> dict[str, Any]:
     result["ndjson_baseline"] = baseline("ndjson", ws.pk)
 
     port = free_port()
-    web = start([sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1",
-                 "--timeout", "900"], workdir / "web.log", "Booting worker")
-    worker = start([sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency=1", "--pool=prefork",
-                    "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
-                    f"--hostname=bench-{os.getpid()}@%h"], workdir / "worker.log", " ready.")
+    web = start(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1", "--timeout", "900"],
+        workdir / "web.log",
+        "Booting worker",
+    )
+    worker = start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--concurrency=1",
+            "--pool=prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=INFO",
+            f"--hostname=bench-{os.getpid()}@%h",
+        ],
+        workdir / "worker.log",
+        " ready.",
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         result["sync_csv"] = sync_csv(base, raw)
@@ -280,25 +322,33 @@ def run_size(n: int, workdir: Path) -> dict[str, Any]:
         part = result[name]
         part["rows_per_s"] = round(n / part["seconds"])
         part["seconds"] = round(part["seconds"], 2)
-    for ours, base_name in (("sync_csv", "csv_baseline"), ("async_csv", "csv_baseline"),
-                            ("async_ndjson", "ndjson_baseline")):
+    for ours, base_name in (
+        ("sync_csv", "csv_baseline"),
+        ("async_csv", "csv_baseline"),
+        ("async_ndjson", "ndjson_baseline"),
+    ):
         result[ours]["ratio_to_baseline"] = round(result[ours]["rows_per_s"] / result[base_name]["rows_per_s"], 2)
     return result
 
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = ["| rows | path | seconds | rows/s | vs baseline | gzip MB |", "|---:|---|---:|---:|---:|---:|"]
-    labels = {"csv_baseline": "(a) psql \\copy CSV \\| gzip -1", "ndjson_baseline": "(b) psql \\copy json_build_object \\| gzip -1",
-              "sync_csv": "(c) GET /v1/contacts/export (uncompressed)", "async_ndjson": "(d) async NDJSON job",
-              "async_csv": "(e) async CSV job"}
+    labels = {
+        "csv_baseline": "(a) psql \\copy CSV \\| gzip -1",
+        "ndjson_baseline": "(b) psql \\copy json_build_object \\| gzip -1",
+        "sync_csv": "(c) GET /v1/contacts/export (uncompressed)",
+        "async_ndjson": "(d) async NDJSON job",
+        "async_csv": "(e) async CSV job",
+    }
     for r in results:
         for name, label in labels.items():
             p = r[name]
             ratio = p.get("ratio_to_baseline", "")
             mb = "" if name == "sync_csv" else f"{p['bytes'] / 1e6:.1f}"
             lines.append(f"| {r['rows']:,} | {label} | {p['seconds']} | {p['rows_per_s']:,} | {ratio} | {mb} |")
-        lines.append(f"| {r['rows']:,} | peak RSS web / worker | | | | {r['web_peak_rss_mb']} / "
-                     f"{r['worker_peak_rss_mb']} MB |")
+        lines.append(
+            f"| {r['rows']:,} | peak RSS web / worker | | | | {r['web_peak_rss_mb']} / {r['worker_peak_rss_mb']} MB |"
+        )
     return "\n".join(lines)
 
 
@@ -321,8 +371,10 @@ def main() -> None:
     if len(results) > 1:
         grow_web = results[-1]["web_peak_rss_mb"] - results[0]["web_peak_rss_mb"]
         grow_worker = results[-1]["worker_peak_rss_mb"] - results[0]["worker_peak_rss_mb"]
-        print(f"\npeak RSS growth {results[0]['rows']:,} → {results[-1]['rows']:,}: web {grow_web:+.1f} MB, "
-              f"worker {grow_worker:+.1f} MB")
+        print(
+            f"\npeak RSS growth {results[0]['rows']:,} → {results[-1]['rows']:,}: web {grow_web:+.1f} MB, "
+            f"worker {grow_worker:+.1f} MB"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     drop_workspace()

@@ -44,7 +44,7 @@ def generate(path: Path, n: int, seed: int = 7) -> int:
     rng = random.Random(seed)
     first = ["Ada", "Bob", "Chloé", "Dmitri", "Eve", "Fatima", "Grace", "Hiro", "Ines", "José"]
     last = ["Lovelace", "Smith", "Dupont", "Ivanov", "Adams", "Khan", "Hopper", "Tanaka", "Ruiz", "Müller"]
-    titles = ["CEO", "CTO", "Engineer", "Sales, EMEA", "Head of \"Growth\"", "Designer"]
+    titles = ["CEO", "CTO", "Engineer", "Sales, EMEA", 'Head of "Growth"', "Designer"]
     bad = 0
     with open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write("full_name,email,phone,job_title,company_name,created_at\r\n")
@@ -66,8 +66,9 @@ def generate(path: Path, n: int, seed: int = 7) -> int:
 
 def psql(database_url: str, script: str) -> float:
     started = time.perf_counter()
-    subprocess.run(["psql", database_url, "-v", "ON_ERROR_STOP=1", "-q", "-c", script], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["psql", database_url, "-v", "ON_ERROR_STOP=1", "-q", "-c", script], check=True, stdout=subprocess.DEVNULL
+    )
     return time.perf_counter() - started
 
 
@@ -77,16 +78,20 @@ def psql_script(database_url: str, script: str) -> float:
         fh.write(script)
     try:
         started = time.perf_counter()
-        subprocess.run(["psql", database_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", fh.name], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["psql", database_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", fh.name], check=True, stdout=subprocess.DEVNULL
+        )
         return time.perf_counter() - started
     finally:
         os.unlink(fh.name)
 
 
 def baseline_insert(database_url: str, path: Path) -> float:
-    psql(database_url, "DROP TABLE IF EXISTS bench_copy_insert; CREATE TABLE bench_copy_insert (full_name text, "
-                       "email text, phone text, job_title text, company_name text, created_at timestamptz)")
+    psql(
+        database_url,
+        "DROP TABLE IF EXISTS bench_copy_insert; CREATE TABLE bench_copy_insert (full_name text, "
+        "email text, phone text, job_title text, company_name text, created_at timestamptz)",
+    )
     seconds = psql(database_url, f"\\copy bench_copy_insert FROM '{path}' WITH (FORMAT csv, HEADER true)")
     psql(database_url, "DROP TABLE bench_copy_insert")
     return seconds
@@ -95,23 +100,35 @@ def baseline_insert(database_url: str, path: Path) -> float:
 def baseline_insert_schema(database_url: str, path: Path) -> float:
     """Not a target, a ceiling: \\copy into a table with the real contacts table's
     columns and every index it has (unique lower(email), trigram indexes...)."""
-    psql(database_url, "DROP TABLE IF EXISTS bench_copy_schema; "
-                       "CREATE TABLE bench_copy_schema (LIKE contacts_contact INCLUDING ALL); "
-                       "ALTER TABLE bench_copy_schema ALTER COLUMN id SET DEFAULT gen_random_uuid(), "
-                       "ALTER COLUMN workspace_id SET DEFAULT gen_random_uuid(), "
-                       "ALTER COLUMN linkedin_url SET DEFAULT '', ALTER COLUMN custom SET DEFAULT '{}', "
-                       "ALTER COLUMN updated_at SET DEFAULT now()")
-    seconds = psql(database_url, f"\\copy bench_copy_schema (full_name, email, phone, job_title, company_name, "
-                                 f"created_at) FROM '{path}' WITH (FORMAT csv, HEADER true)")
+    psql(
+        database_url,
+        "DROP TABLE IF EXISTS bench_copy_schema; "
+        "CREATE TABLE bench_copy_schema (LIKE contacts_contact INCLUDING ALL); "
+        "ALTER TABLE bench_copy_schema ALTER COLUMN id SET DEFAULT gen_random_uuid(), "
+        "ALTER COLUMN workspace_id SET DEFAULT gen_random_uuid(), "
+        "ALTER COLUMN linkedin_url SET DEFAULT '', ALTER COLUMN custom SET DEFAULT '{}', "
+        "ALTER COLUMN updated_at SET DEFAULT now()",
+    )
+    seconds = psql(
+        database_url,
+        f"\\copy bench_copy_schema (full_name, email, phone, job_title, company_name, "
+        f"created_at) FROM '{path}' WITH (FORMAT csv, HEADER true)",
+    )
     psql(database_url, "DROP TABLE bench_copy_schema")
     return seconds
 
 
 def baseline_upsert(database_url: str, path: Path, half: Path) -> float:
-    psql(database_url, "DROP TABLE IF EXISTS bench_upsert; CREATE TABLE bench_upsert (email text PRIMARY KEY, "
-                       "full_name text, phone text, job_title text, company_name text, created_at timestamptz)")
-    psql(database_url, f"\\copy bench_upsert (full_name, email, phone, job_title, company_name, created_at) "
-                       f"FROM '{half}' WITH (FORMAT csv, HEADER true)")
+    psql(
+        database_url,
+        "DROP TABLE IF EXISTS bench_upsert; CREATE TABLE bench_upsert (email text PRIMARY KEY, "
+        "full_name text, phone text, job_title text, company_name text, created_at timestamptz)",
+    )
+    psql(
+        database_url,
+        f"\\copy bench_upsert (full_name, email, phone, job_title, company_name, created_at) "
+        f"FROM '{half}' WITH (FORMAT csv, HEADER true)",
+    )
     script = (
         "BEGIN;\n"
         "CREATE TEMP TABLE stage (LIKE bench_upsert) ON COMMIT DROP;\n"
@@ -131,14 +148,20 @@ def baseline_upsert_schema(database_url: str, path: Path, half: Path) -> float:
     """Not a target, a ceiling: the upsert baseline's COPY + one INSERT … ON CONFLICT
     DO UPDATE, into a table with the contacts table's columns and every index it has,
     holding half the rows."""
-    psql(database_url, "DROP TABLE IF EXISTS bench_upsert_schema; "
-                       "CREATE TABLE bench_upsert_schema (LIKE contacts_contact INCLUDING ALL); "
-                       "ALTER TABLE bench_upsert_schema ALTER COLUMN id SET DEFAULT gen_random_uuid(), "
-                       "ALTER COLUMN workspace_id SET DEFAULT '00000000-0000-0000-0000-000000000001', "
-                       "ALTER COLUMN linkedin_url SET DEFAULT '', ALTER COLUMN custom SET DEFAULT '{}', "
-                       "ALTER COLUMN updated_at SET DEFAULT now()")
-    psql(database_url, f"\\copy bench_upsert_schema (full_name, email, phone, job_title, company_name, created_at) "
-                       f"FROM '{half}' WITH (FORMAT csv, HEADER true)")
+    psql(
+        database_url,
+        "DROP TABLE IF EXISTS bench_upsert_schema; "
+        "CREATE TABLE bench_upsert_schema (LIKE contacts_contact INCLUDING ALL); "
+        "ALTER TABLE bench_upsert_schema ALTER COLUMN id SET DEFAULT gen_random_uuid(), "
+        "ALTER COLUMN workspace_id SET DEFAULT '00000000-0000-0000-0000-000000000001', "
+        "ALTER COLUMN linkedin_url SET DEFAULT '', ALTER COLUMN custom SET DEFAULT '{}', "
+        "ALTER COLUMN updated_at SET DEFAULT now()",
+    )
+    psql(
+        database_url,
+        f"\\copy bench_upsert_schema (full_name, email, phone, job_title, company_name, created_at) "
+        f"FROM '{half}' WITH (FORMAT csv, HEADER true)",
+    )
     psql(database_url, "VACUUM ANALYZE bench_upsert_schema")
     script = (
         "BEGIN;\n"
@@ -174,14 +197,46 @@ class Stack:
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
         self.web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{self.port}", "-w", "1",
-             "--timeout", "600"], cwd=ROOT, env=env, stdout=open(log_dir / "web.log", "ab"),
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                "1",
+                "--timeout",
+                "600",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=open(log_dir / "web.log", "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.worker_log = log_dir / "worker.log"
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=WARNING", "--concurrency=1",
-             "--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=open(self.worker_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=WARNING",
+                "--concurrency=1",
+                "--pool=prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=open(self.worker_log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -215,8 +270,12 @@ def api_import(port: int, key: str, path: Path, *, update_existing: bool) -> tup
     body = path.read_bytes()
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    conn.request("POST", f"/v1/import/contacts?{query}", body=body,
-                 headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"})
+    conn.request(
+        "POST",
+        f"/v1/import/contacts?{query}",
+        body=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"},
+    )
     response = conn.getresponse()
     data = json.loads(response.read())
     if response.status not in (200, 202):
@@ -233,8 +292,7 @@ def api_import(port: int, key: str, path: Path, *, update_existing: bool) -> tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, action="append", help="rows per run (repeatable); default 100000")
-    parser.add_argument("--insert-only", action="store_true",
-                        help="skip the upsert runs (halves the time of a 1M run)")
+    parser.add_argument("--insert-only", action="store_true", help="skip the upsert runs (halves the time of a 1M run)")
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "leadlex-import-bench"))
     args = parser.parse_args()
     sizes = args.rows or [100_000]
@@ -243,9 +301,14 @@ def main() -> None:
         raise SystemExit("DATABASE_URL must point at a PostgreSQL database for the benchmark")
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "LEADLEX_MAX_BODY_BYTES": str(512 * 1024 * 1024), "LEADLEX_DATA_DIR": str(workdir / "data"),
-           "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-secret"), "LEADLEX_LOG_LEVEL": "WARNING",
-           "LEADLEX_RATE_LIMITS": "import_contacts=100000/minute,default=100000/minute"}
+    env = {
+        **os.environ,
+        "LEADLEX_MAX_BODY_BYTES": str(512 * 1024 * 1024),
+        "LEADLEX_DATA_DIR": str(workdir / "data"),
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-secret"),
+        "LEADLEX_LOG_LEVEL": "WARNING",
+        "LEADLEX_RATE_LIMITS": "import_contacts=100000/minute,default=100000/minute",
+    }
     os.environ.update({k: env[k] for k in ("LEADLEX_DATA_DIR", "DJANGO_SECRET_KEY")})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
@@ -265,10 +328,12 @@ def main() -> None:
         base_insert = baseline_insert(database_url, path)
         base_upsert = float("nan") if args.insert_only else baseline_upsert(database_url, path, half)
         base_schema = baseline_insert_schema(database_url, path)
-        base_upsert_schema = (float("nan") if args.insert_only
-                              else baseline_upsert_schema(database_url, path, half))
-        print(f"  baselines: insert {base_insert:.1f}s, upsert {base_upsert:.1f}s; into a copy of the contacts "
-              f"table with its indexes: insert {base_schema:.1f}s, upsert {base_upsert_schema:.1f}s", flush=True)
+        base_upsert_schema = float("nan") if args.insert_only else baseline_upsert_schema(database_url, path, half)
+        print(
+            f"  baselines: insert {base_insert:.1f}s, upsert {base_upsert:.1f}s; into a copy of the contacts "
+            f"table with its indexes: insert {base_schema:.1f}s, upsert {base_upsert_schema:.1f}s",
+            flush=True,
+        )
 
         keys = {}
         for label in ("insert", "upsert", "upsert-seed"):
@@ -287,8 +352,10 @@ def main() -> None:
             ours_insert, insert_status = api_import(stack.port, keys["insert"], path, update_existing=False)
             rss_after_insert = stack.worker_peak_rss_mb()
             if args.insert_only:
-                ours_upsert, upsert_status = float("nan"), {"status": "completed", "created_count": 0,
-                                                            "updated_count": 0}
+                ours_upsert, upsert_status = (
+                    float("nan"),
+                    {"status": "completed", "created_count": 0, "updated_count": 0},
+                )
             else:
                 api_import(stack.port, keys["upsert"], half, update_existing=False)  # seed: half the rows exist
                 ours_upsert, upsert_status = api_import(stack.port, keys["upsert"], path, update_existing=True)
@@ -298,32 +365,50 @@ def main() -> None:
         for label, status in (("insert", insert_status), ("upsert", upsert_status)):
             if status["status"] != "completed":
                 raise SystemExit(f"{label} import failed: {status}")
-        results.append({
-            "rows": n, "bad": bad, "base_insert": base_insert, "base_upsert": base_upsert, "base_schema": base_schema,
-            "base_upsert_schema": base_upsert_schema,
-            "ours_insert": ours_insert, "ours_upsert": ours_upsert, "insert": insert_status, "upsert": upsert_status,
-            "rss_start": rss_before, "rss_insert": rss_after_insert, "rss_peak": rss_peak,
-        })
+        results.append(
+            {
+                "rows": n,
+                "bad": bad,
+                "base_insert": base_insert,
+                "base_upsert": base_upsert,
+                "base_schema": base_schema,
+                "base_upsert_schema": base_upsert_schema,
+                "ours_insert": ours_insert,
+                "ours_upsert": ours_upsert,
+                "insert": insert_status,
+                "upsert": upsert_status,
+                "rss_start": rss_before,
+                "rss_insert": rss_after_insert,
+                "rss_peak": rss_peak,
+            }
+        )
         r = results[-1]
-        print(f"  leadlex: insert {ours_insert:.1f}s ({n / ours_insert:,.0f} rows/s, "
-              f"{base_insert / ours_insert:.1%} of baseline), upsert {ours_upsert:.1f}s "
-              f"({n / ours_upsert:,.0f} rows/s, {base_upsert / ours_upsert:.1%} of baseline); "
-              f"counts insert {insert_status['created_count']}/{insert_status['error_count']} err, "
-              f"upsert {upsert_status['created_count']} created {upsert_status['updated_count']} updated; "
-              f"worker peak RSS {rss_peak:.0f} MB", flush=True)
+        print(
+            f"  leadlex: insert {ours_insert:.1f}s ({n / ours_insert:,.0f} rows/s, "
+            f"{base_insert / ours_insert:.1%} of baseline), upsert {ours_upsert:.1f}s "
+            f"({n / ours_upsert:,.0f} rows/s, {base_upsert / ours_upsert:.1%} of baseline); "
+            f"counts insert {insert_status['created_count']}/{insert_status['error_count']} err, "
+            f"upsert {upsert_status['created_count']} created {upsert_status['updated_count']} updated; "
+            f"worker peak RSS {rss_peak:.0f} MB",
+            flush=True,
+        )
 
-    print("\n| rows | bad rows | psql \\copy insert | \\copy into contacts-shaped table | LeadLex insert | ratio | "
-          "COPY+ON CONFLICT upsert | the same into contacts-shaped table | LeadLex upsert (50% updates) | ratio | "
-          "worker peak RSS |")
+    print(
+        "\n| rows | bad rows | psql \\copy insert | \\copy into contacts-shaped table | LeadLex insert | ratio | "
+        "COPY+ON CONFLICT upsert | the same into contacts-shaped table | LeadLex upsert (50% updates) | ratio | "
+        "worker peak RSS |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         n = r["rows"]
-        print(f"| {n:,} | {r['bad']:,} | {n / r['base_insert']:,.0f} rows/s | {n / r['base_schema']:,.0f} rows/s | "
-              f"{n / r['ours_insert']:,.0f} rows/s | "
-              f"{r['base_insert'] / r['ours_insert']:.1%} | {n / r['base_upsert']:,.0f} rows/s | "
-              f"{n / r['base_upsert_schema']:,.0f} rows/s | "
-              f"{n / r['ours_upsert']:,.0f} rows/s | {r['base_upsert'] / r['ours_upsert']:.1%} | "
-              f"{r['rss_peak']:.0f} MB |")
+        print(
+            f"| {n:,} | {r['bad']:,} | {n / r['base_insert']:,.0f} rows/s | {n / r['base_schema']:,.0f} rows/s | "
+            f"{n / r['ours_insert']:,.0f} rows/s | "
+            f"{r['base_insert'] / r['ours_insert']:.1%} | {n / r['base_upsert']:,.0f} rows/s | "
+            f"{n / r['base_upsert_schema']:,.0f} rows/s | "
+            f"{n / r['ours_upsert']:,.0f} rows/s | {r['base_upsert'] / r['ours_upsert']:.1%} | "
+            f"{r['rss_peak']:.0f} MB |"
+        )
 
 
 if __name__ == "__main__":

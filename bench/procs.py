@@ -4,8 +4,8 @@ and the peak resident set (VmHWM) read from /proc."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 def free_port() -> int:

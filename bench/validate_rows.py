@@ -43,16 +43,24 @@ def mixed_rows(n: int, seed: int = 11) -> list[dict[str, str]]:
     rows = []
     for i in range(n):
         domain = rng.choice(domains) if rng.random() < 0.5 else f"firm{rng.randrange(5_000)}.com"
-        phone = rng.choice([f"+1415{i % 10_000_000:07d}", f"(415) 555-{i % 10_000:04d}", f"+44 20 7946 {i % 10_000:04d}",
-                            f"+33 1 {i % 100:02d} {i % 97:02d} 00 00"])
+        phone = rng.choice(
+            [
+                f"+1415{i % 10_000_000:07d}",
+                f"(415) 555-{i % 10_000:04d}",
+                f"+44 20 7946 {i % 10_000:04d}",
+                f"+33 1 {i % 100:02d} {i % 97:02d} 00 00",
+            ]
+        )
         rows.append({"full_name": f"Person {i}", "email": f"Person.{i}@{domain}", "phone": phone})
     return rows
 
 
 def distinct_domain_rows(n: int) -> list[dict[str, str]]:
     """The worst case for a per-domain cache: every row has a domain of its own."""
-    return [{"full_name": f"Person {i}", "email": f"person{i}@company{i}.example.com", "phone": f"+1415{i:07d}"}
-            for i in range(n)]
+    return [
+        {"full_name": f"Person {i}", "email": f"person{i}@company{i}.example.com", "phone": f"+1415{i:07d}"}
+        for i in range(n)
+    ]
 
 
 def timed(rows: list[dict[str, str]], repeat: int) -> float:
@@ -64,7 +72,7 @@ def timed(rows: list[dict[str, str]], repeat: int) -> float:
             cached.cache_clear()
         start = time.process_time()
         for number, row in enumerate(rows, start=1):
-            validate_row(number, row, tz=dt.timezone.utc)
+            validate_row(number, row, tz=dt.UTC)
         best = min(best, time.process_time() - start)
     return best
 
@@ -78,8 +86,11 @@ def main() -> None:
     generate(path, args.rows)
     with open(path, encoding="utf-8", newline="") as fh:
         bench_rows = [{k: v for k, v in row.items() if v} for row in csv.DictReader(fh)]
-    cases = (("import bench CSV", bench_rows), ("mixed notations", mixed_rows(args.rows)),
-             ("a domain per row", distinct_domain_rows(args.rows)))
+    cases = (
+        ("import bench CSV", bench_rows),
+        ("mixed notations", mixed_rows(args.rows)),
+        ("a domain per row", distinct_domain_rows(args.rows)),
+    )
     for name, rows in cases:
         seconds = timed(rows, args.repeat)
         print(f"{name:>18}: {len(rows):,} rows in {seconds:.2f} s CPU = {seconds / len(rows) * 1e6:.1f} µs/row")

@@ -223,8 +223,10 @@ LEADLEX_WEBHOOK_LEASE_MARGIN = env_int("LEADLEX_WEBHOOK_LEASE_MARGIN", 10)
 if min(LEADLEX_WEBHOOK_CONNECT_TIMEOUT, LEADLEX_WEBHOOK_READ_TIMEOUT) < 1 or LEADLEX_WEBHOOK_LEASE_MARGIN < 2:
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("LEADLEX_WEBHOOK_CONNECT_TIMEOUT and _READ_TIMEOUT must be >= 1 second, "
-                               "LEADLEX_WEBHOOK_LEASE_MARGIN >= 2 seconds")
+    raise ImproperlyConfigured(
+        "LEADLEX_WEBHOOK_CONNECT_TIMEOUT and _READ_TIMEOUT must be >= 1 second, "
+        "LEADLEX_WEBHOOK_LEASE_MARGIN >= 2 seconds"
+    )
 LEADLEX_MAX_BODY_BYTES = env_int("LEADLEX_MAX_BODY_BYTES", 20 * 1024 * 1024)
 # Rate limits per workspace and endpoint group: "N/second|minute|hour|day".
 # LEADLEX_RATE_LIMITS="default=600/minute,contacts_export=10/hour" overrides any of them.
@@ -281,7 +283,9 @@ SPECTACULAR_SETTINGS = {
 # --- Email ----------------------------------------------------------------------
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if env_optional("EMAIL_HOST") else "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env_optional("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
 )
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)

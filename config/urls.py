@@ -17,8 +17,9 @@ urlpatterns = [
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),  # JSON, as the name says
     path("v1/docs/", SpectacularSwaggerView.as_view(url_name="openapi"), name="api-docs"),
     # The docs pages' assets come from drf-spectacular-sidecar under /static/ (no CDN); see templates/api/.
-    path("v1/redoc/", SpectacularRedocView.as_view(url_name="openapi", template_name="api/redoc.html"),
-         name="api-redoc"),
+    path(
+        "v1/redoc/", SpectacularRedocView.as_view(url_name="openapi", template_name="api/redoc.html"), name="api-redoc"
+    ),
     path("v1/", include(app_urls)),
     path("files/<str:token>", leadlex_views.file_download, name="file-download"),
     # Health probes: outside /v1/ (no key, no rate limit); see README "Health checks".

@@ -259,8 +259,18 @@ class CometTokenAdmin(admin.ModelAdmin):
 
 @admin.register(Opportunity)
 class OpportunityAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "status", "value", "currency", "confidence", "company", "contact", "workspace",
-                    "date_won", "created_at")
+    list_display = (
+        "__str__",
+        "status",
+        "value",
+        "currency",
+        "confidence",
+        "company",
+        "contact",
+        "workspace",
+        "date_won",
+        "created_at",
+    )
     list_select_related = ("workspace", "company", "contact")
     list_filter = ("workspace", "status", "currency")
     search_fields = ("note", "company__name", "contact__full_name", "contact__email")

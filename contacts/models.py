@@ -68,8 +68,9 @@ class Contact(models.Model):
         constraints = [
             # Case-insensitive uniqueness in the database itself, so that concurrent
             # imports and API writes cannot both insert the same address.
-            models.UniqueConstraint(Lower("email"), "workspace", name="contact_email_ci_unique",
-                                    condition=models.Q(email__isnull=False)),
+            models.UniqueConstraint(
+                Lower("email"), "workspace", name="contact_email_ci_unique", condition=models.Q(email__isnull=False)
+            ),
         ]
         indexes = [
             models.Index(fields=["workspace", "created_at", "id"], name="contact_ws_created"),

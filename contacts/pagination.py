@@ -52,8 +52,9 @@ def decode_cursor(cursor: str) -> CursorKey:
         created_at_raw, pk_raw = signing.loads(cursor, salt=_SALT)
         created_at = dt.datetime.fromisoformat(created_at_raw)
     except (signing.BadSignature, ValueError, TypeError):
-        raise ValidationFailed("The cursor is not valid; use next_cursor from a previous page.",
-                               details={"field": "cursor"}) from None
+        raise ValidationFailed(
+            "The cursor is not valid; use next_cursor from a previous page.", details={"field": "cursor"}
+        ) from None
     return CursorKey(created_at=created_at, id=pk_raw)
 
 
@@ -63,14 +64,17 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int =
     try:
         value = int(raw)
     except (TypeError, ValueError):
-        raise ValidationFailed(f"limit must be an integer between 1 and {maximum}.", details={"field": "limit"}) from None
+        raise ValidationFailed(
+            f"limit must be an integer between 1 and {maximum}.", details={"field": "limit"}
+        ) from None
     if not 1 <= value <= maximum:
         raise ValidationFailed(f"limit must be between 1 and {maximum}.", details={"field": "limit"})
     return value
 
 
-def after_cursor(queryset: QuerySet[T], cursor: str | None, *, key: str = "created_at",
-                 descending: bool = False) -> QuerySet[T]:
+def after_cursor(
+    queryset: QuerySet[T], cursor: str | None, *, key: str = "created_at", descending: bool = False
+) -> QuerySet[T]:
     """Rows strictly after the cursor's row in ``(key, pk)`` order (both descending if asked)."""
     queryset = queryset.order_by(f"-{key}", "-pk") if descending else queryset.order_by(key, "pk")
     if not cursor:
@@ -79,14 +83,18 @@ def after_cursor(queryset: QuerySet[T], cursor: str | None, *, key: str = "creat
     try:
         pk = queryset.model._meta.pk.to_python(position.id)
     except DjangoValidationError:
-        raise ValidationFailed("The cursor is not valid; use next_cursor from a previous page.",
-                               details={"field": "cursor"}) from None
+        raise ValidationFailed(
+            "The cursor is not valid; use next_cursor from a previous page.", details={"field": "cursor"}
+        ) from None
     op = "lt" if descending else "gt"
-    return queryset.filter(Q(**{f"{key}__{op}": position.created_at}) | Q(**{key: position.created_at, f"pk__{op}": pk}))
+    return queryset.filter(
+        Q(**{f"{key}__{op}": position.created_at}) | Q(**{key: position.created_at, f"pk__{op}": pk})
+    )
 
 
-def paginate(queryset: QuerySet[T], *, cursor: str | None, limit: int, key: str = "created_at",
-             descending: bool = False) -> Page[T]:
+def paginate(
+    queryset: QuerySet[T], *, cursor: str | None, limit: int, key: str = "created_at", descending: bool = False
+) -> Page[T]:
     """One page; ``next_cursor`` is None on the last page. One query: limit + 1 rows."""
     rows = list(after_cursor(queryset, cursor, key=key, descending=descending)[: limit + 1])
     if len(rows) <= limit:

@@ -48,12 +48,16 @@ def contacts_attach_relations(contacts: list[Contact]) -> list[Contact]:
     for contact_id, name in ContactTag.objects.filter(contact_id__in=ids).values_list("contact_id", "tag__name"):
         tags[contact_id].append(name)
     lists: dict[Any, list[str]] = defaultdict(list)
-    for contact_id, list_id in ListMembership.objects.filter(contact_id__in=ids).values_list("contact_id",
-                                                                                            "contact_list_id"):
+    for contact_id, list_id in ListMembership.objects.filter(contact_id__in=ids).values_list(
+        "contact_id", "contact_list_id"
+    ):
         lists[contact_id].append(str(list_id))
     emails: dict[Any, list[str]] = defaultdict(list)
-    rows = (ContactEmail.objects.filter(contact_id__in=ids).order_by("-is_primary", "created_at", "id")
-            .values_list("contact_id", "email"))
+    rows = (
+        ContactEmail.objects.filter(contact_id__in=ids)
+        .order_by("-is_primary", "created_at", "id")
+        .values_list("contact_id", "email")
+    )
     for contact_id, email in rows:
         emails[contact_id].append(email)
     for contact in contacts:
@@ -79,8 +83,9 @@ def contact_filter(queryset: QuerySet[Contact], *, filters: ContactFilters) -> Q
         # Spelled as the partial unique index (LOWER(email) ... WHERE email IS NOT NULL)
         # so that both databases use it; ``iexact`` compiles to LIKE on SQLite and
         # UPPER() on PostgreSQL, which no index serves.
-        queryset = (queryset.alias(email_lower=Lower("email"))
-                    .filter(email__isnull=False, email_lower=Lower(Value(filters.email))))
+        queryset = queryset.alias(email_lower=Lower("email")).filter(
+            email__isnull=False, email_lower=Lower(Value(filters.email))
+        )
     if filters.phone:
         queryset = queryset.filter(phone=filters.phone)
     for name in filters.tags:
@@ -94,8 +99,9 @@ def contact_filter(queryset: QuerySet[Contact], *, filters: ContactFilters) -> Q
     return queryset
 
 
-def contact_page(*, workspace: Workspace, cursor: str | None, limit: int,
-                 filters: ContactFilters | None = None) -> Page[Contact]:
+def contact_page(
+    *, workspace: Workspace, cursor: str | None, limit: int, filters: ContactFilters | None = None
+) -> Page[Contact]:
     queryset = contact_queryset(workspace=workspace)
     if filters is not None:
         queryset = contact_filter(queryset, filters=filters)
@@ -105,8 +111,11 @@ def contact_page(*, workspace: Workspace, cursor: str | None, limit: int,
 
 
 def contact_get(*, workspace: Workspace, contact_id: Any) -> Contact:
-    contact: Contact = get_in_workspace(contact_queryset(workspace=workspace), workspace=workspace,  # type: ignore[assignment]
-                                        pk=contact_id)
+    contact: Contact = get_in_workspace(
+        contact_queryset(workspace=workspace),
+        workspace=workspace,  # type: ignore[assignment]
+        pk=contact_id,
+    )
     contacts_attach_relations([contact])
     return contact
 
@@ -124,8 +133,9 @@ def comet_token_list(*, contact: Contact, limit: int | None = None) -> list[Come
 
 
 def comet_token_page(*, contact: Contact, cursor: str | None, limit: int) -> Page[CometToken]:
-    return paginate(CometToken.objects.filter(contact=contact), cursor=cursor, limit=limit, key="seen_at",
-                    descending=True)
+    return paginate(
+        CometToken.objects.filter(contact=contact), cursor=cursor, limit=limit, key="seen_at", descending=True
+    )
 
 
 def list_queryset(*, workspace: Workspace) -> QuerySet[ContactList]:
@@ -163,8 +173,11 @@ def opportunity_page(*, workspace: Workspace, cursor: str | None, limit: int) ->
 
 
 def opportunity_get(*, workspace: Workspace, opportunity_id: Any) -> Opportunity:
-    return get_in_workspace(opportunity_queryset(workspace=workspace), workspace=workspace,  # type: ignore[return-value]
-                            pk=opportunity_id)
+    return get_in_workspace(
+        opportunity_queryset(workspace=workspace),
+        workspace=workspace,  # type: ignore[return-value]
+        pk=opportunity_id,
+    )
 
 
 def activity_queryset(*, workspace: Workspace) -> QuerySet[Activity]:

@@ -59,8 +59,22 @@ class ContactSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Contact
-        fields = ["id", "full_name", "email", "phone", "job_title", "company_name", "company_id", "linkedin_url",
-                  "tags", "created_at", "updated_at", "custom", "lists", "emails"]
+        fields = [
+            "id",
+            "full_name",
+            "email",
+            "phone",
+            "job_title",
+            "company_name",
+            "company_id",
+            "linkedin_url",
+            "tags",
+            "created_at",
+            "updated_at",
+            "custom",
+            "lists",
+            "emails",
+        ]
         read_only_fields = fields
 
     # The relations below read what ``contacts_attach_relations`` set on the page's
@@ -94,20 +108,33 @@ class ContactWriteSerializer(serializers.Serializer):
     """
 
     full_name = serializers.CharField(required=False, allow_blank=True, max_length=CONTACT_MAX_LENGTHS["full_name"])
-    email = serializers.EmailField(required=False, allow_null=True, allow_blank=True,
-                                   max_length=CONTACT_MAX_LENGTHS["email"])
-    phone = serializers.CharField(required=False, allow_null=True, allow_blank=True,
-                                  help_text="Any common notation; stored as E.164 (read in the US when no country code).")
+    email = serializers.EmailField(
+        required=False, allow_null=True, allow_blank=True, max_length=CONTACT_MAX_LENGTHS["email"]
+    )
+    phone = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Any common notation; stored as E.164 (read in the US when no country code).",
+    )
     job_title = serializers.CharField(required=False, allow_blank=True, max_length=CONTACT_MAX_LENGTHS["job_title"])
-    company_name = serializers.CharField(required=False, allow_blank=True,
-                                         max_length=CONTACT_MAX_LENGTHS["company_name"])
+    company_name = serializers.CharField(
+        required=False, allow_blank=True, max_length=CONTACT_MAX_LENGTHS["company_name"]
+    )
     company_id = serializers.UUIDField(required=False, allow_null=True)
-    linkedin_url = serializers.URLField(required=False, allow_blank=True, max_length=CONTACT_MAX_LENGTHS["linkedin_url"])
+    linkedin_url = serializers.URLField(
+        required=False, allow_blank=True, max_length=CONTACT_MAX_LENGTHS["linkedin_url"]
+    )
     tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX_LENGTH), required=False)
     custom = serializers.DictField(required=False)
-    created_at = serializers.DateTimeField(required=False, allow_null=True,
-                                           help_text="ISO 8601; without an offset it is read in the workspace's time zone.")
-    lists = serializers.ListField(child=serializers.UUIDField(), required=False, help_text="List ids (replaces the set).")
+    created_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="ISO 8601; without an offset it is read in the workspace's time zone.",
+    )
+    lists = serializers.ListField(
+        child=serializers.UUIDField(), required=False, help_text="List ids (replaces the set)."
+    )
 
     # Fields of the response a client may echo back; ignored on write.
     READ_ONLY = frozenset({"id", "updated_at", "emails"})
@@ -123,7 +150,8 @@ class ContactWriteSerializer(serializers.Serializer):
             raise serializers.ValidationError(exc.by_field()) from None
         if not self.partial and not any(cleaned.get(f) for f in ("full_name", "email", "phone")):
             raise serializers.ValidationError(
-                {"non_field_errors": ["A contact needs at least a full_name, an email or a phone."]})
+                {"non_field_errors": ["A contact needs at least a full_name, an email or a phone."]}
+            )
         return cleaned
 
 
@@ -199,8 +227,9 @@ class OpportunitySerializer(StrictMixin, serializers.ModelSerializer):
     company_id = serializers.UUIDField(required=False, allow_null=True)
     contact_id = serializers.UUIDField(required=False, allow_null=True)
     status = serializers.ChoiceField(choices=Opportunity.Status.choices, required=False)
-    value = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=BIGINT_MAX,
-                                     help_text="Integer cents.")
+    value = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=BIGINT_MAX, help_text="Integer cents."
+    )
     currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, help_text="ISO 4217 code, e.g. USD.")
     confidence = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=100)
     note = serializers.CharField(required=False, allow_blank=True, max_length=100_000)
@@ -208,8 +237,19 @@ class OpportunitySerializer(StrictMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Opportunity
-        fields = ["id", "company_id", "contact_id", "status", "value", "currency", "confidence", "note", "date_won",
-                  "created_at", "updated_at"]
+        fields = [
+            "id",
+            "company_id",
+            "contact_id",
+            "status",
+            "value",
+            "currency",
+            "confidence",
+            "note",
+            "date_won",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
@@ -240,9 +280,13 @@ def envelope(serializer_class: type[serializers.Serializer]) -> type[serializers
 def page(serializer_class: type[serializers.Serializer]) -> type[serializers.Serializer]:
     """``{"data": [...], "next_cursor": ...}``: the shape of every list response."""
     name = serializer_class.__name__.removesuffix("Serializer") + "Page"
-    return type(name, (serializers.Serializer,), {
-        "data": serializer_class(many=True),
-        "next_cursor": serializers.CharField(allow_null=True, help_text="Pass as ?cursor= for the next page; "
-                                                                        "null on the last page."),
-    })
-
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "data": serializer_class(many=True),
+            "next_cursor": serializers.CharField(
+                allow_null=True, help_text="Pass as ?cursor= for the next page; null on the last page."
+            ),
+        },
+    )

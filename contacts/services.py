@@ -65,15 +65,17 @@ def contact_tags_add(*, workspace: Workspace, contact_ids: Sequence[UUID], names
         return
     ContactTag.objects.bulk_create(
         [ContactTag(contact_id=cid, tag=tag) for cid in contact_ids for tag in tags.values()],
-        ignore_conflicts=True, batch_size=1000,
+        ignore_conflicts=True,
+        batch_size=1000,
     )
 
 
 def contact_tags_set(*, contact: Contact, names: Sequence[str]) -> None:
     tags = tags_ensure(workspace=contact.workspace, names=names)
     ContactTag.objects.filter(contact=contact).exclude(tag__in=list(tags.values())).delete()
-    ContactTag.objects.bulk_create([ContactTag(contact=contact, tag=tag) for tag in tags.values()],
-                                   ignore_conflicts=True)
+    ContactTag.objects.bulk_create(
+        [ContactTag(contact=contact, tag=tag) for tag in tags.values()], ignore_conflicts=True
+    )
 
 
 # --- emails ----------------------------------------------------------------------------
@@ -105,7 +107,8 @@ def contact_emails_sync_primary(*, contacts: Sequence[Contact]) -> None:
         ContactEmail.objects.bulk_update(changed, ["is_primary", "email"], batch_size=1000)
     missing = [
         ContactEmail(contact_id=c.pk, email=c.email, is_primary=True)
-        for c in contacts if c.email and (c.pk, c.email.lower()) not in present
+        for c in contacts
+        if c.email and (c.pk, c.email.lower()) not in present
     ]
     if missing:
         ContactEmail.objects.bulk_create(missing, ignore_conflicts=True, batch_size=1000)
@@ -114,7 +117,9 @@ def contact_emails_sync_primary(*, contacts: Sequence[Contact]) -> None:
 # --- references ------------------------------------------------------------------------
 
 
-def _company_in_workspace(*, workspace: Workspace, company_id: UUID | None, field: str = "company_id") -> Company | None:
+def _company_in_workspace(
+    *, workspace: Workspace, company_id: UUID | None, field: str = "company_id"
+) -> Company | None:
     if company_id is None:
         return None
     company = Company.objects.filter(workspace=workspace, pk=company_id).first()
@@ -123,7 +128,9 @@ def _company_in_workspace(*, workspace: Workspace, company_id: UUID | None, fiel
     return company
 
 
-def _contact_in_workspace(*, workspace: Workspace, contact_id: UUID | None, field: str = "contact_id") -> Contact | None:
+def _contact_in_workspace(
+    *, workspace: Workspace, contact_id: UUID | None, field: str = "contact_id"
+) -> Contact | None:
     if contact_id is None:
         return None
     contact = Contact.objects.filter(workspace=workspace, pk=contact_id).first()
@@ -149,8 +156,7 @@ def contact_create(*, workspace: Workspace, data: dict[str, Any]) -> Contact:
     company = _company_in_workspace(workspace=workspace, company_id=data.get("company_id"))
     lists = _lists_in_workspace(workspace=workspace, list_ids=data.get("lists") or [])
     now = timezone.now()
-    contact = Contact(workspace=workspace, company=company,
-                      created_at=data.get("created_at") or now, updated_at=now)
+    contact = Contact(workspace=workspace, company=company, created_at=data.get("created_at") or now, updated_at=now)
     for field in CONTACT_SCALAR_FIELDS:
         if field in data:
             setattr(contact, field, data[field])
@@ -188,8 +194,9 @@ def contact_update(*, contact: Contact, data: dict[str, Any]) -> Contact:
                 contact_tags_set(contact=contact, names=data["tags"] or [])
             if lists is not None:
                 ListMembership.objects.filter(contact=contact).exclude(contact_list__in=lists).delete()
-                ListMembership.objects.bulk_create([ListMembership(contact_list=cl, contact=contact) for cl in lists],
-                                                   ignore_conflicts=True)
+                ListMembership.objects.bulk_create(
+                    [ListMembership(contact_list=cl, contact=contact) for cl in lists], ignore_conflicts=True
+                )
     except IntegrityError:
         raise _email_taken(contact.email or "") from None
     return contact
@@ -217,8 +224,10 @@ def contact_merge(*, workspace: Workspace, primary_id: UUID, duplicate_ids: Sequ
     with transaction.atomic():
         # Locked in id order so that two merges over overlapping contacts queue
         # instead of deadlocking; the second then sees the duplicates gone (404).
-        locked = {c.pk: c for c in Contact.objects.select_for_update().filter(workspace=workspace, pk__in=all_ids)
-                  .order_by("pk")}
+        locked = {
+            c.pk: c
+            for c in Contact.objects.select_for_update().filter(workspace=workspace, pk__in=all_ids).order_by("pk")
+        }
         missing = [str(cid) for cid in all_ids if cid not in locked]
         if missing:
             raise NotFound("Contact not found.", details={"missing_ids": missing})
@@ -246,7 +255,9 @@ def contact_merge(*, workspace: Workspace, primary_id: UUID, duplicate_ids: Sequ
         primary.created_at = min([primary.created_at, *(d.created_at for d in duplicates)])
 
         tag_ids = set(ContactTag.objects.filter(contact_id__in=duplicate_ids).values_list("tag_id", flat=True))
-        list_ids = set(ListMembership.objects.filter(contact_id__in=duplicate_ids).values_list("contact_list_id", flat=True))
+        list_ids = set(
+            ListMembership.objects.filter(contact_id__in=duplicate_ids).values_list("contact_list_id", flat=True)
+        )
         CometToken.objects.filter(contact_id__in=duplicate_ids).update(contact=primary)
         Opportunity.objects.filter(contact_id__in=duplicate_ids).update(contact=primary)
         Activity.objects.filter(contact_id__in=duplicate_ids).update(contact=primary)
@@ -257,8 +268,9 @@ def contact_merge(*, workspace: Workspace, primary_id: UUID, duplicate_ids: Sequ
         primary.save()
 
         ContactTag.objects.bulk_create([ContactTag(contact=primary, tag_id=t) for t in tag_ids], ignore_conflicts=True)
-        ListMembership.objects.bulk_create([ListMembership(contact=primary, contact_list_id=lid) for lid in list_ids],
-                                           ignore_conflicts=True)
+        ListMembership.objects.bulk_create(
+            [ListMembership(contact=primary, contact_list_id=lid) for lid in list_ids], ignore_conflicts=True
+        )
         contact_emails_sync_primary(contacts=[primary])
         have = {e.lower() for e in ContactEmail.objects.filter(contact=primary).values_list("email", flat=True)}
         new_rows: list[ContactEmail] = []
@@ -300,8 +312,11 @@ def list_add_contacts(*, contact_list: ContactList, contact_ids: Sequence[UUID])
     ids = _contacts_all_in_workspace(workspace=contact_list.workspace, contact_ids=contact_ids)
     with transaction.atomic():
         before = ListMembership.objects.filter(contact_list=contact_list, contact_id__in=ids).count()
-        ListMembership.objects.bulk_create([ListMembership(contact_list=contact_list, contact_id=cid) for cid in ids],
-                                           ignore_conflicts=True, batch_size=1000)
+        ListMembership.objects.bulk_create(
+            [ListMembership(contact_list=contact_list, contact_id=cid) for cid in ids],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
     return len(ids) - before
 
 
@@ -355,4 +370,3 @@ def opportunity_delete(*, opportunity: Opportunity) -> None:
 
 def activity_create(*, workspace: Workspace, data: dict[str, Any]) -> Activity:
     return Activity.objects.create(workspace=workspace, **_resolve_refs(workspace=workspace, data=data))
-

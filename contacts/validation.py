@@ -23,8 +23,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
-from email_validator import EmailNotValidError, validate_email
-from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.rfc_constants import (
     ATEXT,
     CASE_INSENSITIVE_MAILBOX_NAMES,
@@ -34,7 +33,7 @@ from email_validator.rfc_constants import (
 
 from contacts.models import Company, Contact, Tag
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _max_lengths(model: type, names: Iterable[str]) -> dict[str, int]:
@@ -55,8 +54,17 @@ MAX_CUSTOM_BYTES = 64 * 1024
 
 # Fields a client may send for a contact (POST /v1/contacts, import rows).
 CONTACT_INPUT_FIELDS: tuple[str, ...] = (
-    "full_name", "email", "phone", "job_title", "company_name", "company_id",
-    "linkedin_url", "tags", "custom", "created_at", "lists",
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "company_name",
+    "company_id",
+    "linkedin_url",
+    "tags",
+    "custom",
+    "created_at",
+    "lists",
 )
 
 
@@ -176,8 +184,13 @@ def _fast_email(value: str) -> str | None:
     if match is None:
         return None
     local, domain = match["local"], match["domain"].lower()
-    if (local.lower() in _ROLE_MAILBOXES or "--" in domain or len(domain) > DOMAIN_MAX_LENGTH
-            or domain.endswith(_SPECIAL_USE_SUFFIXES) or domain in _SPECIAL_USE_NAMES):
+    if (
+        local.lower() in _ROLE_MAILBOXES
+        or "--" in domain
+        or len(domain) > DOMAIN_MAX_LENGTH
+        or domain.endswith(_SPECIAL_USE_SUFFIXES)
+        or domain in _SPECIAL_USE_NAMES
+    ):
         return None
     return f"{local}@{domain}"
 
@@ -396,7 +409,10 @@ def _text(value: Any, *, field: str) -> str:
 
 
 def clean_contact_input(
-    data: Mapping[str, Any], *, tz: dt.tzinfo | str = UTC, phone_region: str = "US",
+    data: Mapping[str, Any],
+    *,
+    tz: dt.tzinfo | str = UTC,
+    phone_region: str = "US",
     allowed: Iterable[str] = CONTACT_INPUT_FIELDS,
 ) -> dict[str, Any]:
     """Validate and normalise the fields present in ``data`` (absent fields stay absent,
@@ -428,11 +444,15 @@ def clean_contact_input(
     if "email" in data:
         attempt("email", "invalid_email", lambda v: None if v in (None, "") else normalize_email(v))
     if "phone" in data:
-        attempt("phone", "invalid_phone",
-                lambda v: None if v in (None, "") else normalize_phone(v, region=phone_region))
+        attempt(
+            "phone", "invalid_phone", lambda v: None if v in (None, "") else normalize_phone(v, region=phone_region)
+        )
     if "linkedin_url" in data:
-        attempt("linkedin_url", "invalid_url",
-                lambda v: validate_url(v, max_length=CONTACT_MAX_LENGTHS["linkedin_url"], what="linkedin_url"))
+        attempt(
+            "linkedin_url",
+            "invalid_url",
+            lambda v: validate_url(v, max_length=CONTACT_MAX_LENGTHS["linkedin_url"], what="linkedin_url"),
+        )
     if "tags" in data:
         attempt("tags", "invalid_tags", parse_tags)
     if "custom" in data:
@@ -442,6 +462,7 @@ def clean_contact_input(
     if "company_id" in data:
         attempt("company_id", "invalid_id", lambda v: None if v in (None, "") else parse_uuid(v, what="company_id"))
     if "lists" in data:
+
         def _lists(v: Any) -> list[uuid.UUID]:
             if v is None:
                 return []

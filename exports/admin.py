@@ -23,17 +23,49 @@ from exports.models import ExportJob
 
 @admin.register(ExportJob)
 class ExportJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "workspace", "kind", "format", "status", "progress_bar", "counts", "size", "created_at",
-                    "completed_at")
+    list_display = (
+        "id",
+        "workspace",
+        "kind",
+        "format",
+        "status",
+        "progress_bar",
+        "counts",
+        "size",
+        "created_at",
+        "completed_at",
+    )
     list_filter = ("status", "kind", "format")
     list_select_related = ("workspace",)
     search_fields = ("=id", "workspace__name", "=request_id")
     date_hierarchy = "created_at"
     actions = ["cancel_jobs", "retry_jobs"]
-    readonly_fields = ("id", "workspace", "kind", "format", "status", "progress_bar", "counts", "size",
-                       "download_link", "parameters", "api_key", "created_by_user", "sha256", "storage_key",
-                       "request_id", "attempts", "error", "error_kind", "created_at", "started_at", "heartbeat_at",
-                       "completed_at", "expires_at", "checkpoint")
+    readonly_fields = (
+        "id",
+        "workspace",
+        "kind",
+        "format",
+        "status",
+        "progress_bar",
+        "counts",
+        "size",
+        "download_link",
+        "parameters",
+        "api_key",
+        "created_by_user",
+        "sha256",
+        "storage_key",
+        "request_id",
+        "attempts",
+        "error",
+        "error_kind",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "completed_at",
+        "expires_at",
+        "checkpoint",
+    )
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -85,7 +117,9 @@ class ExportJobAdmin(admin.ModelAdmin):
     @admin.action(description="Retry selected export jobs")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[ExportJob]) -> None:
         done = sum(export_job_retry(job=job) for job in queryset)
-        self.message_user(request, f"Queued {done} export job(s) again.", messages.SUCCESS if done else messages.WARNING)
+        self.message_user(
+            request, f"Queued {done} export job(s) again.", messages.SUCCESS if done else messages.WARNING
+        )
 
 
 # --- Actions for other admins (contacts.ContactAdmin, leadlex.WorkspaceAdmin) ----------
@@ -104,8 +138,12 @@ def _export_selected(fmt: str) -> Any:
             by_workspace.setdefault(workspace_id, []).append(pk)
         from leadlex.models import Workspace
 
-        jobs = [services.contact_export_start(workspace=Workspace.objects.get(pk=ws), format=fmt, contact_ids=ids,
-                                              user=request.user) for ws, ids in by_workspace.items()]
+        jobs = [
+            services.contact_export_start(
+                workspace=Workspace.objects.get(pk=ws), format=fmt, contact_ids=ids, user=request.user
+            )
+            for ws, ids in by_workspace.items()
+        ]
         return _show_jobs(modeladmin, request, jobs)
 
     action.__name__ = f"export_selected_contacts_{fmt}"

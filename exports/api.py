@@ -18,21 +18,27 @@ from exports.engine import export_job_download_url
 from exports.models import ExportJob
 from leadlex.api import WorkspaceAPIView, get_in_workspace
 
-_STATUS = inline_serializer("ContactExportStatus", {
-    "id": serializers.UUIDField(),
-    "status": serializers.ChoiceField(choices=["queued", "processing", "completed", "failed", "expired"]),
-    "total_contacts": serializers.IntegerField(allow_null=True),
-    "processed_contacts": serializers.IntegerField(),
-    "created_at": serializers.DateTimeField(),
-    "completed_at": serializers.DateTimeField(allow_null=True),
-    "error": serializers.CharField(allow_null=True),
-    "request_id": serializers.CharField(allow_null=True, help_text="X-Request-ID of the request that created the "
-                                                                   "export; null when none did (e.g. a command)."),
-    "download_url": serializers.URLField(required=False, help_text="Presigned, valid 15 minutes, signed afresh on "
-                                                                   "each read; only when completed."),
-    "expires_at": serializers.DateTimeField(required=False, help_text="When download_url stops working."),
-    "file_expires_at": serializers.DateTimeField(required=False, help_text="When the file is deleted (retention)."),
-})
+_STATUS = inline_serializer(
+    "ContactExportStatus",
+    {
+        "id": serializers.UUIDField(),
+        "status": serializers.ChoiceField(choices=["queued", "processing", "completed", "failed", "expired"]),
+        "total_contacts": serializers.IntegerField(allow_null=True),
+        "processed_contacts": serializers.IntegerField(),
+        "created_at": serializers.DateTimeField(),
+        "completed_at": serializers.DateTimeField(allow_null=True),
+        "error": serializers.CharField(allow_null=True),
+        "request_id": serializers.CharField(
+            allow_null=True,
+            help_text="X-Request-ID of the request that created the export; null when none did (e.g. a command).",
+        ),
+        "download_url": serializers.URLField(
+            required=False, help_text="Presigned, valid 15 minutes, signed afresh on each read; only when completed."
+        ),
+        "expires_at": serializers.DateTimeField(required=False, help_text="When download_url stops working."),
+        "file_expires_at": serializers.DateTimeField(required=False, help_text="When the file is deleted (retention)."),
+    },
+)
 
 
 class ContactExportStreamApi(WorkspaceAPIView):
@@ -43,25 +49,33 @@ class ContactExportStreamApi(WorkspaceAPIView):
     @extend_schema(
         summary="Export contacts as CSV (streamed)",
         description="Rows ordered by (created_at, id); header row always first; `tags` comma-joined in one cell; "
-                    "RFC 4180 quoting; formula-like cells neutralised (docs/exports.md). When more rows match than "
-                    "`limit`, `Link: <...>; rel=\"next\"` gives the next page. 10 requests per hour per workspace.",
+        "RFC 4180 quoting; formula-like cells neutralised (docs/exports.md). When more rows match than "
+        '`limit`, `Link: <...>; rel="next"` gives the next page. 10 requests per hour per workspace.',
         parameters=[
             OpenApiParameter("limit", int, description="Rows per response, default 10,000, max 50,000."),
-            OpenApiParameter("created_after", OpenApiTypes.DATETIME,
-                             description="ISO 8601, exclusive; without an offset read in the workspace's time zone."),
+            OpenApiParameter(
+                "created_after",
+                OpenApiTypes.DATETIME,
+                description="ISO 8601, exclusive; without an offset read in the workspace's time zone.",
+            ),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="ISO 8601, exclusive; as above."),
             OpenApiParameter("list_id", OpenApiTypes.UUID, description="Only members of this list."),
             OpenApiParameter("tag", str, many=True, description="Repeatable; every tag must be carried."),
-            OpenApiParameter("fields", str, description="Comma-separated columns; default id,full_name,email,phone,"
-                                                        "job_title,company_name,linkedin_url,tags,created_at."),
+            OpenApiParameter(
+                "fields",
+                str,
+                description="Comma-separated columns; default id,full_name,email,phone,"
+                "job_title,company_name,linkedin_url,tags,created_at.",
+            ),
             OpenApiParameter("cursor", str, description="From a previous response's Link rel=next."),
         ],
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         job, next_token = services.contact_export_sync_prepare(workspace=self.workspace, query=request.query_params)
-        response = StreamingHttpResponse(services.contact_export_sync_stream(job=job),
-                                         content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            services.contact_export_sync_stream(job=job), content_type="text/csv; charset=utf-8"
+        )
         response["Content-Disposition"] = 'attachment; filename="contacts-export.csv"'
         if next_token:
             query = request.query_params.copy()
@@ -81,22 +95,34 @@ class ContactExportCreateApi(WorkspaceAPIView):
     @extend_schema(
         summary="Create a contact export (gzipped NDJSON)",
         description="Queues an export of the contacts created between `start_date` and `end_date`; poll "
-                    "`GET /v1/contacts/exports/{id}` for its progress and download URL. The parameters may also be "
-                    "sent as query parameters. 5 requests per minute per workspace.",
-        request=inline_serializer("ContactExportCreate", {
-            "start_date": serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS (workspace time zone), or an ISO "
-                                                          "8601 date-time such as 2020-01-01T00:00:00Z: with Z or an "
-                                                          "offset it is that instant, without one a time of the "
-                                                          "workspace time zone. Anything else: 422."),
-            "end_date": serializers.CharField(help_text="Same forms as start_date, after it; inclusive (a whole "
-                                                        "second includes that whole second)."),
-            "include_comet_tokens": serializers.ChoiceField(choices=[0, 1], required=False),
-            "include_all_emails": serializers.ChoiceField(choices=[0, 1], required=False),
-        }),
-        responses={202: inline_serializer("ContactExportCreated", {"id": serializers.UUIDField(),
-                                                                   "status": serializers.CharField()}),
-                   422: OpenApiResponse(description="validation_error: a date is missing or malformed, or "
-                                                            "end_date is not after start_date (details name it).")},
+        "`GET /v1/contacts/exports/{id}` for its progress and download URL. The parameters may also be "
+        "sent as query parameters. 5 requests per minute per workspace.",
+        request=inline_serializer(
+            "ContactExportCreate",
+            {
+                "start_date": serializers.CharField(
+                    help_text="YYYY-MM-DD HH:MM:SS (workspace time zone), or an ISO "
+                    "8601 date-time such as 2020-01-01T00:00:00Z: with Z or an "
+                    "offset it is that instant, without one a time of the "
+                    "workspace time zone. Anything else: 422."
+                ),
+                "end_date": serializers.CharField(
+                    help_text="Same forms as start_date, after it; inclusive (a whole "
+                    "second includes that whole second)."
+                ),
+                "include_comet_tokens": serializers.ChoiceField(choices=[0, 1], required=False),
+                "include_all_emails": serializers.ChoiceField(choices=[0, 1], required=False),
+            },
+        ),
+        responses={
+            202: inline_serializer(
+                "ContactExportCreated", {"id": serializers.UUIDField(), "status": serializers.CharField()}
+            ),
+            422: OpenApiResponse(
+                description="validation_error: a date is missing or malformed, or "
+                "end_date is not after start_date (details name it)."
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         data: Any = request.data if request.data else request.query_params.dict()
@@ -132,10 +158,14 @@ class ContactExportDetailApi(WorkspaceAPIView):
 
     rate_limit_group = "contacts_exports_status"
 
-    @extend_schema(summary="Get a contact export", responses={200: _STATUS},
-                   description="Status and progress; when completed, a `download_url` signed afresh on each read "
-                               "(valid 15 minutes). 30 requests per minute per workspace.")
+    @extend_schema(
+        summary="Get a contact export",
+        responses={200: _STATUS},
+        description="Status and progress; when completed, a `download_url` signed afresh on each read "
+        "(valid 15 minutes). 30 requests per minute per workspace.",
+    )
     def get(self, request: Request, export_id: str) -> Response:
-        job: ExportJob = get_in_workspace(ExportJob.objects.filter(kind="contacts"), workspace=self.workspace,
-                                          pk=export_id)  # type: ignore[assignment]
+        job: ExportJob = get_in_workspace(
+            ExportJob.objects.filter(kind="contacts"), workspace=self.workspace, pk=export_id
+        )  # type: ignore[assignment]
         return Response(export_status_body(job, base_url=request.build_absolute_uri("/")))

@@ -17,16 +17,18 @@ Parameters (``ExportJob.parameters``): the ``ContactFilter`` keys plus ``fields`
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import orjson
 from django.db import connection, transaction
 
+from contacts.models import Contact
 from exports import conf
 from exports.engine import ExportBatch, ExportKindSpec, register_export_kind
-from contacts.models import Contact
 from exports.models import ExportJob
+from exports.prefetch import RenderThreads
 from exports.selectors import (
     ContactBatch,
     ContactFilter,
@@ -36,16 +38,36 @@ from exports.selectors import (
     contact_export_queryset,
     cursor_encode,
 )
-from exports.prefetch import RenderThreads
 from exports.writers import CSV_SAFE_RE, csv_header, csv_row, format_timestamp, jsonb_text
 
 KIND = "contacts"
 
 # The contract's sync CSV default, and everything a contact has for NDJSON.
-CSV_DEFAULT_FIELDS = ("id", "full_name", "email", "phone", "job_title", "company_name", "linkedin_url", "tags",
-                      "created_at")
-NDJSON_DEFAULT_FIELDS = ("id", "full_name", "email", "phone", "job_title", "company_name", "linkedin_url", "tags",
-                         "lists", "custom", "created_at", "updated_at")
+CSV_DEFAULT_FIELDS = (
+    "id",
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "company_name",
+    "linkedin_url",
+    "tags",
+    "created_at",
+)
+NDJSON_DEFAULT_FIELDS = (
+    "id",
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "company_name",
+    "linkedin_url",
+    "tags",
+    "lists",
+    "custom",
+    "created_at",
+    "updated_at",
+)
 EXTRA_FIELDS = ("comet_tokens", "emails")
 
 
@@ -66,9 +88,11 @@ class Field:
 
 def _ts_sql(col: str) -> str:
     # Same text as writers.format_timestamp: UTC, Z, microseconds only when non-zero.
-    return (f"(to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-            f"CASE WHEN mod(date_part('microseconds', {col})::bigint, 1000000) <> 0 "
-            f"THEN to_char({col} AT TIME ZONE 'UTC', '.US') ELSE '' END || 'Z')")
+    return (
+        f"(to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN mod(date_part('microseconds', {col})::bigint, 1000000) <> 0 "
+        f"THEN to_char({col} AT TIME ZONE 'UTC', '.US') ELSE '' END || 'Z')"
+    )
 
 
 def _str_json(expr: str) -> str:
@@ -83,12 +107,15 @@ def _joined(value: list[str]) -> str:
     return ",".join(value)
 
 
-_TAGS_FROM = ("FROM contacts_contacttag ct JOIN contacts_tag t ON t.id = ct.tag_id WHERE ct.contact_id = c.id")
+_TAGS_FROM = "FROM contacts_contacttag ct JOIN contacts_tag t ON t.id = ct.tag_id WHERE ct.contact_id = c.id"
 _LISTS_FROM = "FROM contacts_listmembership lm WHERE lm.contact_id = c.id"
-_OTHER_EMAILS = ("FROM contacts_contactemail e WHERE e.contact_id = c.id "
-                 "AND (c.email IS NULL OR lower(e.email) <> lower(c.email))")
-_RECENT_TOKENS = ("FROM (SELECT x.token, x.seen_at, x.id FROM contacts_comettoken x WHERE x.contact_id = c.id "
-                  "ORDER BY x.seen_at DESC, x.id DESC LIMIT 5) k")
+_OTHER_EMAILS = (
+    "FROM contacts_contactemail e WHERE e.contact_id = c.id AND (c.email IS NULL OR lower(e.email) <> lower(c.email))"
+)
+_RECENT_TOKENS = (
+    "FROM (SELECT x.token, x.seen_at, x.id FROM contacts_comettoken x WHERE x.contact_id = c.id "
+    "ORDER BY x.seen_at DESC, x.id DESC LIMIT 5) k"
+)
 
 
 def _company_name(row: dict[str, Any], batch: ContactBatch) -> str:
@@ -109,40 +136,83 @@ def _plain(name: str) -> Field:
     return Field(name, lambda r, b: r[name], _text, _str_json(f"c.{name}"), f"c.{name}")
 
 
-FIELDS: dict[str, Field] = {f.name: f for f in [
-    Field("id", lambda r, b: str(r["id"]), _text, "('\"' || c.id::text || '\"')", "c.id::text", "plain"),
-    _plain("full_name"),
-    _plain("email"),
-    _plain("phone"),
-    _plain("job_title"),
-    Field("company_name", _company_name, _text,
-          _str_json("CASE WHEN c.company_id IS NOT NULL AND co.name IS NOT NULL THEN co.name ELSE c.company_name END"),
-          "CASE WHEN c.company_id IS NOT NULL AND co.name IS NOT NULL THEN co.name ELSE c.company_name END"),
-    _plain("linkedin_url"),
-    Field("tags", lambda r, b: b.tags.get(r["id"], []), _joined,
-          f"COALESCE((SELECT '[' || string_agg(to_json(t.name)::text, ',' ORDER BY t.name COLLATE \"C\") || ']' "
-          f"{_TAGS_FROM}), '[]')",
-          f"(SELECT string_agg(t.name, ',' ORDER BY t.name COLLATE \"C\") {_TAGS_FROM})"),
-    Field("lists", lambda r, b: b.lists.get(r["id"], []), _joined,
-          f"COALESCE((SELECT '[' || string_agg('\"' || lm.contact_list_id::text || '\"', ',' "
-          f"ORDER BY lm.contact_list_id) || ']' {_LISTS_FROM}), '[]')",
-          f"(SELECT string_agg(lm.contact_list_id::text, ',' ORDER BY lm.contact_list_id) {_LISTS_FROM})", "list"),
-    Field("custom", lambda r, b: r["custom"] if r["custom"] is not None else {}, jsonb_text,
-          "COALESCE(c.custom::text, '{}')", "COALESCE(c.custom::text, '{}')"),
-    Field("created_at", lambda r, b: format_timestamp(r["created_at"]), _text,
-          f"('\"' || {_ts_sql('c.created_at')} || '\"')", _ts_sql("c.created_at"), "plain"),
-    Field("updated_at", lambda r, b: format_timestamp(r["updated_at"]), _text,
-          f"('\"' || {_ts_sql('c.updated_at')} || '\"')", _ts_sql("c.updated_at"), "plain"),
-    Field("emails", _emails, _joined,
-          f"('[' || concat_ws(',', to_json(c.email)::text, "
-          f"(SELECT string_agg(to_json(e.email)::text, ',' ORDER BY e.created_at, e.id) {_OTHER_EMAILS})) || ']')",
-          f"NULLIF(concat_ws(',', c.email, (SELECT string_agg(e.email, ',' ORDER BY e.created_at, e.id) "
-          f"{_OTHER_EMAILS})), '')"),
-    Field("comet_tokens", _comet_tokens, lambda v: ",".join(t["token"] for t in v),
-          f"COALESCE((SELECT '[' || string_agg('{{\"token\":' || to_json(k.token)::text || ',\"seen_at\":\"' || "
-          f"{_ts_sql('k.seen_at')} || '\"}}', ',' ORDER BY k.seen_at DESC, k.id DESC) || ']' {_RECENT_TOKENS}), '[]')",
-          f"(SELECT string_agg(k.token, ',' ORDER BY k.seen_at DESC, k.id DESC) {_RECENT_TOKENS})"),
-]}
+FIELDS: dict[str, Field] = {
+    f.name: f
+    for f in [
+        Field("id", lambda r, b: str(r["id"]), _text, "('\"' || c.id::text || '\"')", "c.id::text", "plain"),
+        _plain("full_name"),
+        _plain("email"),
+        _plain("phone"),
+        _plain("job_title"),
+        Field(
+            "company_name",
+            _company_name,
+            _text,
+            _str_json(
+                "CASE WHEN c.company_id IS NOT NULL AND co.name IS NOT NULL THEN co.name ELSE c.company_name END"
+            ),
+            "CASE WHEN c.company_id IS NOT NULL AND co.name IS NOT NULL THEN co.name ELSE c.company_name END",
+        ),
+        _plain("linkedin_url"),
+        Field(
+            "tags",
+            lambda r, b: b.tags.get(r["id"], []),
+            _joined,
+            f"COALESCE((SELECT '[' || string_agg(to_json(t.name)::text, ',' ORDER BY t.name COLLATE \"C\") || ']' "
+            f"{_TAGS_FROM}), '[]')",
+            f"(SELECT string_agg(t.name, ',' ORDER BY t.name COLLATE \"C\") {_TAGS_FROM})",
+        ),
+        Field(
+            "lists",
+            lambda r, b: b.lists.get(r["id"], []),
+            _joined,
+            f"COALESCE((SELECT '[' || string_agg('\"' || lm.contact_list_id::text || '\"', ',' "
+            f"ORDER BY lm.contact_list_id) || ']' {_LISTS_FROM}), '[]')",
+            f"(SELECT string_agg(lm.contact_list_id::text, ',' ORDER BY lm.contact_list_id) {_LISTS_FROM})",
+            "list",
+        ),
+        Field(
+            "custom",
+            lambda r, b: r["custom"] if r["custom"] is not None else {},
+            jsonb_text,
+            "COALESCE(c.custom::text, '{}')",
+            "COALESCE(c.custom::text, '{}')",
+        ),
+        Field(
+            "created_at",
+            lambda r, b: format_timestamp(r["created_at"]),
+            _text,
+            f"('\"' || {_ts_sql('c.created_at')} || '\"')",
+            _ts_sql("c.created_at"),
+            "plain",
+        ),
+        Field(
+            "updated_at",
+            lambda r, b: format_timestamp(r["updated_at"]),
+            _text,
+            f"('\"' || {_ts_sql('c.updated_at')} || '\"')",
+            _ts_sql("c.updated_at"),
+            "plain",
+        ),
+        Field(
+            "emails",
+            _emails,
+            _joined,
+            f"('[' || concat_ws(',', to_json(c.email)::text, "
+            f"(SELECT string_agg(to_json(e.email)::text, ',' ORDER BY e.created_at, e.id) {_OTHER_EMAILS})) || ']')",
+            f"NULLIF(concat_ws(',', c.email, (SELECT string_agg(e.email, ',' ORDER BY e.created_at, e.id) "
+            f"{_OTHER_EMAILS})), '')",
+        ),
+        Field(
+            "comet_tokens",
+            _comet_tokens,
+            lambda v: ",".join(t["token"] for t in v),
+            f"COALESCE((SELECT '[' || string_agg('{{\"token\":' || to_json(k.token)::text || ',\"seen_at\":\"' || "
+            f"{_ts_sql('k.seen_at')} || '\"}}', ',' ORDER BY k.seen_at DESC, k.id DESC) || ']' {_RECENT_TOKENS}), '[]')",
+            f"(SELECT string_agg(k.token, ',' ORDER BY k.seen_at DESC, k.id DESC) {_RECENT_TOKENS})",
+        ),
+    ]
+}
 ALL_FIELDS = tuple(FIELDS)
 
 
@@ -170,19 +240,22 @@ def _render_generic(job: ExportJob, fields: list[str], batch: ContactBatch) -> b
 
 def _iter_generic(job: ExportJob, after: Any, fields: list[str], filters: ContactFilter) -> Iterator[ExportBatch]:
     need = frozenset(fields)
-    for batch in contact_export_batches(job=job, filters=filters, after=after, batch_size=conf.batch_size(),
-                                        need=need):
+    for batch in contact_export_batches(job=job, filters=filters, after=after, batch_size=conf.batch_size(), need=need):
         last = batch.rows[-1]
-        yield ExportBatch(data=_render_generic(job, fields, batch), rows=len(batch.rows),
-                          cursor=cursor_encode(last["created_at"], last["id"]))
+        yield ExportBatch(
+            data=_render_generic(job, fields, batch),
+            rows=len(batch.rows),
+            cursor=cursor_encode(last["created_at"], last["id"]),
+        )
 
 
 # --- PostgreSQL renderer ----------------------------------------------------------------
 _CONTACT_COLUMNS = tuple(f.attname for f in Contact._meta.concrete_fields)
 
+
 def _batch_sql(job: ExportJob, fields: list[str], keys_sql: str) -> tuple[str, list[Any]]:
     """SQL rendering one line per key row; returns (sql, params placed before the keys' params)."""
-    joins = "FROM ({keys}) c LEFT JOIN contacts_company co ON co.id = c.company_id".format(keys=keys_sql)
+    joins = f"FROM ({keys_sql}) c LEFT JOIN contacts_company co ON co.id = c.company_id"
     if job.format != ExportJob.Format.CSV:
         pieces = []
         for i, name in enumerate(fields):
@@ -202,8 +275,10 @@ def _batch_sql(job: ExportJob, fields: list[str], keys_sql: str) -> tuple[str, l
     for i, kind in enumerate(kinds):
         if kind == "text":
             # ascii() of the first character ('' gives 0): cheaper than comparing left(f, 1).
-            neutral.append(f"CASE WHEN ascii(f{i}) IN (61, 43, 45, 64, 9, 13) "  # = + - @ TAB CR
-                           f"THEN CASE WHEN f{i} ~ %s THEN f{i} ELSE '''' || f{i} END ELSE f{i} END AS n{i}")
+            neutral.append(
+                f"CASE WHEN ascii(f{i}) IN (61, 43, 45, 64, 9, 13) "  # = + - @ TAB CR
+                f"THEN CASE WHEN f{i} ~ %s THEN f{i} ELSE '''' || f{i} END ELSE f{i} END AS n{i}"
+            )
             params.append(CSV_SAFE_RE)
         else:
             neutral.append(f"f{i} AS n{i}")
@@ -212,22 +287,27 @@ def _batch_sql(job: ExportJob, fields: list[str], keys_sql: str) -> tuple[str, l
         if kind == "plain":
             quoted.append(f"n{i}")
         else:
-            quoted.append(f"CASE WHEN strpos(n{i}, '\"') > 0 OR strpos(n{i}, ',') > 0 OR strpos(n{i}, chr(10)) > 0 "
-                          f"OR strpos(n{i}, chr(13)) > 0 THEN '\"' || replace(n{i}, '\"', '\"\"') || '\"' "
-                          f"ELSE n{i} END")
+            quoted.append(
+                f"CASE WHEN strpos(n{i}, '\"') > 0 OR strpos(n{i}, ',') > 0 OR strpos(n{i}, chr(10)) > 0 "
+                f"OR strpos(n{i}, chr(13)) > 0 THEN '\"' || replace(n{i}, '\"', '\"\"') || '\"' "
+                f"ELSE n{i} END"
+            )
     line = " || ',' || ".join(quoted)
     if len(fields) == 1:  # a lone empty cell is written "" (see writers.csv_row)
         line = f"CASE WHEN n0 = '' THEN '\"\"' ELSE {line} END"
     # OFFSET 0 keeps each step a separate subquery: flattened, the planner would
     # evaluate every cell expression (tag subqueries included) once per reference.
-    sql = (f"SELECT created_at, id, ({line}) || chr(13) || chr(10) AS line FROM ("
-           f"SELECT created_at, id, {', '.join(neutral)} FROM ("
-           f"SELECT c.created_at, c.id, {raw} {joins} OFFSET 0) a OFFSET 0) b")
+    sql = (
+        f"SELECT created_at, id, ({line}) || chr(13) || chr(10) AS line FROM ("
+        f"SELECT created_at, id, {', '.join(neutral)} FROM ("
+        f"SELECT c.created_at, c.id, {raw} {joins} OFFSET 0) a OFFSET 0) b"
+    )
     return sql, params
 
 
-def _render_range(job: ExportJob, fields: list[str], filters: ContactFilter, after: Any,
-                  limit: int) -> tuple[bytes, int, Any]:
+def _render_range(
+    job: ExportJob, fields: list[str], filters: ContactFilter, after: Any, limit: int
+) -> tuple[bytes, int, Any]:
     """One batch rendered by the database: the lines of (at most ``limit``) rows
     strictly after ``after`` (and up to ``filters.until``), their count, and the
     keyset position of the last one."""
@@ -235,8 +315,9 @@ def _render_range(job: ExportJob, fields: list[str], filters: ContactFilter, aft
     # contacts_contact lets a planner with stale statistics (a table bulk-loaded
     # moments ago, not yet analysed) pick a nested loop over a sequential scan,
     # which turns one batch into minutes.
-    keys = (contact_export_queryset(workspace=job.workspace_id, filters=filters, after=after)
-            .values(*_CONTACT_COLUMNS)[:limit])
+    keys = contact_export_queryset(workspace=job.workspace_id, filters=filters, after=after).values(*_CONTACT_COLUMNS)[
+        :limit
+    ]
     keys_sql, keys_params = keys.query.sql_with_params()
     lines_sql, line_params = _batch_sql(job, fields, keys_sql)
     sql = (
@@ -273,8 +354,9 @@ def _iter_postgres(job: ExportJob, after: Any, fields: list[str], filters: Conta
             return
 
 
-def _iter_postgres_threads(job: ExportJob, after: Any, fields: list[str], filters: ContactFilter, size: int,
-                           threads: int) -> Iterator[ExportBatch]:
+def _iter_postgres_threads(
+    job: ExportJob, after: Any, fields: list[str], filters: ContactFilter, size: int, threads: int
+) -> Iterator[ExportBatch]:
     """The same batches, rendered ahead on ``threads`` connections of their own while
     the engine compresses and uploads: the caller's connection cuts the rows into
     ranges of ``size`` (the key of every ``size``-th row, an index-only scan), and
@@ -308,8 +390,9 @@ def _iter_postgres_threads(job: ExportJob, after: Any, fields: list[str], filter
                 yield ExportBatch(data=data, rows=n, cursor=last)
 
 
-def _render_range_for(job: ExportJob, fields: list[str], filters: ContactFilter, after: Any, limit: int,
-                      end: Any) -> tuple[bytes, int, Any, Any]:
+def _render_range_for(
+    job: ExportJob, fields: list[str], filters: ContactFilter, after: Any, limit: int, end: Any
+) -> tuple[bytes, int, Any, Any]:
     return (*_render_range(job, fields, filters, after, limit), end)
 
 
@@ -343,8 +426,9 @@ def _filename(job: ExportJob) -> str:
     return f"contacts-export-{str(job.pk)[:8]}.{'csv' if job.format == ExportJob.Format.CSV else 'ndjson'}.gz"
 
 
-SPEC = ExportKindSpec(iter_batches=_iter_batches, content_type=_content_type, filename=_filename, header=_header,
-                      count=_count)
+SPEC = ExportKindSpec(
+    iter_batches=_iter_batches, content_type=_content_type, filename=_filename, header=_header, count=_count
+)
 
 
 def register() -> None:

@@ -57,10 +57,11 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
@@ -153,17 +154,31 @@ def _enqueue(job_id: Any) -> None:
     transaction.on_commit(lambda: export_job_run_task.delay(job_id=str(job_id)))
 
 
-def export_job_create(*, workspace: Workspace, kind: str, format: str, parameters: dict[str, Any],
-                      api_key: ApiKey | None = None, user: Any = None, enqueue: bool = True,
-                      request_id: str | None = None) -> ExportJob:
+def export_job_create(
+    *,
+    workspace: Workspace,
+    kind: str,
+    format: str,
+    parameters: dict[str, Any],
+    api_key: ApiKey | None = None,
+    user: Any = None,
+    enqueue: bool = True,
+    request_id: str | None = None,
+) -> ExportJob:
     """``request_id`` defaults to the id of the request being served (API or admin)."""
     get_export_kind(kind)  # fail early on a typo, not in the worker
     if format not in ExportJob.Format.values:
         raise ValueError(f"unknown export format {format!r}")
     with transaction.atomic():
-        job = ExportJob.objects.create(workspace=workspace, kind=kind, format=format, parameters=parameters,
-                                       api_key=api_key, created_by_user=user if getattr(user, "pk", None) else None,
-                                       request_id=current_request_id() if request_id is None else request_id)
+        job = ExportJob.objects.create(
+            workspace=workspace,
+            kind=kind,
+            format=format,
+            parameters=parameters,
+            api_key=api_key,
+            created_by_user=user if getattr(user, "pk", None) else None,
+            request_id=current_request_id() if request_id is None else request_id,
+        )
         if enqueue:
             _enqueue(job.pk)
     return job
@@ -173,7 +188,8 @@ def export_job_cancel(*, job: ExportJob) -> bool:
     """Cancel a queued or running job; a running worker notices at its next
     heartbeat and stops. Returns False when the job had already ended."""
     changed = ExportJob.objects.filter(
-        pk=job.pk, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.PROCESSING],
+        pk=job.pk,
+        status__in=[ExportJob.Status.QUEUED, ExportJob.Status.PROCESSING],
     ).update(status=ExportJob.Status.CANCELLED, completed_at=timezone.now(), lease_token="")
     if changed:
         _discard_partial(job.storage_key, (job.checkpoint or {}).get("writer"))
@@ -184,10 +200,23 @@ def export_job_cancel(*, job: ExportJob) -> bool:
 def export_job_retry(*, job: ExportJob) -> bool:
     """Run a failed or cancelled job again, from scratch, under a new object name."""
     changed = ExportJob.objects.filter(
-        pk=job.pk, status__in=[ExportJob.Status.FAILED, ExportJob.Status.CANCELLED],
-    ).update(status=ExportJob.Status.QUEUED, checkpoint={}, storage_key="", processed_count=0, row_count=None,
-             byte_size=None, sha256="", error="", error_kind="", attempts=0, completed_at=None, heartbeat_at=None,
-             lease_token="")
+        pk=job.pk,
+        status__in=[ExportJob.Status.FAILED, ExportJob.Status.CANCELLED],
+    ).update(
+        status=ExportJob.Status.QUEUED,
+        checkpoint={},
+        storage_key="",
+        processed_count=0,
+        row_count=None,
+        byte_size=None,
+        sha256="",
+        error="",
+        error_kind="",
+        attempts=0,
+        completed_at=None,
+        heartbeat_at=None,
+        lease_token="",
+    )
     if changed:
         _discard_partial(job.storage_key, (job.checkpoint or {}).get("writer"))
         with transaction.atomic():
@@ -201,7 +230,7 @@ def _discard_partial(key: str, writer_state: dict[str, Any] | None) -> None:
         return
     try:
         storage.abort_resumable(key, writer_state)
-    except Exception:  # noqa: BLE001 - best effort; the retention sweeper finds leftovers
+    except Exception:
         logger.warning("could not discard the partial upload of %s", key, exc_info=True)
 
 
@@ -213,8 +242,13 @@ def export_job_fail(*, job_id: Any, error: str, error_kind: str = "system", leas
     # The status and its webhook delivery row commit together: a worker that dies
     # in between must not leave a failed job whose event was never recorded.
     with transaction.atomic():
-        changed = qs.update(status=ExportJob.Status.FAILED, error=error[:2000], error_kind=error_kind,
-                            completed_at=timezone.now(), lease_token="")
+        changed = qs.update(
+            status=ExportJob.Status.FAILED,
+            error=error[:2000],
+            error_kind=error_kind,
+            completed_at=timezone.now(),
+            lease_token="",
+        )
         if changed:
             job = ExportJob.objects.get(pk=job_id)
             _emit(job, "export.failed")
@@ -226,8 +260,7 @@ def export_job_fail(*, job_id: Any, error: str, error_kind: str = "system", leas
 # --- Reading ------------------------------------------------------------------------
 def export_object_meta(job: ExportJob) -> storage.ObjectMeta:
     spec = get_export_kind(job.kind)
-    return storage.ObjectMeta(content_type=spec.content_type(job), content_encoding="gzip",
-                              filename=spec.filename(job))
+    return storage.ObjectMeta(content_type=spec.content_type(job), content_encoding="gzip", filename=spec.filename(job))
 
 
 def export_job_download_url(job: ExportJob, *, base_url: str | None = None) -> str | None:
@@ -235,8 +268,9 @@ def export_job_download_url(job: ExportJob, *, base_url: str | None = None) -> s
     more than ``download_ttl()`` seconds."""
     if job.status != ExportJob.Status.COMPLETED or not job.storage_key:
         return None
-    return storage.presigned_get(job.storage_key, expires=conf.download_ttl(), meta=export_object_meta(job),
-                                 base_url=base_url)
+    return storage.presigned_get(
+        job.storage_key, expires=conf.download_ttl(), meta=export_object_meta(job), base_url=base_url
+    )
 
 
 @contextmanager
@@ -269,16 +303,28 @@ def export_stream(job: ExportJob) -> Iterator[bytes]:
 def _claim(job_id: Any, token: str) -> bool:
     now = timezone.now()
     stale_before = now - timedelta(seconds=conf.stale_seconds())
-    return bool(ExportJob.objects.filter(pk=job_id).filter(
-        Q(status=ExportJob.Status.QUEUED) | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__lt=stale_before)
-        | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__isnull=True),
-    ).update(status=ExportJob.Status.PROCESSING, lease_token=token, heartbeat_at=now, attempts=F("attempts") + 1,
-             started_at=Coalesce(F("started_at"), now)))  # the last error stays until it completes
+    return bool(
+        ExportJob.objects.filter(pk=job_id)
+        .filter(
+            Q(status=ExportJob.Status.QUEUED)
+            | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__lt=stale_before)
+            | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__isnull=True),
+        )
+        .update(
+            status=ExportJob.Status.PROCESSING,
+            lease_token=token,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), now),
+        )
+    )  # the last error stays until it completes
 
 
 def _under_lease(job: ExportJob, token: str, **fields: Any) -> None:
     fields["heartbeat_at"] = timezone.now()
-    changed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PROCESSING, lease_token=token).update(**fields)
+    changed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PROCESSING, lease_token=token).update(
+        **fields
+    )
     if not changed:
         raise _LeaseLost()
 
@@ -291,8 +337,12 @@ def export_job_run(*, job_id: Any, on_progress: Callable[[int, int | None], None
         return "skipped"
     job = ExportJob.objects.select_related("workspace").get(pk=job_id)
     if job.attempts > conf.max_attempts():
-        export_job_fail(job_id=job.pk, error=f"Gave up after {job.attempts - 1} attempts. Last error: {job.error}"
-                        .strip(), error_kind=job.error_kind or "system", lease_token=token)
+        export_job_fail(
+            job_id=job.pk,
+            error=f"Gave up after {job.attempts - 1} attempts. Last error: {job.error}".strip(),
+            error_kind=job.error_kind or "system",
+            lease_token=token,
+        )
         return ExportJob.Status.FAILED
     try:
         spec = get_export_kind(job.kind)
@@ -303,22 +353,27 @@ def export_job_run(*, job_id: Any, on_progress: Callable[[int, int | None], None
     except TRANSIENT_ERRORS as exc:
         # Give the job back with its checkpoint; the task's retry claims it again.
         ExportJob.objects.filter(pk=job.pk, lease_token=token, status=ExportJob.Status.PROCESSING).update(
-            status=ExportJob.Status.QUEUED, lease_token="", error=f"{type(exc).__name__}: {exc}"[:2000],
-            error_kind="transient")
+            status=ExportJob.Status.QUEUED,
+            lease_token="",
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            error_kind="transient",
+        )
         raise
     except ExportUserError as exc:
         export_job_fail(job_id=job.pk, error=str(exc), error_kind="user", lease_token=token)
         return ExportJob.Status.FAILED
     except Exception as exc:
         logger.exception("export %s failed", job.pk)
-        export_job_fail(job_id=job.pk, error=f"Export failed: {type(exc).__name__}", error_kind="system",
-                        lease_token=token)
+        export_job_fail(
+            job_id=job.pk, error=f"Export failed: {type(exc).__name__}", error_kind="system", lease_token=token
+        )
         return ExportJob.Status.FAILED
     return ExportJob.Status.COMPLETED
 
 
-def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
-                 on_progress: Callable[[int, int | None], None] | None) -> None:
+def _run_claimed(
+    job: ExportJob, spec: ExportKindSpec, token: str, on_progress: Callable[[int, int | None], None] | None
+) -> None:
     checkpoint: dict[str, Any] = dict(job.checkpoint or {})
     if not job.storage_key:
         # A random name: the object's key reveals nothing and cannot be guessed.
@@ -366,8 +421,9 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
                     state = writer.commit_chunk(chunk)
                     if hasher:
                         hasher.update(chunk)
-                    _under_lease(job, token, checkpoint={"cursor": cursor, "rows": rows, "writer": state},
-                                 processed_count=rows)
+                    _under_lease(
+                        job, token, checkpoint={"cursor": cursor, "rows": rows, "writer": state}, processed_count=rows
+                    )
                     member = GzipMember(level)
                     last_progress_rows, last_beat = rows, time.monotonic()
                 elif rows - last_progress_rows >= progress_every or time.monotonic() - last_beat > 10:
@@ -393,9 +449,18 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
     now = timezone.now()
     with transaction.atomic():  # the status and its webhook delivery row commit together
         changed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PROCESSING, lease_token=token).update(
-            status=ExportJob.Status.COMPLETED, processed_count=rows, row_count=rows, byte_size=size, sha256=sha256,
-            completed_at=now, heartbeat_at=now, expires_at=now + timedelta(days=conf.retention_days()),
-            checkpoint={}, lease_token="", error="", error_kind="",
+            status=ExportJob.Status.COMPLETED,
+            processed_count=rows,
+            row_count=rows,
+            byte_size=size,
+            sha256=sha256,
+            completed_at=now,
+            heartbeat_at=now,
+            expires_at=now + timedelta(days=conf.retention_days()),
+            checkpoint={},
+            lease_token="",
+            error="",
+            error_kind="",
         )
         if changed:
             job.refresh_from_db()
@@ -409,7 +474,7 @@ def _run_claimed(job: ExportJob, spec: ExportKindSpec, token: str,
     if spec.on_finished:
         try:
             spec.on_finished(job)
-        except Exception:  # noqa: BLE001 - the file is there; a failed hook must not fail the job
+        except Exception:
             logger.exception("export %s: on_finished hook failed", job.pk)
 
 
@@ -421,10 +486,19 @@ def _sha256_of(key: str) -> str:
 
 
 def export_job_payload(job: ExportJob) -> dict[str, Any]:
-    return {"id": str(job.pk), "kind": job.kind, "format": job.format, "status": job.status,
-            "row_count": job.row_count, "byte_size": job.byte_size, "sha256": job.sha256 or None,
-            "error": job.error or None, "created_at": job.created_at, "completed_at": job.completed_at,
-            "request_id": job.request_id or None}
+    return {
+        "id": str(job.pk),
+        "kind": job.kind,
+        "format": job.format,
+        "status": job.status,
+        "row_count": job.row_count,
+        "byte_size": job.byte_size,
+        "sha256": job.sha256 or None,
+        "error": job.error or None,
+        "created_at": job.created_at,
+        "completed_at": job.completed_at,
+        "request_id": job.request_id or None,
+    }
 
 
 def _emit(job: ExportJob, event: str) -> None:
@@ -437,7 +511,7 @@ def _emit(job: ExportJob, event: str) -> None:
         webhook_emit(workspace_id=job.workspace_id, event=event, data=export_job_payload(job))
     except DatabaseError:
         raise
-    except Exception:  # noqa: BLE001 - a webhook problem never changes the job's outcome
+    except Exception:
         logger.exception("export %s: could not emit %s", job.pk, event)
 
 
@@ -451,16 +525,18 @@ def export_jobs_sweep_stale(*, limit: int = 100) -> list[str]:
     with transaction.atomic():
         ids = list(
             ExportJob.objects.select_for_update(skip_locked=True)
-            .filter(Q(status=ExportJob.Status.PROCESSING, heartbeat_at__lt=stale_before)
-                    | Q(status=ExportJob.Status.QUEUED, created_at__lt=stale_before,
-                        heartbeat_at__isnull=True)
-                    | Q(status=ExportJob.Status.QUEUED, heartbeat_at__lt=stale_before))
+            .filter(
+                Q(status=ExportJob.Status.PROCESSING, heartbeat_at__lt=stale_before)
+                | Q(status=ExportJob.Status.QUEUED, created_at__lt=stale_before, heartbeat_at__isnull=True)
+                | Q(status=ExportJob.Status.QUEUED, heartbeat_at__lt=stale_before)
+            )
             .values_list("pk", flat=True)[:limit]
         )
         if ids:
             # Back to queued (keeping the checkpoint) so that exactly one claim wins.
-            ExportJob.objects.filter(pk__in=ids).update(status=ExportJob.Status.QUEUED, lease_token="",
-                                                        heartbeat_at=now)
+            ExportJob.objects.filter(pk__in=ids).update(
+                status=ExportJob.Status.QUEUED, lease_token="", heartbeat_at=now
+            )
             for job_id in ids:
                 _enqueue(job_id)
     return [str(i) for i in ids]
@@ -470,9 +546,11 @@ def export_jobs_sweep_expired(*, limit: int = 500) -> int:
     """Delete files past their retention and mark their jobs expired."""
     now = timezone.now()
     with transaction.atomic():
-        jobs = list(ExportJob.objects.select_for_update(skip_locked=True)
-                    .filter(status=ExportJob.Status.COMPLETED, expires_at__lte=now)
-                    .values_list("pk", "storage_key")[:limit])
+        jobs = list(
+            ExportJob.objects.select_for_update(skip_locked=True)
+            .filter(status=ExportJob.Status.COMPLETED, expires_at__lte=now)
+            .values_list("pk", "storage_key")[:limit]
+        )
         ExportJob.objects.filter(pk__in=[pk for pk, _ in jobs]).update(status=ExportJob.Status.EXPIRED)
     # Deleting is I/O: after the short transaction. A failed delete is retried by hand
     # at worst; the job already says expired and no URL is signed for it any more.
@@ -480,6 +558,6 @@ def export_jobs_sweep_expired(*, limit: int = 500) -> int:
         if key:
             try:
                 storage.delete(key)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 logger.warning("export %s: could not delete %s", pk, key, exc_info=True)
     return len(jobs)

@@ -29,8 +29,9 @@ class ExportJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="export_jobs")
     api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="export_jobs")
-    created_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                        related_name="export_jobs")
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="export_jobs"
+    )
     # What is exported and how: e.g. "contacts" (the LeadLex dialect) or "close_leads".
     kind = models.CharField(max_length=40)
     format = models.CharField(max_length=10, choices=Format.choices)

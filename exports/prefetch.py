@@ -18,8 +18,9 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from django.db import connections
 
@@ -31,8 +32,9 @@ class RenderThreads:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending: deque[Future[Any]] = deque()
         self.ahead = max(ahead, workers)
-        self._threads = [threading.Thread(target=self._work, name=f"export-render-{i}", daemon=True)
-                         for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"export-render-{i}", daemon=True) for i in range(workers)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -84,7 +86,7 @@ class RenderThreads:
         for thread in self._threads:
             thread.join()
 
-    def __enter__(self) -> "RenderThreads":
+    def __enter__(self) -> RenderThreads:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -7,9 +7,10 @@ PostgreSQL fast path (the database renders the bytes) start from the one
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Iterator
+from typing import Any
 from uuid import UUID
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Window
@@ -48,7 +49,7 @@ class ContactFilter:
     until: KeysetCursor | None = None  # keyset: rows up to and including this one
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, Any]) -> "ContactFilter":
+    def from_parameters(cls, parameters: dict[str, Any]) -> ContactFilter:
         def dt(name: str) -> datetime | None:
             value = parameters.get(name)
             parsed = parse_datetime(value) if value else None
@@ -56,11 +57,14 @@ class ContactFilter:
 
         ids = parameters.get("contact_ids")
         return cls(
-            created_after=dt("created_after"), created_from=dt("created_from"), created_before=dt("created_before"),
+            created_after=dt("created_after"),
+            created_from=dt("created_from"),
+            created_before=dt("created_before"),
             list_id=UUID(parameters["list_id"]) if parameters.get("list_id") else None,
             tags=tuple(parameters.get("tags") or ()),
             contact_ids=tuple(UUID(str(i)) for i in ids) if ids is not None else None,
-            start_after=parameters.get("start_after"), until=parameters.get("until"),
+            start_after=parameters.get("start_after"),
+            until=parameters.get("until"),
         )
 
 
@@ -85,8 +89,9 @@ def keyset_until(created_at: datetime, pk: UUID) -> Q:
     return Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | Q(id__lte=pk))
 
 
-def contact_export_queryset(*, workspace: Workspace | Any, filters: ContactFilter,
-                            after: KeysetCursor | None = None) -> QuerySet[Contact]:
+def contact_export_queryset(
+    *, workspace: Workspace | Any, filters: ContactFilter, after: KeysetCursor | None = None
+) -> QuerySet[Contact]:
     """The rows of a contact export, ordered by (created_at, id)."""
     qs = Contact.objects.filter(workspace=workspace)
     if filters.created_after:
@@ -116,8 +121,11 @@ def contact_export_count(*, workspace: Workspace | Any, filters: ContactFilter) 
 def contact_export_boundary(*, workspace: Workspace, filters: ContactFilter, limit: int) -> KeysetCursor | None:
     """The cursor of the ``limit``-th row when more than ``limit`` rows match, else
     None: where a page of ``limit`` rows ends and the next page starts."""
-    keys = list(contact_export_queryset(workspace=workspace, filters=filters)
-                .values_list("created_at", "id")[limit - 1:limit + 1])
+    keys = list(
+        contact_export_queryset(workspace=workspace, filters=filters).values_list("created_at", "id")[
+            limit - 1 : limit + 1
+        ]
+    )
     if len(keys) < 2:
         return None
     return cursor_encode(*keys[0])
@@ -133,17 +141,33 @@ class ContactBatch:
     comet_tokens: dict[UUID, list[tuple[str, datetime]]]
 
 
-ROW_COLUMNS = ("id", "full_name", "email", "phone", "job_title", "company_name", "company__name", "company_id",
-               "linkedin_url", "custom", "created_at", "updated_at")
+ROW_COLUMNS = (
+    "id",
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "company_name",
+    "company__name",
+    "company_id",
+    "linkedin_url",
+    "custom",
+    "created_at",
+    "updated_at",
+)
 
 
-def contact_export_batches(*, job: ExportJob, filters: ContactFilter, after: KeysetCursor | None, batch_size: int,
-                           need: frozenset[str]) -> Iterator[ContactBatch]:
+def contact_export_batches(
+    *, job: ExportJob, filters: ContactFilter, after: KeysetCursor | None, batch_size: int, need: frozenset[str]
+) -> Iterator[ContactBatch]:
     """Keyset batches of contact rows with the related values each needs, fetched
     per batch (never per row)."""
     while True:
-        rows = list(contact_export_queryset(workspace=job.workspace_id, filters=filters, after=after)
-                    .values(*ROW_COLUMNS)[:batch_size])
+        rows = list(
+            contact_export_queryset(workspace=job.workspace_id, filters=filters, after=after).values(*ROW_COLUMNS)[
+                :batch_size
+            ]
+        )
         if not rows:
             return
         ids = [r["id"] for r in rows]
@@ -154,20 +178,27 @@ def contact_export_batches(*, job: ExportJob, filters: ContactFilter, after: Key
             for names in batch.tags.values():
                 names.sort()
         if "lists" in need:
-            for cid, lid in ListMembership.objects.filter(contact_id__in=ids).values_list("contact_id",
-                                                                                            "contact_list_id"):
+            for cid, lid in ListMembership.objects.filter(contact_id__in=ids).values_list(
+                "contact_id", "contact_list_id"
+            ):
                 batch.lists.setdefault(cid, []).append(str(lid))
             for lids in batch.lists.values():
                 lids.sort()
         if "emails" in need:
-            for cid, email in (ContactEmail.objects.filter(contact_id__in=ids)
-                               .order_by("contact_id", "created_at", "id").values_list("contact_id", "email")):
+            for cid, email in (
+                ContactEmail.objects.filter(contact_id__in=ids)
+                .order_by("contact_id", "created_at", "id")
+                .values_list("contact_id", "email")
+            ):
                 batch.emails.setdefault(cid, []).append(email)
         if "comet_tokens" in need:
-            recent = (CometToken.objects.filter(contact_id__in=ids)
-                      .annotate(rank=Window(RowNumber(), partition_by="contact_id", order_by=("-seen_at", "-id")))
-                      .filter(rank__lte=5).order_by("contact_id", "-seen_at", "-id")
-                      .values_list("contact_id", "token", "seen_at"))
+            recent = (
+                CometToken.objects.filter(contact_id__in=ids)
+                .annotate(rank=Window(RowNumber(), partition_by="contact_id", order_by=("-seen_at", "-id")))
+                .filter(rank__lte=5)
+                .order_by("contact_id", "-seen_at", "-id")
+                .values_list("contact_id", "token", "seen_at")
+            )
             for cid, token, seen_at in recent:
                 batch.comet_tokens.setdefault(cid, []).append((token, seen_at))
         yield batch

@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime, time, timedelta
-from typing import Any, Iterable, Iterator
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -27,10 +28,13 @@ SYNC_MAX_LIMIT = 50_000
 # The seed's "YYYY-MM-DD HH:MM:SS", or an ISO 8601 / RFC 3339 date-time with an
 # optional offset. Checked before parsing because datetime.fromisoformat (which
 # Django's parser tries first) also takes bare dates, week dates and basic forms.
-_ASYNC_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?",
-                            re.IGNORECASE)
-_ASYNC_DATE_FORMS = ("expected YYYY-MM-DD HH:MM:SS (workspace time zone) or an ISO 8601 date-time such as "
-                     "2020-01-01T00:00:00Z (with Z or an offset; without one, workspace time zone)")
+_ASYNC_DATE_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?", re.IGNORECASE
+)
+_ASYNC_DATE_FORMS = (
+    "expected YYYY-MM-DD HH:MM:SS (workspace time zone) or an ISO 8601 date-time such as "
+    "2020-01-01T00:00:00Z (with Z or an offset; without one, workspace time zone)"
+)
 
 
 # --- Time ---------------------------------------------------------------------------
@@ -91,9 +95,10 @@ def parse_fields(raw: str | None, *, default: Iterable[str]) -> list[str]:
     fields = [f.strip() for f in raw.split(",") if f.strip()]
     unknown = [f for f in fields if f not in contact_kind.FIELDS]
     if unknown or not fields:
-        raise ValidationFailed(f"fields: unknown field(s): {', '.join(unknown) or '(none given)'}",
-                               details={"field": "fields", "unknown": unknown,
-                                        "allowed": list(contact_kind.ALL_FIELDS)})
+        raise ValidationFailed(
+            f"fields: unknown field(s): {', '.join(unknown) or '(none given)'}",
+            details={"field": "fields", "unknown": unknown, "allowed": list(contact_kind.ALL_FIELDS)},
+        )
     if len(set(fields)) != len(fields):
         raise ValidationFailed("fields: a field is listed twice", details={"field": "fields"})
     return fields
@@ -194,17 +199,27 @@ def contact_export_request(*, workspace: Workspace, data: dict[str, Any], api_ke
         "created_before": (end + inclusive).isoformat(),
         "include_comet_tokens": _parse_flag(data.get("include_comet_tokens"), field="include_comet_tokens"),
         "include_all_emails": _parse_flag(data.get("include_all_emails"), field="include_all_emails"),
-        "start_date": data["start_date"].strip(), "end_date": data["end_date"].strip(),
+        "start_date": data["start_date"].strip(),
+        "end_date": data["end_date"].strip(),
     }
-    return export_job_create(workspace=workspace, kind=contact_kind.KIND, format=ExportJob.Format.NDJSON,
-                             parameters=params, api_key=api_key)
+    return export_job_create(
+        workspace=workspace, kind=contact_kind.KIND, format=ExportJob.Format.NDJSON, parameters=params, api_key=api_key
+    )
 
 
 # --- Admin and command ---------------------------------------------------------------
-def contact_export_start(*, workspace: Workspace, format: str, contact_ids: list[Any] | None = None,
-                         start: datetime | None = None, end: datetime | None = None, user: Any = None,
-                         include_comet_tokens: bool = False, include_all_emails: bool = False,
-                         enqueue: bool = True) -> ExportJob:
+def contact_export_start(
+    *,
+    workspace: Workspace,
+    format: str,
+    contact_ids: list[Any] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    user: Any = None,
+    include_comet_tokens: bool = False,
+    include_all_emails: bool = False,
+    enqueue: bool = True,
+) -> ExportJob:
     """An export of a whole workspace, a date range of it, or chosen contacts
     (``enqueue=False``: the caller runs it itself, as ``export_contacts`` does)."""
     if format not in (ExportJob.Format.CSV, ExportJob.Format.NDJSON):
@@ -216,11 +231,11 @@ def contact_export_start(*, workspace: Workspace, format: str, contact_ids: list
         params["created_from"] = local_to_aware(start, workspace).isoformat()
     if end:
         params["created_before"] = local_to_aware(end, workspace).isoformat()
-    return export_job_create(workspace=workspace, kind=contact_kind.KIND, format=format, parameters=params,
-                             user=user, enqueue=enqueue)
+    return export_job_create(
+        workspace=workspace, kind=contact_kind.KIND, format=format, parameters=params, user=user, enqueue=enqueue
+    )
 
 
 def parse_local_bound(raw: str, *, workspace: Workspace, field: str) -> datetime:
     """Command-line dates: ``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM[:SS]`` (workspace zone) or ISO 8601."""
     return parse_iso_bound(raw.replace(" ", "T", 1) if len(raw) > 10 else raw, workspace=workspace, field=field)
-

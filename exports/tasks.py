@@ -15,8 +15,14 @@ logger = logging.getLogger("exports.tasks")
 MAX_RETRIES = 5
 
 
-@shared_task(bind=True, name="exports.export_job_run", acks_late=True, max_retries=MAX_RETRIES,
-             soft_time_limit=conf.task_soft_time_limit(), time_limit=conf.task_soft_time_limit() + 300)
+@shared_task(
+    bind=True,
+    name="exports.export_job_run",
+    acks_late=True,
+    max_retries=MAX_RETRIES,
+    soft_time_limit=conf.task_soft_time_limit(),
+    time_limit=conf.task_soft_time_limit() + 300,
+)
 def export_job_run_task(self, job_id: str) -> str:  # noqa: ANN001
     from django.db import close_old_connections
 
@@ -33,12 +39,15 @@ def export_job_run_task(self, job_id: str) -> str:  # noqa: ANN001
             status = export_job_run(job_id=job_id)
         except TRANSIENT_ERRORS as exc:
             if self.request.retries >= self.max_retries:
-                export_job_fail(job_id=job_id, error=f"Gave up after repeated transient errors: {type(exc).__name__}",
-                                error_kind="transient")
+                export_job_fail(
+                    job_id=job_id,
+                    error=f"Gave up after repeated transient errors: {type(exc).__name__}",
+                    error_kind="transient",
+                )
                 logger.warning("export %s: failed after %d retries", job_id, self.request.retries)
                 return "failed"
             # Exponential backoff with a cap; the job keeps its checkpoint meanwhile.
-            countdown = min(300, 5 * 2 ** self.request.retries)
+            countdown = min(300, 5 * 2**self.request.retries)
             logger.warning("export %s: %s; retrying in %ds", job_id, type(exc).__name__, countdown)
             raise self.retry(exc=exc, countdown=countdown)
         logger.info("export %s: %s", job_id, status)

@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 CSV_DANGER_RE = "^[-=+@\t\r]"
 CSV_SAFE_RE = "^[+-]?[0-9(][0-9 ().-]*$"
@@ -61,7 +62,7 @@ def format_timestamp(value: datetime | None) -> str | None:
     ``2026-04-15T09:00:00Z`` / ``2026-04-15T09:00:00.250000Z``."""
     if value is None:
         return None
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
     if value.microsecond:
         text += f".{value.microsecond:06d}"
@@ -72,6 +73,7 @@ def jsonb_text(value: Any) -> str:
     """JSON text laid out as PostgreSQL prints ``jsonb`` (keys ordered by length,
     then bytes; ``", "`` and ``": "`` separators), so that a JSON value in a CSV cell
     reads the same whichever path produced it."""
+
     def order(obj: Any) -> Any:
         if isinstance(obj, dict):
             keys = sorted(obj, key=lambda k: (len(k.encode()), k.encode()))

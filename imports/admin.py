@@ -52,9 +52,12 @@ class MappingForm(forms.Form):
         for index, name in enumerate(columns):
             guess = name.strip().lower() if name.strip().lower() in CONTACT_FIELDS else ""
             self.fields[f"col_{index}"] = forms.CharField(
-                required=False, initial=guess, label=name or f"Column {index + 1}",
+                required=False,
+                initial=guess,
+                label=name or f"Column {index + 1}",
                 widget=forms.TextInput(attrs={"list": "leadlex-fields", "size": 24}),
-                help_text="a contact field, custom.<name>, or empty to ignore")
+                help_text="a contact field, custom.<name>, or empty to ignore",
+            )
 
     def mapping(self, *, has_header: bool) -> dict[str, str]:
         mapping = {}
@@ -67,18 +70,53 @@ class MappingForm(forms.Form):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "workspace", "source", "status", "progress_bar", "created_count", "updated_count",
-                    "skipped_count", "error_count", "error_file", "created_at", "completed_at")
+    list_display = (
+        "public_id",
+        "workspace",
+        "source",
+        "status",
+        "progress_bar",
+        "created_count",
+        "updated_count",
+        "skipped_count",
+        "error_count",
+        "error_file",
+        "created_at",
+        "completed_at",
+    )
     list_filter = ("status", "source")
     list_select_related = ("workspace",)
     search_fields = ("=id", "workspace__name", "=request_id")
     date_hierarchy = "created_at"
     actions = ["retry_jobs"]
-    readonly_fields = ("public_id", "workspace", "source", "status", "progress_bar", "total_rows", "processed_rows",
-                       "created_count", "updated_count", "skipped_count", "error_count", "error_file", "first_errors",
-                       "params", "api_key", "created_by_user", "request_id", "payload_key", "next_record", "attempts",
-                       "error",
-                       "error_kind", "created_at", "started_at", "heartbeat_at", "completed_at")
+    readonly_fields = (
+        "public_id",
+        "workspace",
+        "source",
+        "status",
+        "progress_bar",
+        "total_rows",
+        "processed_rows",
+        "created_count",
+        "updated_count",
+        "skipped_count",
+        "error_count",
+        "error_file",
+        "first_errors",
+        "params",
+        "api_key",
+        "created_by_user",
+        "request_id",
+        "payload_key",
+        "next_record",
+        "attempts",
+        "error",
+        "error_kind",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "completed_at",
+    )
     fields = readonly_fields
     change_list_template = "admin/imports/importjob/change_list.html"
 
@@ -97,8 +135,13 @@ class ImportJobAdmin(admin.ModelAdmin):
         percent = obj.progress_percent
         if percent is None:
             return "—"
-        return format_html('<progress value="{}" max="100" style="width:8em"></progress> {}% ({} / {})',
-                           percent, percent, obj.processed_rows, obj.total_rows or "?")
+        return format_html(
+            '<progress value="{}" max="100" style="width:8em"></progress> {}% ({} / {})',
+            percent,
+            percent,
+            obj.processed_rows,
+            obj.total_rows or "?",
+        )
 
     @admin.display(description="errors file")
     def error_file(self, obj: ImportJob) -> str:
@@ -145,13 +188,17 @@ class ImportJobAdmin(admin.ModelAdmin):
                 writer.write(chunk)
             writer.close()
             request.session[_SESSION_KEY] = {
-                "key": key, "workspace": str(form.cleaned_data["workspace"].pk),
-                "has_header": form.cleaned_data["has_header"], "update_existing": form.cleaned_data["update_existing"],
-                "tags": form.cleaned_data["tags"], "file_name": form.cleaned_data["file"].name,
+                "key": key,
+                "workspace": str(form.cleaned_data["workspace"].pk),
+                "has_header": form.cleaned_data["has_header"],
+                "update_existing": form.cleaned_data["update_existing"],
+                "tags": form.cleaned_data["tags"],
+                "file_name": form.cleaned_data["file"].name,
             }
             return HttpResponseRedirect(reverse("admin:imports_importjob_map"))
-        return TemplateResponse(request, "admin/imports/upload.html",
-                                self._context(request, form=form, title="Import contacts from CSV"))
+        return TemplateResponse(
+            request, "admin/imports/upload.html", self._context(request, form=form, title="Import contacts from CSV")
+        )
 
     def mapping_view(self, request: HttpRequest) -> HttpResponse:
         """Step 2: map each column to a contact field, then start the import."""
@@ -171,21 +218,40 @@ class ImportJobAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             workspace = get_object_or_404(Workspace, pk=upload["workspace"])
             try:
-                params = import_params_clean(update_existing=upload["update_existing"], tags=upload["tags"],
-                                             mapping=form.mapping(has_header=upload["has_header"]) or None,
-                                             has_header=upload["has_header"], file_name=upload["file_name"])
+                params = import_params_clean(
+                    update_existing=upload["update_existing"],
+                    tags=upload["tags"],
+                    mapping=form.mapping(has_header=upload["has_header"]) or None,
+                    has_header=upload["has_header"],
+                    file_name=upload["file_name"],
+                )
                 data = b"".join(storage.iter_bytes(upload["key"]))
-                job = import_request(workspace=workspace, data=ImportInput(csv_data=data), params=params,
-                                     user=request.user)
+                job = import_request(
+                    workspace=workspace, data=ImportInput(csv_data=data), params=params, user=request.user
+                )
             except (ApiError, MappingError) as exc:
                 form.add_error(None, getattr(exc, "message", str(exc)))
             else:
                 storage.delete(upload["key"])
                 request.session.pop(_SESSION_KEY, None)
-                self.message_user(request, f"Import {job.public_id} {job.status}: {job.created_count} created, "
-                                           f"{job.updated_count} updated, {job.skipped_count} skipped, "
-                                           f"{job.error_count} errors so far.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"Import {job.public_id} {job.status}: {job.created_count} created, "
+                    f"{job.updated_count} updated, {job.skipped_count} skipped, "
+                    f"{job.error_count} errors so far.",
+                    messages.SUCCESS,
+                )
                 return HttpResponseRedirect(reverse("admin:imports_importjob_change", args=[job.pk]))
-        return TemplateResponse(request, "admin/imports/mapping.html", self._context(
-            request, form=form, sample=sample, columns=columns, upload=upload, fields=CONTACT_FIELDS,
-            title="Map the columns"))
+        return TemplateResponse(
+            request,
+            "admin/imports/mapping.html",
+            self._context(
+                request,
+                form=form,
+                sample=sample,
+                columns=columns,
+                upload=upload,
+                fields=CONTACT_FIELDS,
+                title="Map the columns",
+            ),
+        )

@@ -32,8 +32,9 @@ class ImportJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="import_jobs")
     api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="import_jobs")
-    created_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                        related_name="import_jobs")
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="import_jobs"
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     source = models.CharField(max_length=8, choices=Source.choices)
     # mapping, has_header, update_existing, tags, file name: everything but the rows.

@@ -24,8 +24,17 @@ from leadlex.parsers import json_value_problem
 
 # Fields a row may carry (as for POST /v1/contacts). "custom.<name>" targets one custom field.
 CONTACT_FIELDS: tuple[str, ...] = (
-    "full_name", "email", "phone", "job_title", "company_name", "company_id",
-    "linkedin_url", "tags", "custom", "created_at", "lists",
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "company_name",
+    "company_id",
+    "linkedin_url",
+    "tags",
+    "custom",
+    "created_at",
+    "lists",
 )
 CUSTOM_PREFIX = "custom."
 # Output fields of our own exports that are not input: ignored so that an export
@@ -89,8 +98,10 @@ def validate_mapping(mapping: Any, *, has_header: bool) -> dict[str, str] | None
             raise MappingError("mapping keys and values must be strings.")
         target = target.strip()
         if not is_target(target):
-            raise MappingError(f"mapping[{source!r}]: {target!r} is not a contact field "
-                               f"(one of {', '.join(CONTACT_FIELDS)} or custom.<name>).")
+            raise MappingError(
+                f"mapping[{source!r}]: {target!r} is not a contact field "
+                f"(one of {', '.join(CONTACT_FIELDS)} or custom.<name>)."
+            )
         if not has_header and not (source.strip().isdigit()):
             raise MappingError(f"mapping key {source!r}: without a header, columns are 0-based positions as strings.")
         if target in seen_targets:
@@ -117,8 +128,9 @@ def resolve_columns(header: list[str] | None, mapping: dict[str, str] | None) ->
             elif is_target(key.lower()):
                 columns[index] = key.lower()
         if not columns:
-            raise MappingError("No CSV header names a contact field; give a mapping "
-                               f"(header: {', '.join(h for h in header[:20])}).")
+            raise MappingError(
+                f"No CSV header names a contact field; give a mapping (header: {', '.join(h for h in header[:20])})."
+            )
         return columns
     positions: dict[str, int] = {}
     for index, name in enumerate(header):
@@ -175,7 +187,7 @@ class _LineFeed:
         self.current: list[str] = []
         self.chars = 0
 
-    def __iter__(self) -> "_LineFeed":
+    def __iter__(self) -> _LineFeed:
         return self
 
     def __next__(self) -> str:
@@ -221,8 +233,13 @@ def iter_csv_records(lines: Iterator[str]) -> Iterator[tuple[list[str] | None, s
         yield record, None
 
 
-def iter_csv(data: str | bytes | IO[bytes], *, has_header: bool = True, mapping: dict[str, str] | None = None,
-             skip_records: int = 0) -> Iterator[SourceRow]:
+def iter_csv(
+    data: str | bytes | IO[bytes],
+    *,
+    has_header: bool = True,
+    mapping: dict[str, str] | None = None,
+    skip_records: int = 0,
+) -> Iterator[SourceRow]:
     """Candidate rows of a CSV file. Raises ``MappingError`` (before any row) when the
     header and mapping do not fit together."""
     records = iter_csv_records(text_stream(data))
@@ -248,15 +265,25 @@ def iter_csv(data: str | bytes | IO[bytes], *, has_header: bool = True, mapping:
             continue
         row_number = record_index + offset
         if fields is None:
-            yield SourceRow(row=row_number, record=record_index,
-                            error=RowError(row_number, "", "malformed_csv", problem or "Malformed CSV row."))
+            yield SourceRow(
+                row=row_number,
+                record=record_index,
+                error=RowError(row_number, "", "malformed_csv", problem or "Malformed CSV row."),
+            )
             continue
         if not fields or not any(cell.strip() for cell in fields):
             continue
         if width is not None and len(fields) > width and any(cell.strip() for cell in fields[width:]):
-            yield SourceRow(row=row_number, record=record_index, error=RowError(
-                row_number, "", "too_many_columns",
-                f"This row has {len(fields)} columns but the header has {width}."))
+            yield SourceRow(
+                row=row_number,
+                record=record_index,
+                error=RowError(
+                    row_number,
+                    "",
+                    "too_many_columns",
+                    f"This row has {len(fields)} columns but the header has {width}.",
+                ),
+            )
             continue
         source = SourceRow(row=row_number, record=record_index, data=_map_fields(fields, columns))
         # Decoded text holds no surrogate; only a NUL can be unstorable, and a look for one is cheap.
@@ -272,7 +299,7 @@ def _map_fields(fields: list[str], columns: dict[int, str]) -> dict[str, Any]:
         if value == "":
             continue  # an empty cell means "no value", never "clear this field"
         if target.startswith(CUSTOM_PREFIX):
-            data.setdefault("custom", {})[target[len(CUSTOM_PREFIX):]] = value
+            data.setdefault("custom", {})[target[len(CUSTOM_PREFIX) :]] = value
         elif target == "custom":
             try:
                 parsed = orjson.loads(value)
@@ -331,16 +358,18 @@ def iter_ndjson(data: bytes | IO[bytes], *, skip_records: int = 0) -> Iterator[S
         try:
             item = orjson.loads(line)
         except orjson.JSONDecodeError:
-            yield SourceRow(row=index + 1, record=index,
-                            error=RowError(index + 1, "", "invalid_row", "This row is not valid JSON."))
+            yield SourceRow(
+                row=index + 1, record=index, error=RowError(index + 1, "", "invalid_row", "This row is not valid JSON.")
+            )
             continue
         yield _row_from_object(index, item)
 
 
 def _row_from_object(index: int, item: Any) -> SourceRow:
     if not isinstance(item, dict):
-        return SourceRow(row=index + 1, record=index,
-                         error=RowError(index + 1, "", "invalid_row", "Each row must be a JSON object."))
+        return SourceRow(
+            row=index + 1, record=index, error=RowError(index + 1, "", "invalid_row", "Each row must be a JSON object.")
+        )
     data = {key: value for key, value in item.items() if key not in READ_ONLY_FIELDS}
     return _checked(SourceRow(row=index + 1, record=index, data=data))
 
@@ -352,8 +381,9 @@ def _checked(source: SourceRow) -> SourceRow:
         return source
     path, message = problem
     field = path.split(".", 1)[0].split("[", 1)[0]
-    return SourceRow(row=source.row, record=source.record,
-                     error=RowError(source.row, field, "invalid_value", f"{path} {message}."))
+    return SourceRow(
+        row=source.row, record=source.record, error=RowError(source.row, field, "invalid_value", f"{path} {message}.")
+    )
 
 
 def rows_to_ndjson(rows: Iterable[Any]) -> Iterator[bytes]:

@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import IO, Any
 
 import orjson
-from django.db import IntegrityError, OperationalError, InterfaceError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -88,13 +88,31 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS) or module.startswith(("botocore", "urllib3", "s3transfer"))
 
 
-_TRANSIENT_S3_CODES = {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
-                       "500", "502", "503", "504"}
+_TRANSIENT_S3_CODES = {
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "500",
+    "502",
+    "503",
+    "504",
+}
 
 _TEXT_DEFAULTS = {"full_name": "", "job_title": "", "company_name": "", "linkedin_url": ""}
 # Columns an import writes, in a fixed order (the bit of each in the "present" mask).
-_COLUMNS = ("full_name", "email", "phone", "job_title", "company_name", "company_id", "linkedin_url", "custom",
-            "created_at")
+_COLUMNS = (
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "company_name",
+    "company_id",
+    "linkedin_url",
+    "custom",
+    "created_at",
+)
 _BIT = {name: 1 << index for index, name in enumerate(_COLUMNS)}
 
 
@@ -115,18 +133,28 @@ class ImportParams:
     file_name: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {"update_existing": self.update_existing, "tags": self.tags, "mapping": self.mapping,
-                "has_header": self.has_header, "file_name": self.file_name}
+        return {
+            "update_existing": self.update_existing,
+            "tags": self.tags,
+            "mapping": self.mapping,
+            "has_header": self.has_header,
+            "file_name": self.file_name,
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ImportParams":
-        return cls(update_existing=bool(data.get("update_existing")), tags=list(data.get("tags") or []),
-                   mapping=data.get("mapping"), has_header=data.get("has_header", True) is not False,
-                   file_name=data.get("file_name") or "")
+    def from_json(cls, data: dict[str, Any]) -> ImportParams:
+        return cls(
+            update_existing=bool(data.get("update_existing")),
+            tags=list(data.get("tags") or []),
+            mapping=data.get("mapping"),
+            has_header=data.get("has_header", True) is not False,
+            file_name=data.get("file_name") or "",
+        )
 
 
-def import_params_clean(*, update_existing: Any = False, tags: Any = None, mapping: Any = None,
-                        has_header: Any = True, file_name: str = "") -> ImportParams:
+def import_params_clean(
+    *, update_existing: Any = False, tags: Any = None, mapping: Any = None, has_header: Any = True, file_name: str = ""
+) -> ImportParams:
     """Validate the request-level parameters (a 400 for the whole request when bad)."""
     update_existing = _as_bool(update_existing, "update_existing")
     has_header = _as_bool(has_header, "has_header")
@@ -138,8 +166,13 @@ def import_params_clean(*, update_existing: Any = False, tags: Any = None, mappi
         clean_mapping = validate_mapping(mapping, has_header=has_header)
     except MappingError as exc:
         raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
-    return ImportParams(update_existing=update_existing, tags=clean_tags, mapping=clean_mapping,
-                        has_header=has_header, file_name=file_name[:200])
+    return ImportParams(
+        update_existing=update_existing,
+        tags=clean_tags,
+        mapping=clean_mapping,
+        has_header=has_header,
+        file_name=file_name[:200],
+    )
 
 
 def _as_bool(value: Any, name: str) -> bool:
@@ -195,7 +228,7 @@ class _Entry:
         self.email_key = email.lower() if email else None
         self.phone = self.values.get("phone") or None
 
-    def absorb(self, other: "_Entry") -> None:
+    def absorb(self, other: _Entry) -> None:
         self.rows.extend(other.rows)
         custom = self.values.get("custom")
         self.values.update(other.values)
@@ -223,8 +256,14 @@ def _created_by(contact_id: uuid.UUID, job_id: uuid.UUID | None) -> bool:
     return job_id is not None and contact_id.bytes[:6] == job_id.bytes[:6]
 
 
-def contact_upsert_batch(*, workspace: Workspace, rows: list[CleanRow], update_existing: bool,
-                         tags: Iterable[str] = (), job_id: uuid.UUID | None = None) -> BatchResult:
+def contact_upsert_batch(
+    *,
+    workspace: Workspace,
+    rows: list[CleanRow],
+    update_existing: bool,
+    tags: Iterable[str] = (),
+    job_id: uuid.UUID | None = None,
+) -> BatchResult:
     """Create or update the contacts of one batch of clean rows, set-based.
 
     Must run inside a transaction (the caller's batch transaction). Counts are per
@@ -277,31 +316,40 @@ def _resolve_references(*, workspace: Workspace, rows: list[CleanRow], result: B
     company_ids = {r.values["company_id"] for r in rows if r.values.get("company_id")}
     list_ids = {i for r in rows for i in r.list_ids}
     list_names = {n for r in rows for n in r.list_names}
-    known_companies = set(Company.objects.filter(workspace=workspace, id__in=company_ids).values_list("id", flat=True)) \
-        if company_ids else set()
-    known_lists = set(ContactList.objects.filter(workspace=workspace, id__in=list_ids).values_list("id", flat=True)) \
-        if list_ids else set()
+    known_companies = (
+        set(Company.objects.filter(workspace=workspace, id__in=company_ids).values_list("id", flat=True))
+        if company_ids
+        else set()
+    )
+    known_lists = (
+        set(ContactList.objects.filter(workspace=workspace, id__in=list_ids).values_list("id", flat=True))
+        if list_ids
+        else set()
+    )
     lists_by_name: dict[str, uuid.UUID] = {}
     if list_names:
-        lists_by_name = dict(ContactList.objects.filter(workspace=workspace, name__in=list_names)
-                             .values_list("name", "id"))
+        lists_by_name = dict(
+            ContactList.objects.filter(workspace=workspace, name__in=list_names).values_list("name", "id")
+        )
         missing = [n for n in list_names if n not in lists_by_name]
         if missing:
-            ContactList.objects.bulk_create([ContactList(workspace=workspace, name=n) for n in missing],
-                                            ignore_conflicts=True)
-            lists_by_name = dict(ContactList.objects.filter(workspace=workspace, name__in=list_names)
-                                 .values_list("name", "id"))
+            ContactList.objects.bulk_create(
+                [ContactList(workspace=workspace, name=n) for n in missing], ignore_conflicts=True
+            )
+            lists_by_name = dict(
+                ContactList.objects.filter(workspace=workspace, name__in=list_names).values_list("name", "id")
+            )
     entries = []
     for row in rows:
         company_id = row.values.get("company_id")
         if company_id and company_id not in known_companies:
-            result.errors.append(RowError(row.row, "company_id", "unknown_company",
-                                          f"No company {company_id} in this workspace."))
+            result.errors.append(
+                RowError(row.row, "company_id", "unknown_company", f"No company {company_id} in this workspace.")
+            )
             continue
         unknown = [str(i) for i in row.list_ids if i not in known_lists]
         if unknown:
-            result.errors.append(RowError(row.row, "lists", "unknown_list",
-                                          f"No list {unknown[0]} in this workspace."))
+            result.errors.append(RowError(row.row, "lists", "unknown_list", f"No list {unknown[0]} in this workspace."))
             continue
         ids = set(row.list_ids)
         if row.list_names:
@@ -354,15 +402,21 @@ def _match(*, workspace: Workspace, entries: list[_Entry], use_pg: bool) -> None
             # One array parameter, not thousands of placeholders: psycopg would spend
             # longer composing the query than PostgreSQL spends running it.
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT id, email, phone FROM {Contact._meta.db_table} "
-                               "WHERE workspace_id = %s AND lower(email) = ANY(%s)", [workspace.pk, emails])
+                cursor.execute(
+                    f"SELECT id, email, phone FROM {Contact._meta.db_table} "
+                    "WHERE workspace_id = %s AND lower(email) = ANY(%s)",
+                    [workspace.pk, emails],
+                )
                 for pk, email, phone in cursor.fetchall():
                     by_email[email.lower()] = _Existing(pk, email, phone)
         else:
             from django.db.models.functions import Lower
 
-            for contact in (Contact.objects.filter(workspace=workspace).annotate(email_lower=Lower("email"))
-                            .filter(email_lower__in=emails)):
+            for contact in (
+                Contact.objects.filter(workspace=workspace)
+                .annotate(email_lower=Lower("email"))
+                .filter(email_lower__in=emails)
+            ):
                 by_email[contact.email_lower] = contact  # type: ignore[attr-defined]
     for entry in entries:
         if entry.email_key and entry.email_key in by_email:
@@ -372,9 +426,11 @@ def _match(*, workspace: Workspace, entries: list[_Entry], use_pg: bool) -> None
         by_phone: dict[str, Any] = {}
         if use_pg:
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT id, email, phone FROM {Contact._meta.db_table} "
-                               "WHERE workspace_id = %s AND phone = ANY(%s) ORDER BY created_at, id",
-                               [workspace.pk, phones])
+                cursor.execute(
+                    f"SELECT id, email, phone FROM {Contact._meta.db_table} "
+                    "WHERE workspace_id = %s AND phone = ANY(%s) ORDER BY created_at, id",
+                    [workspace.pk, phones],
+                )
                 for pk, email, phone in cursor.fetchall():
                     by_phone.setdefault(phone, _Existing(pk, email, phone))  # oldest wins
         else:
@@ -485,8 +541,10 @@ def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags:
         cursor.execute(_LINKS_DDL)
         raw = cursor.cursor  # the psycopg cursor: COPY is not part of the DB-API
         links = 0
-        with raw.copy("COPY leadlex_import_stage (id, action, present, email_changed, full_name, email, phone, "
-                      "job_title, company_name, company_id, linkedin_url, custom, created_at) FROM STDIN") as copy:
+        with raw.copy(
+            "COPY leadlex_import_stage (id, action, present, email_changed, full_name, email, phone, "
+            "job_title, company_name, company_id, linkedin_url, custom, created_at) FROM STDIN"
+        ) as copy:
             for e in writes:
                 v = e.values
                 present = 0
@@ -495,11 +553,23 @@ def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags:
                 custom = v.get("custom")
                 email = v.get("email")
                 changed = e.action == "u" and "email" in v and (email or "").lower() != (e.old_email or "").lower()
-                copy.write_row((
-                    e.new_id or e.match_id, e.action, present, changed, v.get("full_name"), email, v.get("phone"),
-                    v.get("job_title"), v.get("company_name"), v.get("company_id"), v.get("linkedin_url"),
-                    orjson.dumps(custom).decode() if custom is not None else None, v.get("created_at"),
-                ))
+                copy.write_row(
+                    (
+                        e.new_id or e.match_id,
+                        e.action,
+                        present,
+                        changed,
+                        v.get("full_name"),
+                        email,
+                        v.get("phone"),
+                        v.get("job_title"),
+                        v.get("company_name"),
+                        v.get("company_id"),
+                        v.get("linkedin_url"),
+                        orjson.dumps(custom).decode() if custom is not None else None,
+                        v.get("created_at"),
+                    )
+                )
         if any(e.tags or e.list_ids for e in writes):
             with raw.copy("COPY leadlex_import_links (contact_id, tag, list_id) FROM STDIN") as copy:
                 for e in writes:
@@ -540,18 +610,18 @@ def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags:
             cursor.execute(
                 f"""
                 UPDATE {contacts} c SET
-                    full_name = CASE WHEN {bit('full_name')} THEN COALESCE(s.full_name, '') ELSE c.full_name END,
-                    email = CASE WHEN {bit('email')} THEN s.email ELSE c.email END,
-                    phone = CASE WHEN {bit('phone')} THEN s.phone ELSE c.phone END,
-                    job_title = CASE WHEN {bit('job_title')} THEN COALESCE(s.job_title, '') ELSE c.job_title END,
-                    company_name = CASE WHEN {bit('company_name')} THEN COALESCE(s.company_name, '')
+                    full_name = CASE WHEN {bit("full_name")} THEN COALESCE(s.full_name, '') ELSE c.full_name END,
+                    email = CASE WHEN {bit("email")} THEN s.email ELSE c.email END,
+                    phone = CASE WHEN {bit("phone")} THEN s.phone ELSE c.phone END,
+                    job_title = CASE WHEN {bit("job_title")} THEN COALESCE(s.job_title, '') ELSE c.job_title END,
+                    company_name = CASE WHEN {bit("company_name")} THEN COALESCE(s.company_name, '')
                                         ELSE c.company_name END,
-                    company_id = CASE WHEN {bit('company_id')} THEN s.company_id ELSE c.company_id END,
-                    linkedin_url = CASE WHEN {bit('linkedin_url')} THEN COALESCE(s.linkedin_url, '')
+                    company_id = CASE WHEN {bit("company_id")} THEN s.company_id ELSE c.company_id END,
+                    linkedin_url = CASE WHEN {bit("linkedin_url")} THEN COALESCE(s.linkedin_url, '')
                                         ELSE c.linkedin_url END,
-                    custom = CASE WHEN {bit('custom')} THEN c.custom || COALESCE(s.custom, '{{}}'::jsonb)
+                    custom = CASE WHEN {bit("custom")} THEN c.custom || COALESCE(s.custom, '{{}}'::jsonb)
                                   ELSE c.custom END,
-                    created_at = CASE WHEN {bit('created_at')} AND s.created_at IS NOT NULL THEN s.created_at
+                    created_at = CASE WHEN {bit("created_at")} AND s.created_at IS NOT NULL THEN s.created_at
                                       ELSE c.created_at END,
                     updated_at = %s
                 FROM leadlex_import_stage s
@@ -644,7 +714,7 @@ def _sync_primary_emails(entries: list[_Entry]) -> None:
         emails = ContactEmail._meta.db_table
         contacts = Contact._meta.db_table
         for start in range(0, len(changed), 900):
-            chunk = changed[start:start + 900]
+            chunk = changed[start : start + 900]
             placeholders = ", ".join(["%s"] * len(chunk))
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -676,8 +746,11 @@ def _add_tags(*, workspace: Workspace, entries: list[_Entry], global_tags: list[
 
 
 def _add_lists(*, entries: list[_Entry]) -> None:
-    links = [ListMembership(contact_list_id=list_id, contact_id=e.new_id or e.match_id)
-             for e in entries for list_id in e.list_ids]
+    links = [
+        ListMembership(contact_list_id=list_id, contact_id=e.new_id or e.match_id)
+        for e in entries
+        for list_id in e.list_ids
+    ]
     if links:
         ListMembership.objects.bulk_create(links, batch_size=2000, ignore_conflicts=True)
 
@@ -720,9 +793,17 @@ def import_input_count(*, data: ImportInput, params: ImportParams) -> int:
     return count_csv_records(data.csv_data or "", has_header=params.has_header)
 
 
-def import_request(*, workspace: Workspace, data: ImportInput, params: ImportParams, api_key: ApiKey | None = None,
-                   user: Any | None = None, force_queue: bool = False, enqueue: bool = True,
-                   request_id: str | None = None) -> ImportJob:
+def import_request(
+    *,
+    workspace: Workspace,
+    data: ImportInput,
+    params: ImportParams,
+    api_key: ApiKey | None = None,
+    user: Any | None = None,
+    force_queue: bool = False,
+    enqueue: bool = True,
+    request_id: str | None = None,
+) -> ImportJob:
     """Start an import: ≤ 500 rows run now (the returned job is finished), more are
     stored and queued. Raises ``ValidationFailed`` for an unusable request.
 
@@ -735,17 +816,33 @@ def import_request(*, workspace: Workspace, data: ImportInput, params: ImportPar
         _check_csv_header(data.csv_data, params)
     total = import_input_count(data=data, params=params)
     if total > MAX_ROWS:
-        raise ValidationFailed(f"Too many rows ({total}); at most {MAX_ROWS:,} per import.",
-                               details={"rows": total, "limit": MAX_ROWS})
+        raise ValidationFailed(
+            f"Too many rows ({total}); at most {MAX_ROWS:,} per import.", details={"rows": total, "limit": MAX_ROWS}
+        )
     job_id = uuid.uuid4()
-    common = dict(id=job_id, workspace=workspace, api_key=api_key, created_by_user=user,
-                  source=data.source, params=params.as_json(), total_rows=total,
-                  request_id=current_request_id() if request_id is None else request_id)
+    common = dict(
+        id=job_id,
+        workspace=workspace,
+        api_key=api_key,
+        created_by_user=user,
+        source=data.source,
+        params=params.as_json(),
+        total_rows=total,
+        request_id=current_request_id() if request_id is None else request_id,
+    )
     if total <= SYNC_MAX_ROWS and not force_queue:
-        job = ImportJob.objects.create(status=ImportJob.Status.PROCESSING, attempts=1, started_at=timezone.now(),
-                                       heartbeat_at=timezone.now(), **common)
-        source = (iter_rows(data.rows) if data.rows is not None
-                  else iter_csv(data.csv_data or "", has_header=params.has_header, mapping=params.mapping))
+        job = ImportJob.objects.create(
+            status=ImportJob.Status.PROCESSING,
+            attempts=1,
+            started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            **common,
+        )
+        source = (
+            iter_rows(data.rows)
+            if data.rows is not None
+            else iter_csv(data.csv_data or "", has_header=params.has_header, mapping=params.mapping)
+        )
         try:
             _run_batches(job=job, source=source, params=params, batch_size=max(SYNC_MAX_ROWS, BATCH_SIZE))
         except Exception as exc:
@@ -757,8 +854,9 @@ def import_request(*, workspace: Workspace, data: ImportInput, params: ImportPar
     # then the job row, and the task only once that row is committed.
     suffix = "ndjson" if data.rows is not None else "csv"
     payload_key = f"imports/{job_id.hex}/payload.{suffix}"
-    writer = storage.open_writer(payload_key, storage.ObjectMeta(
-        content_type="application/x-ndjson" if suffix == "ndjson" else "text/csv"))
+    writer = storage.open_writer(
+        payload_key, storage.ObjectMeta(content_type="application/x-ndjson" if suffix == "ndjson" else "text/csv")
+    )
     try:
         if data.rows is not None:
             buffer = bytearray()
@@ -809,8 +907,13 @@ def import_job_claim(*, job_id: uuid.UUID) -> int | None:
     (the ownership token every batch checks), or None when someone else has it."""
     now = timezone.now()
     claimed = ImportJob.objects.filter(id=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.PROCESSING, attempts=F("attempts") + 1, heartbeat_at=now,
-        started_at=now, error="", error_kind="")
+        status=ImportJob.Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        heartbeat_at=now,
+        started_at=now,
+        error="",
+        error_kind="",
+    )
     if not claimed:
         return None
     return ImportJob.objects.filter(id=job_id).values_list("attempts", flat=True).first()
@@ -834,15 +937,23 @@ def import_job_run(*, job_id: uuid.UUID, progress: Callable[[ImportJob], None] |
     fh = None
     try:
         source, fh = _open_source(job, params)
-        _run_batches(job=job, source=source, params=params, batch_size=BATCH_SIZE, attempt=attempt,
-                     progress=progress, background=True)
+        _run_batches(
+            job=job,
+            source=source,
+            params=params,
+            batch_size=BATCH_SIZE,
+            attempt=attempt,
+            progress=progress,
+            background=True,
+        )
     except _LostOwnership:
         logger.warning("import %s: another run took the job over; stopping this one", job_id)
         return None
     except Exception as exc:
         if is_transient(exc):
             ImportJob.objects.filter(id=job_id, attempts=attempt, status=ImportJob.Status.PROCESSING).update(
-                status=ImportJob.Status.QUEUED, error=str(exc)[:1000], error_kind="transient")
+                status=ImportJob.Status.QUEUED, error=str(exc)[:1000], error_kind="transient"
+            )
             raise
         _job_fail(job_id=job_id, exc=exc, attempt=attempt)
         return ImportJob.objects.get(id=job_id)
@@ -871,9 +982,16 @@ def _batches(source: Iterator[SourceRow], size: int) -> Iterator[tuple[list[Sour
         yield batch, batch[-1].record + 1
 
 
-def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportParams, batch_size: int,
-                 attempt: int | None = None, progress: Callable[[ImportJob], None] | None = None,
-                 background: bool = False) -> None:
+def _run_batches(
+    *,
+    job: ImportJob,
+    source: Iterator[SourceRow],
+    params: ImportParams,
+    batch_size: int,
+    attempt: int | None = None,
+    progress: Callable[[ImportJob], None] | None = None,
+    background: bool = False,
+) -> None:
     tz = job.workspace.tzinfo
 
     def prepared() -> Iterator[tuple[list[SourceRow], int, list[CleanRow], list[RowError]]]:
@@ -887,7 +1005,8 @@ def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportP
         # upsert's own Python work), else in a thread.
         if not background:
             staged: Iterator[tuple[int, int, list[CleanRow], list[RowError]]] = (
-                (len(b), n, c, e) for b, n, c, e in prepared())
+                (len(b), n, c, e) for b, n, c, e in prepared()
+            )
         elif PARSE_IN_PROCESS:
             staged = _prepare_in_process(prepared)
         else:
@@ -896,8 +1015,15 @@ def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportP
             for tries in range(4):
                 try:
                     with transaction.atomic():
-                        _batch_commit(job=job, clean=clean, errors=errors, params=params, attempt=attempt,
-                                      next_record=next_record, n_rows=n_rows)
+                        _batch_commit(
+                            job=job,
+                            clean=clean,
+                            errors=errors,
+                            params=params,
+                            attempt=attempt,
+                            next_record=next_record,
+                            n_rows=n_rows,
+                        )
                     break
                 except (_RaceDetected, IntegrityError):
                     # A concurrent writer took an address between our match and insert:
@@ -911,9 +1037,9 @@ def _run_batches(*, job: ImportJob, source: Iterator[SourceRow], params: ImportP
         raise ImportUserError(str(exc)) from None
 
 
-def _prepare_in_process(prepared: Callable[[], Iterator[tuple[list[SourceRow], int, list[CleanRow],
-                                                               list[RowError]]]]
-                        ) -> Iterator[tuple[int, int, list[CleanRow], list[RowError]]]:
+def _prepare_in_process(
+    prepared: Callable[[], Iterator[tuple[list[SourceRow], int, list[CleanRow], list[RowError]]]],
+) -> Iterator[tuple[int, int, list[CleanRow], list[RowError]]]:
     """Run ``prepared()`` (read the payload, parse, validate: no database) in a forked
     child that sends each ready batch back through a pipe. The pipe's small buffer
     keeps the child about one batch ahead. The child owns the payload stream from
@@ -935,9 +1061,14 @@ def _prepare_in_process(prepared: Callable[[], Iterator[tuple[list[SourceRow], i
                 for batch, next_record, clean, errors in prepared():
                     # Plain tuples: unpickling them costs the parent a fraction of what
                     # dataclass instances would (it is the parent's core that is busy).
-                    sender.send((len(batch), next_record,
-                                 [(r.row, r.values, r.tags, r.list_ids, r.list_names) for r in clean],
-                                 [(e.row, e.field, e.code, e.message) for e in errors]))
+                    sender.send(
+                        (
+                            len(batch),
+                            next_record,
+                            [(r.row, r.values, r.tags, r.list_ids, r.list_names) for r in clean],
+                            [(e.row, e.field, e.code, e.message) for e in errors],
+                        )
+                    )
                 sender.send(None)
             except (BrokenPipeError, ConnectionResetError):
                 code = 1  # the parent is gone
@@ -1024,21 +1155,34 @@ def _prefetch(items: Iterator[Any], *, enabled: bool = True, depth: int = 2) -> 
                 thread.join(timeout=0.2)
 
 
-def _batch_commit(*, job: ImportJob, clean: list[CleanRow], errors: list[RowError], params: ImportParams,
-                  attempt: int | None, next_record: int, n_rows: int) -> None:
+def _batch_commit(
+    *,
+    job: ImportJob,
+    clean: list[CleanRow],
+    errors: list[RowError],
+    params: ImportParams,
+    attempt: int | None,
+    next_record: int,
+    n_rows: int,
+) -> None:
     locked = ImportJob.objects.select_for_update().filter(id=job.id, status=ImportJob.Status.PROCESSING)
     if attempt is not None:
         locked = locked.filter(attempts=attempt)
     current = locked.values("first_errors", "error_count").first()
     if current is None:
         raise _LostOwnership()
-    result = contact_upsert_batch(workspace=job.workspace, rows=clean, update_existing=params.update_existing,
-                                  tags=params.tags, job_id=job.id)
+    result = contact_upsert_batch(
+        workspace=job.workspace, rows=clean, update_existing=params.update_existing, tags=params.tags, job_id=job.id
+    )
     all_errors = sorted(errors + result.errors, key=lambda e: (e.row, e.field))
     if all_errors:
         ImportRowError.objects.bulk_create(
-            [ImportRowError(job_id=job.id, row=e.row, field=e.field[:100], code=e.code[:50], message=e.message)
-             for e in all_errors], batch_size=1000)
+            [
+                ImportRowError(job_id=job.id, row=e.row, field=e.field[:100], code=e.code[:50], message=e.message)
+                for e in all_errors
+            ],
+            batch_size=1000,
+        )
     first = current["first_errors"] or []
     if len(first) < RESPONSE_ERRORS and all_errors:
         first = first + [e.as_dict() for e in all_errors[: RESPONSE_ERRORS - len(first)]]
@@ -1052,8 +1196,9 @@ def _batch_commit(*, job: ImportJob, clean: list[CleanRow], errors: list[RowErro
         first_errors=first,
         heartbeat_at=timezone.now(),
     )
-    job.refresh_from_db(fields=["processed_rows", "created_count", "updated_count", "skipped_count", "error_count",
-                                "next_record"])
+    job.refresh_from_db(
+        fields=["processed_rows", "created_count", "updated_count", "skipped_count", "error_count", "next_record"]
+    )
 
 
 def _errors_csv_write(*, job: ImportJob) -> str:
@@ -1064,8 +1209,12 @@ def _errors_csv_write(*, job: ImportJob) -> str:
         text = io.StringIO()
         out = csv.writer(text, lineterminator="\r\n")
         out.writerow(["row", "field", "code", "message"])
-        for row in (ImportRowError.objects.filter(job_id=job.id).order_by("row", "id")
-                    .values_list("row", "field", "code", "message").iterator(chunk_size=2000)):
+        for row in (
+            ImportRowError.objects.filter(job_id=job.id)
+            .order_by("row", "id")
+            .values_list("row", "field", "code", "message")
+            .iterator(chunk_size=2000)
+        ):
             out.writerow(row)
             if text.tell() > 256 * 1024:
                 writer.write(text.getvalue().encode())
@@ -1086,8 +1235,12 @@ def _job_finish(*, job_id: uuid.UUID, emit_webhook: bool, attempt: int | None = 
         qs = ImportJob.objects.filter(id=job_id, status=ImportJob.Status.PROCESSING)
         if attempt is not None:
             qs = qs.filter(attempts=attempt)
-        done = qs.update(status=ImportJob.Status.COMPLETED, completed_at=timezone.now(), errors_key=errors_key,
-                         heartbeat_at=timezone.now())
+        done = qs.update(
+            status=ImportJob.Status.COMPLETED,
+            completed_at=timezone.now(),
+            errors_key=errors_key,
+            heartbeat_at=timezone.now(),
+        )
         if done:
             ImportRowError.objects.filter(job_id=job_id).delete()  # the CSV holds them now
             job.refresh_from_db()
@@ -1121,10 +1274,17 @@ def _emit(job: ImportJob, event: str) -> None:
 
 
 def import_job_event_data(*, job: ImportJob) -> dict[str, Any]:
-    return {"job_id": job.public_id, "status": job.status, "total_rows": job.total_rows,
-            "created_count": job.created_count, "updated_count": job.updated_count,
-            "skipped_count": job.skipped_count, "error_count": job.error_count,
-            "error": job.error or None, "request_id": job.request_id or None}
+    return {
+        "job_id": job.public_id,
+        "status": job.status,
+        "total_rows": job.total_rows,
+        "created_count": job.created_count,
+        "updated_count": job.updated_count,
+        "skipped_count": job.skipped_count,
+        "error_count": job.error_count,
+        "error": job.error or None,
+        "request_id": job.request_id or None,
+    }
 
 
 def _delete_quietly(key: str) -> None:
@@ -1142,17 +1302,25 @@ def import_jobs_sweep(*, stale_after: timedelta = STALE_AFTER, limit: int = 100)
     cutoff = now - stale_after
     dispatched: list[uuid.UUID] = []
     with transaction.atomic():
-        stale = list(ImportJob.objects.select_for_update(skip_locked=True)
-                     .filter(Q(status=ImportJob.Status.PROCESSING, heartbeat_at__lt=cutoff)
-                             | Q(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff))
-                     .order_by("created_at")[:limit])
+        stale = list(
+            ImportJob.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(status=ImportJob.Status.PROCESSING, heartbeat_at__lt=cutoff)
+                | Q(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff)
+            )
+            .order_by("created_at")[:limit]
+        )
         for job in stale:
             if job.status == ImportJob.Status.PROCESSING and (job.attempts >= MAX_ATTEMPTS or not job.payload_key):
                 # No payload: a synchronous import whose request died; its client saw an error.
-                message = (f"The import was interrupted {job.attempts} times and was given up." if job.payload_key
-                           else "The import was interrupted before it finished; the committed rows stay imported.")
+                message = (
+                    f"The import was interrupted {job.attempts} times and was given up."
+                    if job.payload_key
+                    else "The import was interrupted before it finished; the committed rows stay imported."
+                )
                 ImportJob.objects.filter(id=job.id).update(
-                    status=ImportJob.Status.FAILED, error_kind="system", completed_at=now, error=message)
+                    status=ImportJob.Status.FAILED, error_kind="system", completed_at=now, error=message
+                )
                 job.refresh_from_db()
                 if job.payload_key:  # events are for queued imports; a request answered for itself
                     _emit(job, "import.failed")
@@ -1161,8 +1329,9 @@ def import_jobs_sweep(*, stale_after: timedelta = STALE_AFTER, limit: int = 100)
             import_job_enqueue_on_commit(job_id=job.id)
             dispatched.append(job.id)
     # Idempotency keys live 24 hours; drop the expired ones a slice at a time.
-    expired = list(ImportIdempotencyKey.objects.filter(created_at__lt=now - IDEMPOTENCY_TTL)
-                   .values_list("pk", flat=True)[:5000])
+    expired = list(
+        ImportIdempotencyKey.objects.filter(created_at__lt=now - IDEMPOTENCY_TTL).values_list("pk", flat=True)[:5000]
+    )
     if expired:
         ImportIdempotencyKey.objects.filter(pk__in=expired).delete()
     return dispatched
@@ -1174,7 +1343,8 @@ def import_job_retry(*, job: ImportJob) -> bool:
         return False
     with transaction.atomic():
         changed = ImportJob.objects.filter(id=job.id, status=ImportJob.Status.FAILED).update(
-            status=ImportJob.Status.QUEUED, error="", error_kind="", completed_at=None)
+            status=ImportJob.Status.QUEUED, error="", error_kind="", completed_at=None
+        )
         if changed:
             import_job_enqueue_on_commit(job_id=job.id)
     return bool(changed)
@@ -1183,9 +1353,11 @@ def import_job_retry(*, job: ImportJob) -> bool:
 def import_job_errors_url(*, job: ImportJob, base_url: str | None = None) -> str | None:
     if not job.errors_key:
         return None
-    return storage.presigned_get(job.errors_key, meta=storage.ObjectMeta(content_type="text/csv",
-                                                                          filename="import-errors.csv"),
-                                 base_url=base_url)
+    return storage.presigned_get(
+        job.errors_key,
+        meta=storage.ObjectMeta(content_type="text/csv", filename="import-errors.csv"),
+        base_url=base_url,
+    )
 
 
 # --- Idempotency-Key ------------------------------------------------------------------------
@@ -1197,8 +1369,9 @@ def request_hash(payload: Any) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
 
 
-def import_idempotent(*, workspace: Workspace, key: str, body_hash: str,
-                      run: Callable[[], tuple[int, dict[str, Any], ImportJob | None]]) -> tuple[int, dict[str, Any]]:
+def import_idempotent(
+    *, workspace: Workspace, key: str, body_hash: str, run: Callable[[], tuple[int, dict[str, Any], ImportJob | None]]
+) -> tuple[int, dict[str, Any]]:
     """Run ``run`` once per (workspace, key). The key row is inserted first, "in
     progress": of concurrent requests exactly one wins the unique constraint; the
     others wait for its stored response (or see it at once when done)."""
@@ -1206,8 +1379,9 @@ def import_idempotent(*, workspace: Workspace, key: str, body_hash: str,
         raise ValidationFailed("Idempotency-Key must be 1 to 255 characters.", details={"header": "Idempotency-Key"})
     deadline = time.monotonic() + IDEMPOTENCY_WAIT_SECONDS
     while True:
-        ImportIdempotencyKey.objects.filter(workspace=workspace, key=key,
-                                            created_at__lt=timezone.now() - IDEMPOTENCY_TTL).delete()
+        ImportIdempotencyKey.objects.filter(
+            workspace=workspace, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_TTL
+        ).delete()
         try:
             with transaction.atomic():
                 record = ImportIdempotencyKey.objects.create(workspace=workspace, key=key, body_hash=body_hash)
@@ -1218,8 +1392,9 @@ def import_idempotent(*, workspace: Workspace, key: str, body_hash: str,
         if existing is None:
             continue  # expired and deleted between our two statements: try again
         if existing.body_hash != body_hash:
-            raise IdempotencyConflict("This Idempotency-Key was used with a different request body.",
-                                      details={"idempotency_key": key})
+            raise IdempotencyConflict(
+                "This Idempotency-Key was used with a different request body.", details={"idempotency_key": key}
+            )
         if existing.state == ImportIdempotencyKey.State.DONE:
             return existing.response_status or 200, existing.response_body or {}
         if timezone.now() - existing.created_at > IDEMPOTENCY_ABANDONED_AFTER:
@@ -1227,8 +1402,10 @@ def import_idempotent(*, workspace: Workspace, key: str, body_hash: str,
             ImportIdempotencyKey.objects.filter(pk=existing.pk, state=ImportIdempotencyKey.State.IN_PROGRESS).delete()
             continue
         if time.monotonic() > deadline:
-            raise IdempotencyConflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                                      details={"idempotency_key": key, "in_progress": True})
+            raise IdempotencyConflict(
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+                details={"idempotency_key": key, "in_progress": True},
+            )
         time.sleep(0.1)
     try:
         status_code, body, job = run()
@@ -1238,5 +1415,6 @@ def import_idempotent(*, workspace: Workspace, key: str, body_hash: str,
         ImportIdempotencyKey.objects.filter(pk=record.pk).delete()
         raise
     ImportIdempotencyKey.objects.filter(pk=record.pk).update(
-        state=ImportIdempotencyKey.State.DONE, response_status=status_code, response_body=body, job=job)
+        state=ImportIdempotencyKey.State.DONE, response_status=status_code, response_body=body, job=job
+    )
     return status_code, body

@@ -19,8 +19,15 @@ logger = logging.getLogger("imports.tasks")
 _RETRY_BACKOFF_MAX = 300
 
 
-@shared_task(bind=True, name="imports.import_job_run", acks_late=True, soft_time_limit=6 * 3600,
-             time_limit=6 * 3600 + 60, ignore_result=True, max_retries=8)
+@shared_task(
+    bind=True,
+    name="imports.import_job_run",
+    acks_late=True,
+    soft_time_limit=6 * 3600,
+    time_limit=6 * 3600 + 60,
+    ignore_result=True,
+    max_retries=8,
+)
 def import_job_run_task(self: Any, job_id: str) -> None:
     from imports.models import JOB_ID_PREFIX, ImportJob
     from imports.services import import_job_run, is_transient
@@ -40,7 +47,7 @@ def import_job_run_task(self: Any, job_id: str) -> None:
                 if not is_transient(exc):
                     raise
                 # The service has put the job back to "queued" (from its checkpoint).
-                countdown = min(_RETRY_BACKOFF_MAX, 5 * 2 ** self.request.retries)
+                countdown = min(_RETRY_BACKOFF_MAX, 5 * 2**self.request.retries)
                 logger.warning("import %s: %s; retrying in %ds", public_id, type(exc).__name__, countdown)
                 raise self.retry(exc=exc, countdown=countdown) from exc
             logger.info("import %s: %s", public_id, job.status if job else "not run (another run has it)")
@@ -48,8 +55,7 @@ def import_job_run_task(self: Any, job_id: str) -> None:
         close_old_connections()
 
 
-@shared_task(name="imports.import_jobs_sweep", acks_late=True, soft_time_limit=120, time_limit=180,
-             ignore_result=True)
+@shared_task(name="imports.import_jobs_sweep", acks_late=True, soft_time_limit=120, time_limit=180, ignore_result=True)
 def import_jobs_sweep_task() -> int:
     """Periodic: requeue jobs whose worker died, re-dispatch lost queued jobs."""
     from imports.services import import_jobs_sweep

@@ -29,15 +29,25 @@ from contacts.validation import (
 from imports.parsing import RowError
 
 # Contact fields an import row may carry besides lists (handled here).
-_GENERAL_FIELDS = ("full_name", "email", "phone", "job_title", "company_name", "company_id",
-                   "linkedin_url", "tags", "custom", "created_at")
+_GENERAL_FIELDS = (
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "company_name",
+    "company_id",
+    "linkedin_url",
+    "tags",
+    "custom",
+    "created_at",
+)
 _TEXT_FIELDS = ("full_name", "job_title", "company_name")
 
 
 @dataclass
 class CleanRow:
     row: int
-    values: dict[str, Any]          # model-ready values of the fields present
+    values: dict[str, Any]  # model-ready values of the fields present
     tags: list[str] = field(default_factory=list)
     list_ids: list[uuid.UUID] = field(default_factory=list)
     list_names: list[str] = field(default_factory=list)

@@ -18,8 +18,13 @@ from leadlex.models import ALL_SCOPES, ApiKey, WebhookDelivery, WebhookEndpoint,
 def _count_of(model: type, **filters: Any) -> Coalesce:
     """A correlated COUNT subquery per workspace row: several of these on one list
     page neither multiply each other (as JOIN + COUNT would) nor cost a query per row."""
-    sub = (model.objects.filter(workspace=OuterRef("pk"), **filters).order_by().values("workspace")
-           .annotate(n=Count("pk")).values("n"))
+    sub = (
+        model.objects.filter(workspace=OuterRef("pk"), **filters)
+        .order_by()
+        .values("workspace")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return Coalesce(Subquery(sub, output_field=IntegerField()), 0)
 
 
@@ -48,10 +53,14 @@ class WorkspaceAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         from contacts.models import Contact
 
-        return super().get_queryset(request).annotate(
-            _contacts=_count_of(Contact),
-            _keys=_count_of(ApiKey, revoked_at__isnull=True),
-            _webhooks=_count_of(WebhookEndpoint),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _contacts=_count_of(Contact),
+                _keys=_count_of(ApiKey, revoked_at__isnull=True),
+                _webhooks=_count_of(WebhookEndpoint),
+            )
         )
 
     @admin.display(description="contacts", ordering="_contacts")
@@ -78,8 +87,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 class ApiKeyCreateForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(choices=[(s, s) for s in ALL_SCOPES], widget=forms.CheckboxSelectMultiple,
-                                       initial=list(ALL_SCOPES))
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in ALL_SCOPES], widget=forms.CheckboxSelectMultiple, initial=list(ALL_SCOPES)
+    )
 
     class Meta:
         model = ApiKey
@@ -114,8 +124,17 @@ class KeyStatusFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["key_prefix", "name", "workspace", "scopes", "owner_email", "created_at", "last_used_at",
-                    "expires_at", "revoked_at"]
+    list_display = [
+        "key_prefix",
+        "name",
+        "workspace",
+        "scopes",
+        "owner_email",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
     list_filter = [KeyStatusFilter, "workspace"]
     list_select_related = ["workspace"]
     search_fields = ["lookup", "name", "owner_email", "workspace__name"]
@@ -132,8 +151,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
         if obj is None:
             return ["workspace", "name", "owner_email", "scopes", "expires_at"]
-        return ["key_prefix", "workspace", "name", "owner_email", "scopes", "created_at", "last_used_at",
-                "expires_at", "revoked_at"]
+        return [
+            "key_prefix",
+            "workspace",
+            "name",
+            "owner_email",
+            "scopes",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+        ]
 
     @admin.display(description="key", ordering="lookup")
     def key_prefix(self, obj: ApiKey) -> str:
@@ -148,9 +176,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.set_key(raw)
         super().save_model(request, obj, form, change)
         # The one and only time the full key is shown; it is in no page or log after this.
-        self.message_user(request, format_html(
-            "New API key (copy it now, it will not be shown again): <code class=\"leadlex-new-key\">{}</code>", raw,
-        ), messages.WARNING)
+        self.message_user(
+            request,
+            format_html(
+                'New API key (copy it now, it will not be shown again): <code class="leadlex-new-key">{}</code>',
+                raw,
+            ),
+            messages.WARNING,
+        )
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -162,16 +195,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=2000, assume_scheme="https")
-    events = forms.MultipleChoiceField(choices=[(e, e) for e in WebhookEndpoint.EVENTS],
-                                       widget=forms.CheckboxSelectMultiple)
+    events = forms.MultipleChoiceField(
+        choices=[(e, e) for e in WebhookEndpoint.EVENTS], widget=forms.CheckboxSelectMultiple
+    )
 
     class Meta:
         model = WebhookEndpoint
         fields = ["workspace", "url", "events", "is_active"]
 
     def clean_url(self) -> str:
-        from leadlex import ssrf
         from django.conf import settings
+
+        from leadlex import ssrf
 
         url = self.cleaned_data["url"]
         try:
@@ -199,9 +234,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             obj.secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         super().save_model(request, obj, form, change)
         if not change:
-            self.message_user(request, format_html(
-                "Signing secret (copy it now, it will not be shown again): <code>{}</code>", obj.secret,
-            ), messages.WARNING)
+            self.message_user(
+                request,
+                format_html(
+                    "Signing secret (copy it now, it will not be shown again): <code>{}</code>",
+                    obj.secret,
+                ),
+                messages.WARNING,
+            )
 
     @admin.action(description="Disable selected endpoints")
     def disable(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -216,15 +256,36 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     """The delivery log: read-only, plus "retry now"."""
 
-    list_display = ["created_at", "event", "status", "attempts", "last_status_code", "short_error",
-                    "next_attempt_at", "delivered_at", "endpoint_url", "workspace"]
+    list_display = [
+        "created_at",
+        "event",
+        "status",
+        "attempts",
+        "last_status_code",
+        "short_error",
+        "next_attempt_at",
+        "delivered_at",
+        "endpoint_url",
+        "workspace",
+    ]
     list_filter = ["status", "event", "created_at"]
     list_select_related = ["endpoint__workspace"]
     search_fields = ["=id", "endpoint__url", "endpoint__workspace__name"]
     date_hierarchy = "created_at"
     actions: list = ["retry_now"]
-    readonly_fields = ["id", "endpoint", "event", "status", "attempts", "last_status_code", "last_error",
-                       "next_attempt_at", "delivered_at", "created_at", "payload"]
+    readonly_fields = [
+        "id",
+        "endpoint",
+        "event",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+        "payload",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -254,5 +315,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         self.message_user(request, f"Queued {n} delivery(ies) for another attempt.", messages.SUCCESS)
         busy = len(ids) - delivered - n
         if busy > 0:
-            self.message_user(request, f"{busy} delivery(ies) are being attempted right now and were left alone; "
-                                       "retry them once that attempt has ended.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{busy} delivery(ies) are being attempted right now and were left alone; "
+                "retry them once that attempt has ended.",
+                messages.WARNING,
+            )

@@ -31,8 +31,11 @@ class WorkspaceAPIView(APIView):
         decision = rate_limit_hit(workspace_id=str(request.user.workspace.pk), group=self.rate_limit_group)
         self._rate_limit_headers = decision.headers()
         if not decision.allowed:
-            raise RateLimited("Rate limit exceeded; retry after the window resets.", headers=decision.headers(),
-                              details={"limit": decision.limit, "reset": decision.reset})
+            raise RateLimited(
+                "Rate limit exceeded; retry after the window resets.",
+                headers=decision.headers(),
+                details={"limit": decision.limit, "reset": decision.reset},
+            )
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -51,10 +54,14 @@ def get_in_workspace(queryset: QuerySet, *, workspace: Workspace, pk: Any) -> Mo
 
 # --- Webhook endpoint registry (services in leadlex/webhooks.py) -----------------------
 
+
 class WebhookEndpointCreateSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=2000)
-    events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEndpoint.EVENTS), allow_empty=False,
-                                   max_length=len(WebhookEndpoint.EVENTS) * 2)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEndpoint.EVENTS),
+        allow_empty=False,
+        max_length=len(WebhookEndpoint.EVENTS) * 2,
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
@@ -95,17 +102,25 @@ class WebhookEndpointListCreateAPI(WorkspaceAPIView):
     """GET lists the workspace's endpoints (without secrets); POST registers one and
     answers its signing secret, once."""
 
-    @extend_schema(tags=["webhooks"], summary="List webhook endpoints", operation_id="webhooks_list", responses={200: inline_serializer(
-        "WebhookEndpointList", {"data": WebhookEndpointSerializer(many=True)})})
+    @extend_schema(
+        tags=["webhooks"],
+        summary="List webhook endpoints",
+        operation_id="webhooks_list",
+        responses={200: inline_serializer("WebhookEndpointList", {"data": WebhookEndpointSerializer(many=True)})},
+    )
     def get(self, request: Request) -> Response:
         from leadlex.webhooks import webhook_endpoint_list
 
         return Response({"data": [webhook_endpoint_data(e) for e in webhook_endpoint_list(workspace=self.workspace)]})
 
-    @extend_schema(tags=["webhooks"], summary="Register a webhook endpoint", request=WebhookEndpointCreateSerializer,
-                   responses={201: WebhookEndpointCreatedSerializer},
-                   description="The answer holds the endpoint's signing `secret`, shown in this response only. "
-                               "Deliveries are signed with HMAC-SHA256 (`X-LeadLex-Signature`); see docs/webhooks.md.")
+    @extend_schema(
+        tags=["webhooks"],
+        summary="Register a webhook endpoint",
+        request=WebhookEndpointCreateSerializer,
+        responses={201: WebhookEndpointCreatedSerializer},
+        description="The answer holds the endpoint's signing `secret`, shown in this response only. "
+        "Deliveries are signed with HMAC-SHA256 (`X-LeadLex-Signature`); see docs/webhooks.md.",
+    )
     def post(self, request: Request) -> Response:
         from leadlex.webhooks import webhook_endpoint_create
 
@@ -124,8 +139,9 @@ class WebhookEndpointDetailAPI(WorkspaceAPIView):
 
         return Response(webhook_endpoint_data(webhook_endpoint_get(workspace=self.workspace, endpoint_id=endpoint_id)))
 
-    @extend_schema(tags=["webhooks"], summary="Delete a webhook endpoint",
-                   responses={204: OpenApiResponse(description="Deleted")})
+    @extend_schema(
+        tags=["webhooks"], summary="Delete a webhook endpoint", responses={204: OpenApiResponse(description="Deleted")}
+    )
     def delete(self, request: Request, endpoint_id: str) -> Response:
         from leadlex.webhooks import webhook_endpoint_delete
 

@@ -10,8 +10,10 @@ class LeadlexConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from leadlex import auth  # noqa: F401 - registers its system check
-        from leadlex import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from leadlex import (
+            auth,  # noqa: F401 - registers its system check
+            schema,  # noqa: F401 - registers the OpenAPI auth extension
+        )
 
         # WhiteNoise warns at every start when STATIC_ROOT is missing (before the
         # first collectstatic); an empty directory simply serves nothing yet.

@@ -67,8 +67,9 @@ def authenticate_key(raw_key: str) -> ApiKey:
         # existed): move it to the current one, so the fallback can be retired once
         # every key still in use has been seen. last_used_at moves with it, so "used
         # after the rotation" means "moved". Conditional: two requests at once write once.
-        ApiKey.objects.filter(pk=api_key.pk, key_hash=api_key.key_hash).update(key_hash=hash_key(raw_key),
-                                                                               last_used_at=now)
+        ApiKey.objects.filter(pk=api_key.pk, key_hash=api_key.key_hash).update(
+            key_hash=hash_key(raw_key), last_used_at=now
+        )
     elif api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key
@@ -81,7 +82,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         raw_key = _raw_key_from_header(header)
         if raw_key is None:
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <key>' or Basic with the key as user name.")
+            raise exceptions.AuthenticationFailed(
+                "Use 'Authorization: Bearer <key>' or Basic with the key as user name."
+            )
         api_key = authenticate_key(raw_key)
         principal = ApiPrincipal(api_key=api_key, workspace=api_key.workspace, scopes=frozenset(api_key.scopes))
         return principal, api_key
@@ -95,10 +98,12 @@ def check_api_key_hash_secret(app_configs: object = None, **kwargs: object) -> l
     """Warn where API keys still hang on SECRET_KEY (production without the setting)."""
     if settings.LEADLEX_API_KEY_HASH_SECRET:
         return []
-    return [checks.Warning(
-        "LEADLEX_API_KEY_HASH_SECRET is not set: API keys are hashed with DJANGO_SECRET_KEY, so rotating it "
-        "without keeping the old value in DJANGO_SECRET_KEY_FALLBACKS invalidates every key.",
-        hint="Set LEADLEX_API_KEY_HASH_SECRET to the current DJANGO_SECRET_KEY value: existing keys keep "
-             "working unchanged, and DJANGO_SECRET_KEY can then be rotated on its own.",
-        id="leadlex.W001",
-    )]
+    return [
+        checks.Warning(
+            "LEADLEX_API_KEY_HASH_SECRET is not set: API keys are hashed with DJANGO_SECRET_KEY, so rotating it "
+            "without keeping the old value in DJANGO_SECRET_KEY_FALLBACKS invalidates every key.",
+            hint="Set LEADLEX_API_KEY_HASH_SECRET to the current DJANGO_SECRET_KEY value: existing keys keep "
+            "working unchanged, and DJANGO_SECRET_KEY can then be rotated on its own.",
+            id="leadlex.W001",
+        )
+    ]

@@ -22,8 +22,15 @@ class ApiError(Exception):
     status_code = 400
     code = "validation_error"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None, status_code: int | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
@@ -145,8 +152,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     request = context.get("request")
     logger.exception("Unhandled error on %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"))
-    return Response(error_body("internal_error", "An unexpected error occurred. Quote the X-Request-ID when reporting it."),
-                    status=500)
+    return Response(
+        error_body("internal_error", "An unexpected error occurred. Quote the X-Request-ID when reporting it."),
+        status=500,
+    )
 
 
 def json_error(status: int, code: str, message: str, details: Any = None) -> JsonResponse:

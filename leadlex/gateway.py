@@ -12,7 +12,7 @@ headers the API builds all see ``/v1/``, and the schema lists each operation onc
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from django.conf import settings
@@ -33,7 +33,7 @@ class ApiPathAliasMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         for alias in self.aliases:
             if request.path_info.startswith(alias):
-                rest = request.path_info[len(alias):]
+                rest = request.path_info[len(alias) :]
                 request.path_info = request.META["PATH_INFO"] = "/v1/" + rest
                 request.path = request.META.get("SCRIPT_NAME", "").rstrip("/") + request.path_info
                 break

@@ -8,7 +8,7 @@ import io
 import logging
 import re
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
@@ -70,8 +70,9 @@ class RequestIdMiddleware:
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
             if request.path.startswith("/v1/"):
-                logger.info("%s %s %s", request.method, request.path, response.status_code,
-                            extra={"request_id": request_id})
+                logger.info(
+                    "%s %s %s", request.method, request.path, response.status_code, extra={"request_id": request_id}
+                )
             return response
         finally:
             request_id_var.reset(token)
@@ -177,7 +178,10 @@ class ApiErrorPageMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if (response.status_code in (404, 500) and request.path_info.startswith("/v1/")
-                and response.get("Content-Type", "").startswith("text/html")):
+        if (
+            response.status_code in (404, 500)
+            and request.path_info.startswith("/v1/")
+            and response.get("Content-Type", "").startswith("text/html")
+        ):
             return handler404(request) if response.status_code == 404 else handler500(request)
         return response

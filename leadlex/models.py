@@ -57,8 +57,12 @@ def api_key_hash_secrets() -> list[str]:
     from django.conf import settings
 
     primary = settings.LEADLEX_API_KEY_HASH_SECRET or settings.SECRET_KEY
-    candidates = [primary, *settings.LEADLEX_API_KEY_HASH_SECRET_FALLBACKS, settings.SECRET_KEY,
-                  *settings.SECRET_KEY_FALLBACKS]
+    candidates = [
+        primary,
+        *settings.LEADLEX_API_KEY_HASH_SECRET_FALLBACKS,
+        settings.SECRET_KEY,
+        *settings.SECRET_KEY_FALLBACKS,
+    ]
     return list(dict.fromkeys(c for c in candidates if c))
 
 

@@ -34,8 +34,14 @@ from leadlex.errors import ValidationFailed
 MAX_DEPTH = 64
 _INT_RANGE = (-(2**63), 2**63 - 1)  # the widest integer column is a bigint
 _BOM = codecs.BOM_UTF8
-_JSON_KINDS = {list: "an array", type(None): "null", bool: "a boolean", int: "a number", float: "a number",
-               str: "a string"}
+_JSON_KINDS = {
+    list: "an array",
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+}
 _LONG_DIGITS = re.compile(r"[0-9]{19}")
 _LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
@@ -66,8 +72,9 @@ def _string_problem(text: str) -> str | None:
     return None
 
 
-def json_value_problem(value: Any, *, check_strings: bool = True,
-                       skip: frozenset[str] = frozenset()) -> tuple[str, str] | None:
+def json_value_problem(
+    value: Any, *, check_strings: bool = True, skip: frozenset[str] = frozenset()
+) -> tuple[str, str] | None:
     """``(path, problem)`` of the first part of ``value`` that the API refuses, else None.
 
     ``skip`` names top-level keys whose strings are left to a later, finer check
@@ -82,7 +89,7 @@ def json_value_problem(value: Any, *, check_strings: bool = True,
             continue
         if depth > MAX_DEPTH:
             return path or "$", f"is nested too deeply (at most {MAX_DEPTH} levels)"
-        for key, child in (item.items() if isinstance(item, dict) else enumerate(item)):
+        for key, child in item.items() if isinstance(item, dict) else enumerate(item):
             child_path = field_path(path, key)
             child_check = check and not (depth == 1 and key in skip)
             if child_check and isinstance(key, str) and (problem := _string_problem(key)) is not None:
@@ -107,9 +114,15 @@ def _refuse(path: str, problem: str, *, where: str = "") -> ValidationFailed:
     return ValidationFailed(f"{label} {problem}.", details={"field": path, **({"where": where} if where else {})})
 
 
-def json_loads_checked(raw: bytes | str, *, where: str = "", require_object: bool = True,
-                       check_strings: bool = True, skip: frozenset[str] = frozenset(),
-                       refusal_status: int = 400) -> Any:
+def json_loads_checked(
+    raw: bytes | str,
+    *,
+    where: str = "",
+    require_object: bool = True,
+    check_strings: bool = True,
+    skip: frozenset[str] = frozenset(),
+    refusal_status: int = 400,
+) -> Any:
     """Parse one JSON document and apply the checks above; raises ``ValidationFailed``.
 
     ``check_strings=False`` (or ``skip``, for some top-level keys) leaves NULs to a
@@ -117,15 +130,18 @@ def json_loads_checked(raw: bytes | str, *, where: str = "", require_object: boo
     ``refusal_status`` is the status of a well-formed document that is refused (a
     dialect whose seed answers 422 for bad parameters); malformed JSON is a 400."""
     if isinstance(raw, bytes) and raw.startswith(_BOM):
-        raw = raw[len(_BOM):]  # what Windows editors put first; not part of the document
+        raw = raw[len(_BOM) :]  # what Windows editors put first; not part of the document
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _locate(raw, exc, where=where) from None
     if require_object and not isinstance(value, dict):
         kind = _JSON_KINDS.get(type(value), "a value")
-        raise ValidationFailed(f"{where + ': ' if where else ''}The body must be a JSON object, not {kind}.",
-                               details={"field": "$"}, status_code=refusal_status)
+        raise ValidationFailed(
+            f"{where + ': ' if where else ''}The body must be a JSON object, not {kind}.",
+            details={"field": "$"},
+            status_code=refusal_status,
+        )
     # orjson has refused surrogates; a NUL can only come from a \u0000 escape and a too-large integer
     # from 19 digits in a row: without either, no scalar needs a look, only the depth.
     needs_scalars = check_strings and _may_hold_bad_scalars(raw)
@@ -143,17 +159,20 @@ def _locate(raw: bytes | str, exc: orjson.JSONDecodeError, *, where: str) -> Val
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as decode_error:
-        return ValidationFailed(f"{prefix}The body is not valid UTF-8 (byte {decode_error.start}).",
-                                details={"byte": decode_error.start})
+        return ValidationFailed(
+            f"{prefix}The body is not valid UTF-8 (byte {decode_error.start}).", details={"byte": decode_error.start}
+        )
     if "depth limit" in str(exc):
-        return ValidationFailed(f"{prefix}The JSON is nested too deeply (at most {MAX_DEPTH} levels).",
-                                details={"field": "$"})
+        return ValidationFailed(
+            f"{prefix}The JSON is nested too deeply (at most {MAX_DEPTH} levels).", details={"field": "$"}
+        )
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:
         position = getattr(error, "pos", None)
-        return ValidationFailed(f"{prefix}Malformed JSON: {error}",
-                                details={"position": position} if position is not None else None)
+        return ValidationFailed(
+            f"{prefix}Malformed JSON: {error}", details={"position": position} if position is not None else None
+        )
     found = json_value_problem(value)
     if found is not None:
         return _refuse(*found, where=where)

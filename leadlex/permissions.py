@@ -28,5 +28,7 @@ class WorkspaceScopePermission(permissions.BasePermission):
         if scope is None:
             scope = SCOPE_READ_CONTACTS if request.method in SAFE_METHODS else SCOPE_WRITE_CONTACTS
         if scope not in principal.scopes:
-            raise InsufficientPermissions(f"This API key lacks the {scope} permission.", details={"required_scope": scope})
+            raise InsufficientPermissions(
+                f"This API key lacks the {scope} permission.", details={"required_scope": scope}
+            )
         return True

@@ -11,9 +11,9 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -100,8 +100,11 @@ class SqliteCounter:
         self._path = path
         self._local = threading.local()
         conn = self._connect()
-        _retry_while_locked(lambda: conn.execute(
-            "CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, n INTEGER NOT NULL, expires REAL NOT NULL)"))
+        _retry_while_locked(
+            lambda: conn.execute(
+                "CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, n INTEGER NOT NULL, expires REAL NOT NULL)"
+            )
+        )
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -40,10 +40,17 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
         return [
-            {"type": "http", "scheme": "bearer", "bearerFormat": "wbk_…",
-             "description": "`Authorization: Bearer wbk_…` with an API key."},
-            {"type": "http", "scheme": "basic",
-             "description": "HTTP Basic with the API key as user name and an empty password (Close dialect)."},
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "wbk_…",
+                "description": "`Authorization: Bearer wbk_…` with an API key.",
+            },
+            {
+                "type": "http",
+                "scheme": "basic",
+                "description": "HTTP Basic with the API key as user name and an empty password (Close dialect).",
+            },
         ]
 
 
@@ -70,13 +77,19 @@ ERROR_SCHEMA: dict[str, Any] = {
         "error": {
             "type": "object",
             "properties": {
-                "code": {"type": "string", "description": "Stable machine-readable code, e.g. validation_error, "
-                                                          "invalid_key, insufficient_permissions, "
-                                                          "subscription_inactive, not_found, idempotency_conflict, "
-                                                          "payload_too_large, rate_limited."},
+                "code": {
+                    "type": "string",
+                    "description": "Stable machine-readable code, e.g. validation_error, "
+                    "invalid_key, insufficient_permissions, "
+                    "subscription_inactive, not_found, idempotency_conflict, "
+                    "payload_too_large, rate_limited.",
+                },
                 "message": {"type": "string", "description": "Human-readable explanation."},
-                "details": {"type": "object", "additionalProperties": {},
-                            "description": "Optional context, e.g. the offending field or row."},
+                "details": {
+                    "type": "object",
+                    "additionalProperties": {},
+                    "description": "Optional context, e.g. the offending field or row.",
+                },
             },
             "required": ["code", "message"],
         },
@@ -98,9 +111,12 @@ ERROR_DESCRIPTIONS = {
 }
 
 _INT = {"type": "integer"}
-REQUEST_ID_HEADER = {"schema": {"type": "string"}, "required": True,
-                     "description": "The request's id: the client's X-Request-ID when it sent a sane one "
-                                    "(up to 128 visible ASCII characters), else a new one. Quote it in reports."}
+REQUEST_ID_HEADER = {
+    "schema": {"type": "string"},
+    "required": True,
+    "description": "The request's id: the client's X-Request-ID when it sent a sane one "
+    "(up to 128 visible ASCII characters), else a new one. Quote it in reports.",
+}
 RATE_LIMIT_HEADERS = {
     "X-RateLimit-Limit": {"schema": _INT, "description": "Requests allowed per window for this endpoint."},
     "X-RateLimit-Remaining": {"schema": _INT, "description": "Requests left in the current window."},
@@ -141,8 +157,9 @@ class LeadlexAutoSchema(AutoSchema):
             return None
         return super()._get_serializer()
 
-    def get_operation(self, path: str, path_regex: str, path_prefix: str, method: str,
-                      registry: Any) -> dict[str, Any] | None:
+    def get_operation(
+        self, path: str, path_regex: str, path_prefix: str, method: str, registry: Any
+    ) -> dict[str, Any] | None:
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
@@ -200,8 +217,8 @@ class LeadlexAutoSchema(AutoSchema):
         return headers
 
     def _error_component(self) -> ResolvedComponent:
-        component = ResolvedComponent(name="Error", type=ResolvedComponent.SCHEMA, schema=ERROR_SCHEMA,
-                                      object="leadlex.errors.error_body")
+        component = ResolvedComponent(
+            name="Error", type=ResolvedComponent.SCHEMA, schema=ERROR_SCHEMA, object="leadlex.errors.error_body"
+        )
         self.registry.register_on_missing(component)
         return component
-

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -31,17 +31,27 @@ def scopes_parse(raw: str | Iterable[str]) -> list[str]:
     scopes = {s.strip() for s in items if s and s.strip()}
     unknown = sorted(scopes - set(ALL_SCOPES))
     if unknown or not scopes:
-        raise ValidationError(f"Scopes must be a non-empty subset of {', '.join(ALL_SCOPES)}"
-                              + (f"; unknown: {', '.join(unknown)}" if unknown else "") + ".")
+        raise ValidationError(
+            f"Scopes must be a non-empty subset of {', '.join(ALL_SCOPES)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            + "."
+        )
     return [s for s in ALL_SCOPES if s in scopes]
 
 
-def api_key_create(*, workspace: Workspace, scopes: Iterable[str], owner_email: str = "", name: str = "",
-                   expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+def api_key_create(
+    *,
+    workspace: Workspace,
+    scopes: Iterable[str],
+    owner_email: str = "",
+    name: str = "",
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
     """A new key; returns the row and the raw key, which exists nowhere else afterwards."""
     raw = ApiKey.generate()
-    api_key = ApiKey(workspace=workspace, scopes=scopes_parse(scopes), owner_email=owner_email, name=name,
-                     expires_at=expires_at)
+    api_key = ApiKey(
+        workspace=workspace, scopes=scopes_parse(scopes), owner_email=owner_email, name=name, expires_at=expires_at
+    )
     api_key.set_key(raw)
     api_key.full_clean(exclude=["lookup", "key_hash"])
     api_key.save()

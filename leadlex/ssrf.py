@@ -17,8 +17,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -27,15 +27,42 @@ Resolver = Callable[[str, int], Iterable[str]]
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # Besides what ``ipaddress`` flags (its tables differ between Python patch
 # releases), the IANA special-purpose blocks that are not globally reachable.
-_FORBIDDEN_V4 = tuple(ipaddress.IPv4Network(n) for n in (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-    "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-))
-_FORBIDDEN_V6 = tuple(ipaddress.IPv6Network(n) for n in (
-    "::/128", "::1/128", "::/96", "100::/64", "2001::/23", "2001:db8::/32", "64:ff9b:1::/48", "fc00::/7",
-    "fe80::/10", "fec0::/10", "ff00::/8",
-))
+_FORBIDDEN_V4 = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
+_FORBIDDEN_V6 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::/128",
+        "::1/128",
+        "::/96",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "64:ff9b:1::/48",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _HEX = re.compile(r"^0[xX][0-9a-fA-F]*$")
@@ -132,8 +159,16 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 
 def _v4_forbidden(ip: ipaddress.IPv4Address) -> bool:
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-            or ip.is_unspecified or not ip.is_global or any(ip in net for net in _FORBIDDEN_V4))
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+        or not ip.is_global
+        or any(ip in net for net in _FORBIDDEN_V4)
+    )
 
 
 def ip_is_forbidden(ip: IPAddress) -> bool:
@@ -145,8 +180,17 @@ def ip_is_forbidden(ip: IPAddress) -> bool:
     if ip.ipv4_mapped is not None:
         # ::ffff:a.b.c.d is a.b.c.d on a dual-stack socket; judge the IPv4 address.
         return _v4_forbidden(ip.ipv4_mapped)
-    if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_site_local or ip.is_reserved
-            or ip.is_multicast or ip.is_unspecified or not ip.is_global or any(ip in net for net in _FORBIDDEN_V6)):
+    if (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_site_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+        or not ip.is_global
+        or any(ip in net for net in _FORBIDDEN_V6)
+    ):
         return True
     return any(_v4_forbidden(v4) for v4 in _embedded_ipv4(ip))
 
@@ -206,8 +250,10 @@ def target_resolve(url: str, *, allow_private: bool, resolver: Resolver | None =
     if not allow_private:
         for ip in addresses:
             if ip_is_forbidden(ip):
-                raise UnsafeUrl(f"The URL resolves to a private or reserved address ({ip}); webhooks must be "
-                                f"publicly reachable.", reason="private_address")
+                raise UnsafeUrl(
+                    f"The URL resolves to a private or reserved address ({ip}); webhooks must be publicly reachable.",
+                    reason="private_address",
+                )
     # Prefer IPv4: most receivers listen on it, and containers often lack IPv6 routes.
     addresses.sort(key=lambda ip: ip.version)
     return Target(url=url, scheme=scheme, host=host, port=port, ip=addresses[0])

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from django.conf import settings
 from django.core import signing
@@ -41,8 +42,9 @@ def backend() -> str:
 
 # --- S3 -----------------------------------------------------------------------------
 @lru_cache(maxsize=4)
-def _s3_client_for(endpoint: str | None, region: str, key_id: str | None, secret: str | None,
-                   timeout: float | None) -> Any:
+def _s3_client_for(
+    endpoint: str | None, region: str, key_id: str | None, secret: str | None, timeout: float | None
+) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -51,18 +53,33 @@ def _s3_client_for(endpoint: str | None, region: str, key_id: str | None, secret
     else:
         # One attempt with short timeouts: a probe wants an answer now, not the
         # retries with backoff that the writers use.
-        config = Config(signature_version="s3v4", connect_timeout=timeout, read_timeout=timeout,
-                        retries={"total_max_attempts": 1, "mode": "standard"})
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=key_id,
-                        aws_secret_access_key=secret, config=config)
+        config = Config(
+            signature_version="s3v4",
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+        )
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=config,
+    )
 
 
 def s3_client(*, timeout: float | None = None) -> Any:
     """The shared client; with ``timeout``, a single-attempt one for probes."""
     if not settings.AWS_STORAGE_BUCKET_NAME:
         raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME is not set")
-    return _s3_client_for(settings.AWS_S3_ENDPOINT_URL, settings.AWS_S3_REGION_NAME,
-                          settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY, timeout)
+    return _s3_client_for(
+        settings.AWS_S3_ENDPOINT_URL,
+        settings.AWS_S3_REGION_NAME,
+        settings.AWS_ACCESS_KEY_ID,
+        settings.AWS_SECRET_ACCESS_KEY,
+        timeout,
+    )
 
 
 def _bucket() -> str:
@@ -124,16 +141,18 @@ class S3MultipartWriter:
 
     def _upload_part(self, body: bytes) -> None:
         number = len(self.parts) + 1
-        etag = self._client.upload_part(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id,
-                                        PartNumber=number, Body=body)["ETag"]
+        etag = self._client.upload_part(
+            Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
+        )["ETag"]
         self.parts.append({"PartNumber": number, "ETag": etag})
 
     def close(self) -> int:
         if self._buffer or not self.parts:
             self._upload_part(bytes(self._buffer))
             self._buffer.clear()
-        self._client.complete_multipart_upload(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id,
-                                               MultipartUpload={"Parts": self.parts})
+        self._client.complete_multipart_upload(
+            Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
+        )
         return self.size
 
     def abort(self) -> None:
@@ -193,8 +212,9 @@ def delete(key: str) -> None:
     local_path(key).unlink(missing_ok=True)
 
 
-def presigned_get(key: str, *, expires: int | None = None, meta: ObjectMeta | None = None,
-                  base_url: str | None = None) -> str:
+def presigned_get(
+    key: str, *, expires: int | None = None, meta: ObjectMeta | None = None, base_url: str | None = None
+) -> str:
     """A URL that downloads ``key`` without credentials until it expires."""
     expires = expires or settings.LEADLEX_DOWNLOAD_URL_TTL
     meta = meta or ObjectMeta()
@@ -206,8 +226,15 @@ def presigned_get(key: str, *, expires: int | None = None, meta: ObjectMeta | No
             params["ResponseContentEncoding"] = meta.content_encoding
         return s3_client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
     token = signing.dumps(
-        {"k": key, "e": int(time.time()) + expires, "t": meta.content_type, "c": meta.content_encoding, "f": meta.filename},
-        salt=_SIGNING_SALT, compress=True,
+        {
+            "k": key,
+            "e": int(time.time()) + expires,
+            "t": meta.content_type,
+            "c": meta.content_encoding,
+            "f": meta.filename,
+        },
+        salt=_SIGNING_SALT,
+        compress=True,
     )
     return (base_url or settings.LEADLEX_PUBLIC_URL).rstrip("/") + reverse("file-download", args=[token])
 
@@ -303,8 +330,9 @@ class S3ResumableWriter:
 
     def commit_chunk(self, data: bytes) -> dict[str, Any]:
         number = len(self.parts) + 1
-        etag = self._client.upload_part(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id,
-                                        PartNumber=number, Body=data)["ETag"]
+        etag = self._client.upload_part(
+            Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
+        )["ETag"]
         self.parts.append({"PartNumber": number, "ETag": etag})
         self.size += len(data)
         return self.state()
@@ -315,16 +343,18 @@ class S3ResumableWriter:
     def complete(self) -> int:
         if not self.parts:
             self.commit_chunk(b"")
-        self._client.complete_multipart_upload(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id,
-                                               MultipartUpload={"Parts": self.parts})
+        self._client.complete_multipart_upload(
+            Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
+        )
         return self.size
 
     def abort(self) -> None:
         abort_resumable(self.key, self.state())
 
 
-def open_resumable_writer(key: str, meta: ObjectMeta | None = None,
-                          state: dict[str, Any] | None = None) -> LocalResumableWriter | S3ResumableWriter:
+def open_resumable_writer(
+    key: str, meta: ObjectMeta | None = None, state: dict[str, Any] | None = None
+) -> LocalResumableWriter | S3ResumableWriter:
     """A writer that commits chunks durably and can be resumed from ``state()``
     by another process; raises ``ResumeFailed`` when the state is stale."""
     meta = meta or ObjectMeta()

@@ -20,8 +20,13 @@ def _webhook_time_limits() -> tuple[float, float]:
 _WEBHOOK_SOFT_LIMIT, _WEBHOOK_HARD_LIMIT = _webhook_time_limits()
 
 
-@shared_task(name="leadlex.webhook_deliver", acks_late=True, soft_time_limit=_WEBHOOK_SOFT_LIMIT,
-             time_limit=_WEBHOOK_HARD_LIMIT, ignore_result=True)
+@shared_task(
+    name="leadlex.webhook_deliver",
+    acks_late=True,
+    soft_time_limit=_WEBHOOK_SOFT_LIMIT,
+    time_limit=_WEBHOOK_HARD_LIMIT,
+    ignore_result=True,
+)
 def webhook_deliver(delivery_id: str) -> str:
     """One attempt at one webhook delivery. Retries are not Celery retries: the
     outcome and the next attempt's time are recorded on the row and the sweeper

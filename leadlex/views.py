@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core import signing
@@ -76,8 +76,11 @@ def _check_broker() -> None:
             if not (os.path.isdir(path) and os.access(path, os.W_OK)):
                 raise OSError(f"broker folder {folder} is missing or not writable")
         return
-    options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-               "socket_connect_timeout": READY_CHECK_TIMEOUT, "socket_timeout": READY_CHECK_TIMEOUT}
+    options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "socket_connect_timeout": READY_CHECK_TIMEOUT,
+        "socket_timeout": READY_CHECK_TIMEOUT,
+    }
     with Connection(url, connect_timeout=READY_CHECK_TIMEOUT, transport_options=options) as conn:
         # max_retries=0: one attempt, the answer now (Redis: the channel PINGs).
         conn.ensure_connection(max_retries=0, timeout=READY_CHECK_TIMEOUT)
@@ -113,6 +116,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks[name]["ms"] = round((time.monotonic() - started) * 1000, 1)
     failed = [name for name, result in checks.items() if result["status"] != "ok"]
     if failed:
-        return json_error(503, "not_ready", f"Not ready: {', '.join(failed)} did not answer.",
-                          {"failed": failed, "checks": checks})
+        return json_error(
+            503, "not_ready", f"Not ready: {', '.join(failed)} did not answer.", {"failed": failed, "checks": checks}
+        )
     return JsonResponse({"status": "ok", "checks": checks})

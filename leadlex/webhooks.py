@@ -29,8 +29,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 from uuid import UUID
 
 import requests
@@ -108,8 +109,9 @@ def webhook_signature(secret: str, body: bytes, *, timestamp: int | None = None)
     return f"t={t},v1={mac}"
 
 
-def webhook_signature_verify(secret: str, header: str, body: bytes, *, tolerance: int | None = 300,
-                             now: float | None = None) -> bool:
+def webhook_signature_verify(
+    secret: str, header: str, body: bytes, *, tolerance: int | None = 300, now: float | None = None
+) -> bool:
     """True when ``header`` signs ``body`` under ``secret`` and (unless ``tolerance``
     is None) its timestamp is within ``tolerance`` seconds of now, which stops
     replays of an old delivery."""
@@ -156,14 +158,19 @@ def webhook_endpoint_create(*, workspace: Workspace, url: str, events: Iterable[
     events = list(dict.fromkeys(events))  # de-duplicated, order kept
     unknown = [e for e in events if e not in EVENTS]
     if not events or unknown:
-        raise ValidationFailed(f"events must be a non-empty list of: {', '.join(EVENTS)}.",
-                               details={"field": "events", "unknown": unknown, "allowed": list(EVENTS)})
+        raise ValidationFailed(
+            f"events must be a non-empty list of: {', '.join(EVENTS)}.",
+            details={"field": "events", "unknown": unknown, "allowed": list(EVENTS)},
+        )
     webhook_url_check(url=url)  # DNS lookup: outside any transaction
     if WebhookEndpoint.objects.filter(workspace=workspace).count() >= MAX_ENDPOINTS_PER_WORKSPACE:
-        raise ValidationFailed(f"A workspace may have at most {MAX_ENDPOINTS_PER_WORKSPACE} webhook endpoints.",
-                               details={"limit": MAX_ENDPOINTS_PER_WORKSPACE})
-    return WebhookEndpoint.objects.create(workspace=workspace, url=url, events=events,
-                                          secret=SECRET_PREFIX + secrets.token_urlsafe(32))
+        raise ValidationFailed(
+            f"A workspace may have at most {MAX_ENDPOINTS_PER_WORKSPACE} webhook endpoints.",
+            details={"limit": MAX_ENDPOINTS_PER_WORKSPACE},
+        )
+    return WebhookEndpoint.objects.create(
+        workspace=workspace, url=url, events=events, secret=SECRET_PREFIX + secrets.token_urlsafe(32)
+    )
 
 
 def webhook_endpoint_get(*, workspace: Workspace, endpoint_id: Any) -> WebhookEndpoint:
@@ -186,9 +193,10 @@ def _dispatch(delivery_ids: list[UUID]) -> None:
     for delivery_id in delivery_ids:
         try:
             webhook_deliver.delay(str(delivery_id))
-        except Exception:  # noqa: BLE001 - the broker may be down; the sweeper will send it
-            logger.warning("could not enqueue webhook delivery %s; the sweeper will retry it", delivery_id,
-                           exc_info=True)
+        except Exception:
+            logger.warning(
+                "could not enqueue webhook delivery %s; the sweeper will retry it", delivery_id, exc_info=True
+            )
 
 
 def webhook_emit(*, workspace_id: Any, event: str, data: dict[str, Any]) -> list[UUID]:
@@ -202,8 +210,11 @@ def webhook_emit(*, workspace_id: Any, event: str, data: dict[str, Any]) -> list
         raise ValueError(f"unknown webhook event {event!r}; known: {', '.join(EVENTS)}")
     # events is a JSON list; filtering it in Python works the same on SQLite and
     # PostgreSQL and a workspace has a handful of endpoints at most.
-    endpoints = [e for e in WebhookEndpoint.objects.filter(workspace_id=workspace_id, is_active=True)
-                 if event in (e.events or [])]
+    endpoints = [
+        e
+        for e in WebhookEndpoint.objects.filter(workspace_id=workspace_id, is_active=True)
+        if event in (e.events or [])
+    ]
     if not endpoints:
         return []
     now = timezone.now()
@@ -220,9 +231,16 @@ def webhook_emit(*, workspace_id: Any, event: str, data: dict[str, Any]) -> list
             "workspace_id": str(workspace_id),
             "data": clean_data,
         }
-        deliveries.append(WebhookDelivery(endpoint=endpoint, event=event, payload=payload,
-                                          status=WebhookDelivery.Status.PENDING, next_attempt_at=now,
-                                          dispatched_at=now))
+        deliveries.append(
+            WebhookDelivery(
+                endpoint=endpoint,
+                event=event,
+                payload=payload,
+                status=WebhookDelivery.Status.PENDING,
+                next_attempt_at=now,
+                dispatched_at=now,
+            )
+        )
     WebhookDelivery.objects.bulk_create(deliveries)
     ids = [d.id for d in deliveries]
     transaction.on_commit(lambda: _dispatch(ids))
@@ -235,13 +253,19 @@ def webhook_delivery_retry(*, delivery_ids: Iterable[Any]) -> int:
     are left alone (the latter would be sent twice). Returns how many were made due."""
     ids = list(delivery_ids)
     now = timezone.now()
-    count = (WebhookDelivery.objects.filter(pk__in=ids)
-             .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
-             .exclude(status=WebhookDelivery.Status.DELIVERED)
-             .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now, attempts=0, dispatched_at=now,
-                     leased_until=None))  # an expired lease: its lost attempt is forgiven with the rest
-    due = list(WebhookDelivery.objects.filter(pk__in=ids, status=WebhookDelivery.Status.PENDING,
-                                              next_attempt_at__lte=now).values_list("pk", flat=True))
+    count = (
+        WebhookDelivery.objects.filter(pk__in=ids)
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
+        .exclude(status=WebhookDelivery.Status.DELIVERED)
+        .update(
+            status=WebhookDelivery.Status.PENDING, next_attempt_at=now, attempts=0, dispatched_at=now, leased_until=None
+        )
+    )  # an expired lease: its lost attempt is forgiven with the rest
+    due = list(
+        WebhookDelivery.objects.filter(
+            pk__in=ids, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
+        ).values_list("pk", flat=True)
+    )
     transaction.on_commit(lambda: _dispatch(due))
     return count
 
@@ -337,9 +361,14 @@ def _post(target: ssrf.Target, body: bytes, headers: dict[str, str], *, deadline
     watchdog.start()
     try:
         try:
-            response = session.post(target.pinned_url, data=body, headers={**headers, "Host": target.host_header},
-                                    timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
-                                    allow_redirects=False, stream=True)
+            response = session.post(
+                target.pinned_url,
+                data=body,
+                headers={**headers, "Host": target.host_header},
+                timeout=(min(connect_timeout, remaining), min(read_timeout, remaining)),
+                allow_redirects=False,
+                stream=True,
+            )
             # Read at most a little of the body: we only keep the status code.
             response.raw.read(4096, decode_content=False)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
@@ -373,17 +402,25 @@ def _claim(delivery_id: Any, now: datetime) -> bool:
     # the sweeper may send another.
     lease_end = now + in_flight_lease()
     lost = Q(leased_until__isnull=False)
-    return WebhookDelivery.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        Q(leased_until__isnull=True) | Q(leased_until__lte=now),
-        pk=delivery_id, status=WebhookDelivery.Status.PENDING,
-    ).update(
-        next_attempt_at=lease_end, leased_until=lease_end, dispatched_at=None,
-        attempts=Case(When(lost, then=F("attempts") + 1), default=F("attempts"),
-                      output_field=models.PositiveIntegerField()),
-        last_error=Case(When(lost, then=Value(LOST_ATTEMPT_ERROR)), default=F("last_error"),
-                        output_field=models.TextField()),
-    ) == 1
+    return (
+        WebhookDelivery.objects.filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+            Q(leased_until__isnull=True) | Q(leased_until__lte=now),
+            pk=delivery_id,
+            status=WebhookDelivery.Status.PENDING,
+        ).update(
+            next_attempt_at=lease_end,
+            leased_until=lease_end,
+            dispatched_at=None,
+            attempts=Case(
+                When(lost, then=F("attempts") + 1), default=F("attempts"), output_field=models.PositiveIntegerField()
+            ),
+            last_error=Case(
+                When(lost, then=Value(LOST_ATTEMPT_ERROR)), default=F("last_error"), output_field=models.TextField()
+            ),
+        )
+        == 1
+    )
 
 
 def webhook_delivery_attempt(*, delivery_id: Any) -> str:
@@ -397,8 +434,9 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     endpoint = delivery.endpoint
     if delivery.attempts >= max_attempts():  # the last ones were lost attempts
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.FAILED,
-                                                              next_attempt_at=None, leased_until=None)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=WebhookDelivery.Status.FAILED, next_attempt_at=None, leased_until=None
+        )
         return str(WebhookDelivery.Status.FAILED)
     attempts = delivery.attempts + 1
     body = payload_body(delivery.payload)
@@ -426,8 +464,13 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"
     done = timezone.now()
-    fields: dict[str, Any] = {"attempts": attempts, "last_status_code": status_code, "last_error": error[:_ERROR_MAX],
-                              "dispatched_at": None, "leased_until": None}
+    fields: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": status_code,
+        "last_error": error[:_ERROR_MAX],
+        "dispatched_at": None,
+        "leased_until": None,
+    }
     if not error:
         fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=done, next_attempt_at=None)
     elif attempts >= max_attempts() or not endpoint.is_active:
@@ -435,8 +478,14 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
     else:
         fields.update(next_attempt_at=done + backoff_for(attempts))
     WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
-    logger.info("webhook %s delivery %s attempt %d to endpoint %s: %s", delivery.event, delivery.pk, attempts,
-                endpoint.pk, "delivered" if not error else error[:200])
+    logger.info(
+        "webhook %s delivery %s attempt %d to endpoint %s: %s",
+        delivery.event,
+        delivery.pk,
+        attempts,
+        endpoint.pk,
+        "delivered" if not error else error[:200],
+    )
     return str(fields.get("status", WebhookDelivery.Status.PENDING))
 
 
@@ -444,8 +493,9 @@ def webhook_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> i
     """Dispatch due deliveries (lock-and-skip, so two sweepers split the work)."""
     now = now or timezone.now()
     with transaction.atomic():
-        qs = (WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
-              .order_by("next_attempt_at"))
+        qs = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now).order_by(
+            "next_attempt_at"
+        )
         if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True)
         qs = qs.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - dispatch_lease()))

@@ -23,7 +23,9 @@ class KeyedClient:
 
 def make_key(workspace: Workspace, scopes: tuple[str, ...] = ALL_SCOPES, **extra) -> tuple[ApiKey, str]:
     raw = ApiKey.generate()
-    key = ApiKey(workspace=workspace, scopes=list(scopes), owner_email=extra.pop("owner_email", "owner@example.com"), **extra)
+    key = ApiKey(
+        workspace=workspace, scopes=list(scopes), owner_email=extra.pop("owner_email", "owner@example.com"), **extra
+    )
     key.set_key(raw)
     key.save()
     return key, raw
@@ -41,12 +43,12 @@ def basic_auth(raw_key: str) -> str:
 
 
 @pytest.fixture
-def workspace(db) -> Workspace:  # noqa: ANN001
+def workspace(db) -> Workspace:
     return Workspace.objects.create(name="Acme", timezone="UTC")
 
 
 @pytest.fixture
-def other_workspace(db) -> Workspace:  # noqa: ANN001
+def other_workspace(db) -> Workspace:
     return Workspace.objects.create(name="Globex", timezone="UTC")
 
 
@@ -72,14 +74,14 @@ def anon() -> APIClient:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits(settings, tmp_path):  # noqa: ANN001
+def _fresh_rate_limits(settings, tmp_path):
     """Each test counts from zero: the SQLite store moves to a per-test file and
     Redis keys get a per-test namespace through a fresh workspace id anyway."""
     settings.LEADLEX_RATELIMIT_SQLITE_PATH = tmp_path / "ratelimit.sqlite3"
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):  # noqa: ANN001
+def celery_worker(django_db_setup, django_db_blocker):
     """One real worker for the session. Tests that use it need ``transactional_db``
     so that the worker process sees their rows."""
     from tests.support.worker import WorkerProcess, purge_broker

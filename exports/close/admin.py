@@ -22,8 +22,11 @@ from leadlex.models import Workspace
 
 
 def _json_field(label: str, required: bool = False) -> forms.CharField:
-    return forms.CharField(label=label, required=required, widget=forms.Textarea(attrs={"rows": 12, "cols": 90,
-                                                                                        "class": "vLargeTextField"}))
+    return forms.CharField(
+        label=label,
+        required=required,
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 90, "class": "vLargeTextField"}),
+    )
 
 
 class CloseExportStartForm(forms.Form):
@@ -32,8 +35,9 @@ class CloseExportStartForm(forms.Form):
     format = forms.ChoiceField(choices=[(f, f) for f in render.FORMATS])
     date_format = forms.ChoiceField(choices=[(d, d) for d in render.DATE_FORMATS], initial="original")
     s_query = _json_field("s_query (JSON, empty = every lead)")
-    sort = forms.CharField(label="sort (JSON list, optional)", required=False,
-                           widget=forms.Textarea(attrs={"rows": 3, "cols": 90}))
+    sort = forms.CharField(
+        label="sort (JSON list, optional)", required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 90})
+    )
     results_limit = forms.IntegerField(required=False, min_value=0)
     fields = forms.CharField(label="fields (comma-separated, optional)", required=False)
     include_activities = forms.BooleanField(required=False)
@@ -57,9 +61,20 @@ class CloseExportStartForm(forms.Form):
 
     def body(self) -> dict[str, Any]:
         data = self.cleaned_data
-        body: dict[str, Any] = {key: data[key] for key in ("type", "format", "date_format", "s_query", "sort",
-                                                            "results_limit", "include_activities",
-                                                            "include_smart_fields", "send_done_email")}
+        body: dict[str, Any] = {
+            key: data[key]
+            for key in (
+                "type",
+                "format",
+                "date_format",
+                "s_query",
+                "sort",
+                "results_limit",
+                "include_activities",
+                "include_smart_fields",
+                "send_done_email",
+            )
+        }
         if data.get("fields"):
             body["fields"] = [f.strip() for f in data["fields"].split(",") if f.strip()]
         return body
@@ -74,9 +89,28 @@ class CloseExportAdmin(admin.ModelAdmin):
     ordering = ("-created_at",)
     actions = ("cancel_selected", "retry_selected")
     change_list_template = "exports/close_admin_change_list.html"
-    readonly_fields = ("public_id", "workspace", "kind", "format", "close_status", "progress", "created_by",
-                       "request_id", "parameters_pretty", "download", "error", "error_kind", "attempts", "created_at",
-                       "started_at", "completed_at", "expires_at", "row_count", "byte_size", "sha256")
+    readonly_fields = (
+        "public_id",
+        "workspace",
+        "kind",
+        "format",
+        "close_status",
+        "progress",
+        "created_by",
+        "request_id",
+        "parameters_pretty",
+        "download",
+        "error",
+        "error_kind",
+        "attempts",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "expires_at",
+        "row_count",
+        "byte_size",
+        "sha256",
+    )
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -111,7 +145,9 @@ class CloseExportAdmin(admin.ModelAdmin):
     @admin.display(description="parameters")
     def parameters_pretty(self, obj: CloseExport) -> str:
         shown = {k: v for k, v in (obj.parameters or {}).items() if not k.startswith("_")}
-        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(shown, indent=2, ensure_ascii=False))
+        return format_html(
+            "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(shown, indent=2, ensure_ascii=False)
+        )
 
     @admin.display(description="download")
     def download(self, obj: CloseExport) -> str:
@@ -138,13 +174,18 @@ class CloseExportAdmin(admin.ModelAdmin):
         form = CloseExportStartForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                job = services.close_export_request(workspace=form.cleaned_data["workspace"], endpoint="lead",
-                                                    data=form.body(), user=request.user)
+                job = services.close_export_request(
+                    workspace=form.cleaned_data["workspace"], endpoint="lead", data=form.body(), user=request.user
+                )
             except ApiError as exc:
                 form.add_error(None, exc.message)
             else:
                 self.message_user(request, f"Started {export_public_id(job)}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:exports_closeexport_change", args=[job.pk]))
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "title": "Start a Close-style export"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": "Start a Close-style export",
+        }
         return TemplateResponse(request, "exports/close_admin_start.html", context)

@@ -57,15 +57,20 @@ class LeadExportCreateApi(WorkspaceAPIView):
 
     required_scope = SCOPE_READ_CONTACTS  # an export only reads
 
-    @extend_schema(operation_id="close_export_lead", request=LeadExportRequestSerializer,
-                   responses={200: ExportObjectSerializer}, tags=["Close-style exports"],
-                   summary="Export leads (companies), their contacts or lead_opps",
-                   description="Close.com's bulk export: the leads matching `s_query`, as csv, json or ndjson, "
-                               "gzip-compressed. Answers the export object; poll `GET /v1/export/{id}/` until "
-                               "`status` is `done`, then fetch `download_url`. See docs/close-exports.md.")
+    @extend_schema(
+        operation_id="close_export_lead",
+        request=LeadExportRequestSerializer,
+        responses={200: ExportObjectSerializer},
+        tags=["Close-style exports"],
+        summary="Export leads (companies), their contacts or lead_opps",
+        description="Close.com's bulk export: the leads matching `s_query`, as csv, json or ndjson, "
+        "gzip-compressed. Answers the export object; poll `GET /v1/export/{id}/` until "
+        "`status` is `done`, then fetch `download_url`. See docs/close-exports.md.",
+    )
     def post(self, request: Request) -> Response:
-        job = services.close_export_request(workspace=self.workspace, endpoint="lead", data=_body(request),
-                                            api_key=request.user.api_key)
+        job = services.close_export_request(
+            workspace=self.workspace, endpoint="lead", data=_body(request), api_key=request.user.api_key
+        )
         return _export_response(job, request)
 
 
@@ -74,14 +79,19 @@ class OpportunityExportCreateApi(WorkspaceAPIView):
 
     required_scope = SCOPE_READ_CONTACTS
 
-    @extend_schema(operation_id="close_export_opportunity", request=OpportunityExportRequestSerializer,
-                   responses={200: ExportObjectSerializer}, tags=["Close-style exports"],
-                   summary="Export opportunities",
-                   description="The opportunities matching the filters (in `params` or at the top level), as csv, "
-                               "json or ndjson, gzip-compressed. Answers the export object, as for leads.")
+    @extend_schema(
+        operation_id="close_export_opportunity",
+        request=OpportunityExportRequestSerializer,
+        responses={200: ExportObjectSerializer},
+        tags=["Close-style exports"],
+        summary="Export opportunities",
+        description="The opportunities matching the filters (in `params` or at the top level), as csv, "
+        "json or ndjson, gzip-compressed. Answers the export object, as for leads.",
+    )
     def post(self, request: Request) -> Response:
-        job = services.close_export_request(workspace=self.workspace, endpoint="opportunity", data=_body(request),
-                                            api_key=request.user.api_key)
+        job = services.close_export_request(
+            workspace=self.workspace, endpoint="opportunity", data=_body(request), api_key=request.user.api_key
+        )
         return _export_response(job, request)
 
 
@@ -102,29 +112,40 @@ class ExportListApi(WorkspaceAPIView):
     """GET /v1/export/: the workspace's Close-style exports, newest first, with
     Close's ``_skip`` / ``_limit`` paging and ``has_more``."""
 
-    @extend_schema(operation_id="close_export_list", responses={200: ExportListSerializer},
-                   parameters=[OpenApiParameter("_skip", int, description="Exports to skip (default 0)."),
-                               OpenApiParameter("_limit", int, description="Page size: 1 to 100 (default 100).")],
-                   tags=["Close-style exports"], summary="List Close-style exports, newest first",
-                   description="Paged with `_skip` and `_limit`; `has_more` says whether another page follows.")
+    @extend_schema(
+        operation_id="close_export_list",
+        responses={200: ExportListSerializer},
+        parameters=[
+            OpenApiParameter("_skip", int, description="Exports to skip (default 0)."),
+            OpenApiParameter("_limit", int, description="Page size: 1 to 100 (default 100)."),
+        ],
+        tags=["Close-style exports"],
+        summary="List Close-style exports, newest first",
+        description="Paged with `_skip` and `_limit`; `has_more` says whether another page follows.",
+    )
     def get(self, request: Request) -> Response:
         skip = _int_param(request, "_skip", 0, 0, 10**9)
         limit = _int_param(request, "_limit", MAX_PAGE, 1, MAX_PAGE)
-        jobs = list(ExportJob.objects.filter(workspace=self.workspace, kind__in=kinds.CLOSE_KINDS)
-                    .order_by("-created_at", "-id")[skip:skip + limit + 1])
+        jobs = list(
+            ExportJob.objects.filter(workspace=self.workspace, kind__in=kinds.CLOSE_KINDS).order_by(
+                "-created_at", "-id"
+            )[skip : skip + limit + 1]
+        )
         base_url = request.build_absolute_uri("/")
-        data = [export_body(job, download_url=export_job_download_url(job, base_url=base_url))
-                for job in jobs[:limit]]
+        data = [export_body(job, download_url=export_job_download_url(job, base_url=base_url)) for job in jobs[:limit]]
         return Response({"has_more": len(jobs) > limit, "data": data})
 
 
 class ExportDetailApi(WorkspaceAPIView):
     """GET /v1/export/{id}/: one export; ``download_url`` is signed afresh on each read."""
 
-    @extend_schema(operation_id="close_export_retrieve", responses={200: ExportObjectSerializer},
-                   tags=["Close-style exports"], summary="Get a Close-style export",
-                   description="`download_url` is signed afresh on each read (valid 15 minutes) once `status` is "
-                               "`done`.")
+    @extend_schema(
+        operation_id="close_export_retrieve",
+        responses={200: ExportObjectSerializer},
+        tags=["Close-style exports"],
+        summary="Get a Close-style export",
+        description="`download_url` is signed afresh on each read (valid 15 minutes) once `status` is `done`.",
+    )
     def get(self, request: Request, export_id: str) -> Response:
         return _export_response(_get_export(self.workspace, export_id), request)
 
@@ -137,20 +158,22 @@ class ExportDownloadApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="close_export_download",
-                   parameters=[OpenApiParameter("token", str, description="the signed token of the e-mailed link")],
-                   responses={
-                       302: OpenApiResponse(description="Redirect (Location) to a fresh presigned URL of the file."),
-                       401: OpenApiResponse(description="invalid_key: neither a token nor a valid API key was sent."),
-                       403: OpenApiResponse(description="insufficient_permissions or subscription_inactive."),
-                       404: OpenApiResponse(description="not_found: no such export, or the token is not valid."),
-                       409: OpenApiResponse(description="export_not_ready: the export has not finished "
-                                                        "(details.status)."),
-                       410: OpenApiResponse(description="export_expired: the file was deleted (retention)."),
-                   },
-                   tags=["Close-style exports"], summary="Download an export (the e-mailed link)",
-                   description="Send the link's `token`, or an API key of the export's workspace instead. Answers "
-                               "302 to a fresh presigned URL, so the link outlives any one presigned URL.")
+    @extend_schema(
+        operation_id="close_export_download",
+        parameters=[OpenApiParameter("token", str, description="the signed token of the e-mailed link")],
+        responses={
+            302: OpenApiResponse(description="Redirect (Location) to a fresh presigned URL of the file."),
+            401: OpenApiResponse(description="invalid_key: neither a token nor a valid API key was sent."),
+            403: OpenApiResponse(description="insufficient_permissions or subscription_inactive."),
+            404: OpenApiResponse(description="not_found: no such export, or the token is not valid."),
+            409: OpenApiResponse(description="export_not_ready: the export has not finished (details.status)."),
+            410: OpenApiResponse(description="export_expired: the file was deleted (retention)."),
+        },
+        tags=["Close-style exports"],
+        summary="Download an export (the e-mailed link)",
+        description="Send the link's `token`, or an API key of the export's workspace instead. Answers "
+        "302 to a fresh presigned URL, so the link outlives any one presigned URL.",
+    )
     def get(self, request: Request, export_id: str) -> HttpResponseRedirect:
         pk = export_id_parse(export_id)
         if pk is None:
@@ -160,8 +183,9 @@ class ExportDownloadApi(APIView):
             job = services.close_export_from_token(export_id=pk, token=token)
         elif request.user is not None:
             if SCOPE_READ_CONTACTS not in request.user.scopes:
-                raise ApiError("This API key lacks the read:contacts permission.", status_code=403,
-                               code="insufficient_permissions")
+                raise ApiError(
+                    "This API key lacks the read:contacts permission.", status_code=403, code="insufficient_permissions"
+                )
             job = _get_export(request.user.workspace, export_id)
         else:
             raise ApiError("Send the link's token or an API key.", status_code=401, code="invalid_key")
@@ -171,8 +195,12 @@ class ExportDownloadApi(APIView):
             raise ApiError("This export has expired and its file was deleted.", status_code=410, code="export_expired")
         url = export_job_download_url(job, base_url=request.build_absolute_uri("/"))
         if url is None:
-            raise ApiError("This export is not ready for download.", status_code=409, code="export_not_ready",
-                           details={"status": export_body(job, download_url=None)["status"]})
+            raise ApiError(
+                "This export is not ready for download.",
+                status_code=409,
+                code="export_not_ready",
+                details={"status": export_body(job, download_url=None)["status"]},
+            )
         response = HttpResponseRedirect(url)
         response["Cache-Control"] = "no-store"  # the target is short-lived; never cache the redirect
         return response

@@ -14,7 +14,8 @@ there is no OFFSET at all.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -36,8 +37,9 @@ def export_type(job: ExportJob) -> str:
     return "lead_opps" if job.kind == OPPORTUNITY_KIND else job.parameters.get("type", "leads")
 
 
-def effective_fields(*, export_type: str, fmt: str, fields: list[str] | None, include_activities: bool,
-                     include_smart_fields: bool) -> list[str]:
+def effective_fields(
+    *, export_type: str, fmt: str, fields: list[str] | None, include_activities: bool, include_smart_fields: bool
+) -> list[str]:
     """The fields a job renders: the requested ones, or the type's defaults, plus
     what the include_* switches add where the seed says they apply."""
     chosen = list(fields) if fields else list(render.DEFAULT_FIELDS[export_type])
@@ -51,9 +53,13 @@ def effective_fields(*, export_type: str, fmt: str, fields: list[str] | None, in
 
 def job_fields(job: ExportJob) -> list[str]:
     p = job.parameters
-    return effective_fields(export_type=export_type(job), fmt=job.format, fields=p.get("fields"),
-                            include_activities=bool(p.get("include_activities")),
-                            include_smart_fields=bool(p.get("include_smart_fields")))
+    return effective_fields(
+        export_type=export_type(job),
+        fmt=job.format,
+        fields=p.get("fields"),
+        include_activities=bool(p.get("include_activities")),
+        include_smart_fields=bool(p.get("include_smart_fields")),
+    )
 
 
 def _wants_smart(fields: list[str]) -> bool:
@@ -87,8 +93,9 @@ def count(job: ExportJob) -> int:
 
 def _columns(job: ExportJob) -> render.Columns:
     stored = job.parameters.get("_columns") or {}
-    return render.Columns(export_type(job), job_fields(job), stored.get("custom_keys", []),
-                          stored.get("lead_custom_keys", []))
+    return render.Columns(
+        export_type(job), job_fields(job), stored.get("custom_keys", []), stored.get("lead_custom_keys", [])
+    )
 
 
 def header(job: ExportJob) -> bytes:
@@ -155,8 +162,12 @@ def _rows(job: ExportJob, ids: list[Any], fields: list[str]) -> Iterator[tuple[d
 def uses_fast_path(job: ExportJob) -> bool:
     """Whole lead documents built by PostgreSQL: the backup case (leads, JSON or
     NDJSON, every default field). Anything narrower is rendered in Python."""
-    return (job.kind == LEAD_KINDS["leads"] and job.format in ("json", "ndjson")
-            and not job.parameters.get("fields") and fastpath.enabled())
+    return (
+        job.kind == LEAD_KINDS["leads"]
+        and job.format in ("json", "ndjson")
+        and not job.parameters.get("fields")
+        and fastpath.enabled()
+    )
 
 
 def iter_batches(job: ExportJob, after: Any) -> Iterator[ExportBatch]:
@@ -170,14 +181,19 @@ def iter_batches(job: ExportJob, after: Any) -> Iterator[ExportBatch]:
     # meanwhile; with a sort, by position in the same ordered query.
     by_id = job.kind != OPPORTUNITY_KIND and not job.parameters.get("sort")
     after_id = (after or {}).get("last") if by_id else None
-    for ids in selectors.root_id_batches(_roots(job), offset=pos, limit=_limit(job), batch_size=batch_size(),
-                                         after_id=after_id):
+    for ids in selectors.root_id_batches(
+        _roots(job), offset=pos, limit=_limit(job), batch_size=batch_size(), after_id=after_id
+    ):
         pos += len(ids)
         last = str(ids[-1])
         chunks: list[bytes] = []
         if fast:
-            chunks = [doc.encode() for doc in fastpath.lead_documents(
-                company_ids=ids, activities="activities" in columns.fields, smart=_wants_smart(columns.fields))]
+            chunks = [
+                doc.encode()
+                for doc in fastpath.lead_documents(
+                    company_ids=ids, activities="activities" in columns.fields, smart=_wants_smart(columns.fields)
+                )
+            ]
         else:
             for full, raw in _rows(job, ids, columns.fields):
                 if job.format == "csv":
@@ -212,7 +228,14 @@ def on_finished(job: ExportJob) -> None:
 
 
 def register() -> None:
-    spec = ExportKindSpec(iter_batches=iter_batches, content_type=content_type, filename=filename, header=header,
-                          footer=footer, count=count, on_finished=on_finished)
+    spec = ExportKindSpec(
+        iter_batches=iter_batches,
+        content_type=content_type,
+        filename=filename,
+        header=header,
+        footer=footer,
+        count=count,
+        on_finished=on_finished,
+    )
     for kind in CLOSE_KINDS:
         register_export_kind(kind, spec)

@@ -25,9 +25,10 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone as dt_timezone, tzinfo
-from typing import Any, Callable
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
 
 from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, TextField
 from django.db.models.expressions import OrderBy
@@ -62,8 +63,24 @@ class QueryError(Exception):
 # --- Folding (case- and accent-insensitive text) ----------------------------------
 # Letters that NFKD does not decompose but PostgreSQL's unaccent rules map, so
 # that both databases fold the same common names alike.
-_EXTRA_FOLDS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ø": "o", "Ø": "o",
-                              "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ð": "d", "þ": "th", "ı": "i"})
+_EXTRA_FOLDS = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "ae",
+        "œ": "oe",
+        "Œ": "oe",
+        "ø": "o",
+        "Ø": "o",
+        "ł": "l",
+        "Ł": "l",
+        "đ": "d",
+        "Đ": "d",
+        "ð": "d",
+        "þ": "th",
+        "ı": "i",
+    }
+)
 
 
 def fold_text(value: Any) -> str | None:
@@ -106,8 +123,9 @@ class Fold(Func):
         _register_sqlite_functions(connection)
         return self.as_sql(compiler, connection, function="lx_fold", **extra)
 
-    def as_sql(self, compiler: Any, connection: Any, function: str | None = None, template: str | None = None,
-               **extra: Any) -> tuple[str, list]:
+    def as_sql(
+        self, compiler: Any, connection: Any, function: str | None = None, template: str | None = None, **extra: Any
+    ) -> tuple[str, list]:
         if function is None and template is None:
             function = "LOWER"
         return super().as_sql(compiler, connection, function=function, template=template, **extra)
@@ -296,8 +314,12 @@ MAX_ABS_NUMBER = 2**53
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-            and abs(value) <= MAX_ABS_NUMBER)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) <= MAX_ABS_NUMBER
+    )
 
 
 def _number_problem(value: Any) -> str:
@@ -379,7 +401,7 @@ def compile_moment(node: Any, path: str, *, now: datetime, tz: tzinfo, depth: in
         return now
     if kind == "fixed_utc":
         _keys(node, path, {"type", "value"})
-        return _parse_datetime(_string(node, "value", path), dt_timezone.utc, _join(path, "value"))
+        return _parse_datetime(_string(node, "value", path), UTC, _join(path, "value"))
     if kind == "fixed_local_datetime":
         _keys(node, path, {"type", "value"})
         return _parse_datetime(_string(node, "value", path), tz, _join(path, "value"))
@@ -398,8 +420,14 @@ def compile_moment(node: Any, path: str, *, now: datetime, tz: tzinfo, depth: in
         _keys(node, path, {"type", "period"}, {"moment"})
         period = node["period"]
         if period not in _PERIODS:
-            raise QueryError(_join(path, "period"), f"unknown period {period!r} (expected one of {', '.join(_PERIODS)})")
-        base = compile_moment(node["moment"], _join(path, "moment"), now=now, tz=tz, depth=depth + 1) if "moment" in node else now
+            raise QueryError(
+                _join(path, "period"), f"unknown period {period!r} (expected one of {', '.join(_PERIODS)})"
+            )
+        base = (
+            compile_moment(node["moment"], _join(path, "moment"), now=now, tz=tz, depth=depth + 1)
+            if "moment" in node
+            else now
+        )
         local = base.astimezone(tz).date()
         if period == "week":  # ISO weeks start on Monday
             local -= timedelta(days=local.weekday())
@@ -424,7 +452,11 @@ def compile_moment(node: Any, path: str, *, now: datetime, tz: tzinfo, depth: in
             if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= 100_000:
                 raise QueryError(unit_path, "expected a whole number between 0 and 100000")
             amounts[unit] = amount
-        base = compile_moment(node["moment"], _join(path, "moment"), now=now, tz=tz, depth=depth + 1) if "moment" in node else now
+        base = (
+            compile_moment(node["moment"], _join(path, "moment"), now=now, tz=tz, depth=depth + 1)
+            if "moment" in node
+            else now
+        )
         sign = -1 if direction == "past" else 1
         try:
             # Calendar units move the wall clock in the workspace's zone (so "30 days
@@ -434,7 +466,7 @@ def compile_moment(node: Any, path: str, *, now: datetime, tz: tzinfo, depth: in
             day += timedelta(days=sign * (amounts.get("weeks", 0) * 7 + amounts.get("days", 0)))
             moved = datetime.combine(day, local.time().replace(tzinfo=None)).replace(tzinfo=tz)
             seconds = amounts.get("hours", 0) * 3600 + amounts.get("minutes", 0) * 60 + amounts.get("seconds", 0)
-            return (moved.astimezone(dt_timezone.utc) + timedelta(seconds=sign * seconds)).astimezone(tz)
+            return (moved.astimezone(UTC) + timedelta(seconds=sign * seconds)).astimezone(tz)
         except (OverflowError, ValueError):
             raise QueryError(_join(path, "offset"), "moves the date out of range") from None
     raise QueryError(_join(path, "type"), f"unknown moment type {kind!r}")
@@ -468,8 +500,10 @@ class _Compiler:
             children = node["queries"]
             if not isinstance(children, list):
                 raise QueryError(_join(path, "queries"), f"expected an array, got {_type_name(children)}")
-            compiled = [self.query(child, _join(_join(path, "queries"), i), object_type, depth + 1)
-                        for i, child in enumerate(children)]
+            compiled = [
+                self.query(child, _join(_join(path, "queries"), i), object_type, depth + 1)
+                for i, child in enumerate(children)
+            ]
             if kind == "and":
                 result = Q()
                 for item in compiled:
@@ -501,24 +535,28 @@ class _Compiler:
             if "this_object_type" in node:
                 this = self._object_type(node, "this_object_type", path)
                 if this != object_type:
-                    raise QueryError(_join(path, "this_object_type"),
-                                     f'expected "{object_type}" here, got "{this}"')
+                    raise QueryError(_join(path, "this_object_type"), f'expected "{object_type}" here, got "{this}"')
             related = self._object_type(node, "related_object_type", path)
             relation = RELATIONS.get((object_type, related))
             if relation is None:
-                raise QueryError(_join(path, "related_object_type"),
-                                 f'a {object_type} has no related "{related}" objects')
+                raise QueryError(
+                    _join(path, "related_object_type"), f'a {object_type} has no related "{related}" objects'
+                )
             model, link = relation
             inner = self.query(node["related_query"], _join(path, "related_query"), related, depth + 1)
             return Q(Exists(model._default_manager.filter(link()).filter(inner)))
         if kind is None:
             raise QueryError(_join(path, "type"), "is required")
-        raise QueryError(_join(path, "type"), f"unknown query type {kind!r} (expected one of {', '.join(_QUERY_TYPES)})")
+        raise QueryError(
+            _join(path, "type"), f"unknown query type {kind!r} (expected one of {', '.join(_QUERY_TYPES)})"
+        )
 
     def _object_type(self, node: dict, key: str, path: str) -> str:
         value = node.get(key)
         if value not in OBJECT_TYPES:
-            raise QueryError(_join(path, key), f"unknown object type {value!r} (expected one of {', '.join(OBJECT_TYPES)})")
+            raise QueryError(
+                _join(path, key), f"unknown object type {value!r} (expected one of {', '.join(OBJECT_TYPES)})"
+            )
         return value
 
     # Fields -------------------------------------------------------------------
@@ -530,7 +568,7 @@ class _Compiler:
             self._same_object_type(node, path, object_type)
             name = _string(node, "field_name", path)
             if name.startswith("custom."):
-                return self._custom(name[len("custom."):], _join(path, "field_name"), object_type)
+                return self._custom(name[len("custom.") :], _join(path, "field_name"), object_type)
             spec = FIELDS[object_type].get(name)
             if spec is None:
                 raise QueryError(_join(path, "field_name"), f"unknown {object_type} field {name!r}")
@@ -544,18 +582,22 @@ class _Compiler:
             key = names.pop()
             name = _string(node, key, path)
             if name.startswith("custom."):
-                name = name[len("custom."):]
+                name = name[len("custom.") :]
             return self._custom(name, _join(path, key), object_type)
         if kind is None:
             raise QueryError(_join(path, "type"), "is required")
-        raise QueryError(_join(path, "type"), f'unknown field type {kind!r} (expected "regular_field" or "custom_field")')
+        raise QueryError(
+            _join(path, "type"), f'unknown field type {kind!r} (expected "regular_field" or "custom_field")'
+        )
 
     def _same_object_type(self, node: dict, path: str, object_type: str) -> None:
         if "object_type" in node:
             given = self._object_type(node, "object_type", path)
             if given != object_type:
-                raise QueryError(_join(path, "object_type"),
-                                 f'expected "{object_type}" here, got "{given}" (use has_related to reach related objects)')
+                raise QueryError(
+                    _join(path, "object_type"),
+                    f'expected "{object_type}" here, got "{given}" (use has_related to reach related objects)',
+                )
 
     def _custom(self, name: str, path: str, object_type: str) -> ResolvedField:
         if object_type not in HAS_CUSTOM:
@@ -571,14 +613,17 @@ class _Compiler:
         if kind is None:
             raise QueryError(_join(path, "type"), "is required")
         if kind not in _CONDITION_TYPES:
-            raise QueryError(_join(path, "type"),
-                             f"unknown condition type {kind!r} (expected one of {', '.join(_CONDITION_TYPES)})")
+            raise QueryError(
+                _join(path, "type"), f"unknown condition type {kind!r} (expected one of {', '.join(_CONDITION_TYPES)})"
+            )
         handler = getattr(self, f"_cond_{kind}")
         return handler(field, node, path)
 
     def _not_for(self, field: ResolvedField, kind: str, path: str) -> QueryError:
         field_kind = "custom" if field.custom_key else field.spec.kind  # type: ignore[union-attr]
-        return QueryError(_join(path, "type"), f"a {kind} condition does not apply to {field.name!r} ({field_kind} field)")
+        return QueryError(
+            _join(path, "type"), f"a {kind} condition does not apply to {field.name!r} ({field_kind} field)"
+        )
 
     def _wrap(self, field: ResolvedField, inner: Q) -> Q:
         """Multi-valued fields match when any of their rows does."""
@@ -592,8 +637,10 @@ class _Compiler:
         _keys(node, path, {"type", "mode", "value"})
         mode = node["mode"]
         if mode not in _TEXT_MODES:
-            raise QueryError(_join(path, "mode"), f'unknown mode "{mode}"' if isinstance(mode, str)
-                             else f"expected a string, got {_type_name(mode)}")
+            raise QueryError(
+                _join(path, "mode"),
+                f'unknown mode "{mode}"' if isinstance(mode, str) else f"expected a string, got {_type_name(mode)}",
+            )
         value = _string(node, "value", path)
         if len(value) > MAX_TEXT_LENGTH:
             raise QueryError(_join(path, "value"), f"longer than {MAX_TEXT_LENGTH} characters")
@@ -644,7 +691,9 @@ class _Compiler:
                 if not isinstance(v, str):
                     raise QueryError(_join(vpath, i), f"expected a string, got {_type_name(v)}")
                 if spec.choices is not None and v not in spec.choices:
-                    raise QueryError(_join(vpath, i), f"unknown value {v!r} (expected one of {', '.join(spec.choices)})")
+                    raise QueryError(
+                        _join(vpath, i), f"unknown value {v!r} (expected one of {', '.join(spec.choices)})"
+                    )
             return self._wrap(field, Q(**{f"{spec.column}__in": values}))
         if spec.kind == "number":
             for i, v in enumerate(values):
@@ -697,9 +746,17 @@ class _Compiler:
                 # A date is the whole local day: it is "on or after" a moment when the
                 # day starts at or after it, and "before" it when it starts before it.
                 local = moment.astimezone(self.tz)
-                first_full_day = local.date() if local == _local_midnight(local.date(), self.tz) else local.date() + timedelta(days=1)
-                day_lookup = {"on_or_after": ("gte", first_full_day), "before": ("lt", first_full_day),
-                              "after": ("gte", local.date() + timedelta(days=1)), "on_or_before": ("lte", local.date())}[key]
+                first_full_day = (
+                    local.date()
+                    if local == _local_midnight(local.date(), self.tz)
+                    else local.date() + timedelta(days=1)
+                )
+                day_lookup = {
+                    "on_or_after": ("gte", first_full_day),
+                    "before": ("lt", first_full_day),
+                    "after": ("gte", local.date() + timedelta(days=1)),
+                    "on_or_before": ("lte", local.date()),
+                }[key]
                 result &= Q(**{f"{spec.column}__{day_lookup[0]}": day_lookup[1]})
             else:
                 result &= Q(**{f"{spec.column}__{lookups[key]}": moment})
@@ -710,8 +767,11 @@ class _Compiler:
         if field.custom_key is not None:
             key = field.custom_key
             # JSON null and "" count as "no value", as for regular fields.
-            return (Q(**{f"custom__{key}__isnull": False}) & ~Q(**{f"custom__{key}__exact": ""})
-                    & ~Q(**{f"custom__{key}__exact": None}))
+            return (
+                Q(**{f"custom__{key}__isnull": False})
+                & ~Q(**{f"custom__{key}__exact": ""})
+                & ~Q(**{f"custom__{key}__exact": None})
+            )
         spec = field.spec
         assert spec is not None
         inner = Q(**{f"{spec.column}__isnull": False})
@@ -754,7 +814,7 @@ def compile_sort(sort: Any, *, object_type: str = "lead", path: str = "sort") ->
         raise QueryError(path, f"expected an array, got {_type_name(sort)}")
     if len(sort) > MAX_SORT_KEYS:
         raise QueryError(path, f"more than {MAX_SORT_KEYS} sort keys")
-    compiler = _Compiler(now=datetime.now(dt_timezone.utc), tz=dt_timezone.utc)
+    compiler = _Compiler(now=datetime.now(UTC), tz=UTC)
     terms: list[OrderBy] = []
     for i, item in enumerate(sort):
         item_path = _join(path, i)
@@ -762,7 +822,9 @@ def compile_sort(sort: Any, *, object_type: str = "lead", path: str = "sort") ->
         _keys(item, item_path, {"field"}, {"direction"})
         direction = item.get("direction", "asc")
         if direction not in ("asc", "desc"):
-            raise QueryError(_join(item_path, "direction"), f'unknown direction {direction!r} (expected "asc" or "desc")')
+            raise QueryError(
+                _join(item_path, "direction"), f'unknown direction {direction!r} (expected "asc" or "desc")'
+            )
         field = compiler.field(item["field"], _join(item_path, "field"), object_type)
         if field.custom_key is not None:
             expression: Any = KeyTransform(field.custom_key, "custom")

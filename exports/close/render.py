@@ -18,8 +18,9 @@ microseconds, as Close's API does):
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone, tzinfo
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
 
 import orjson
 
@@ -35,7 +36,7 @@ def format_datetime(value: datetime | None, date_format: str, tz: tzinfo) -> str
     if value is None:
         return ""
     if date_format == "excel":
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %I:%M:%S %p")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %I:%M:%S %p")
     local = value.astimezone(tz)
     if date_format == "iso8601":
         return local.isoformat(timespec="seconds")
@@ -47,7 +48,7 @@ def format_date(value: date | None) -> str:
 
 
 def json_datetime(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def json_date(value: date | None) -> str | None:
@@ -170,27 +171,73 @@ def lead_json(lead: dict[str, Any], *, organization_id: str) -> dict[str, Any]:
 def lead_summary_json(lead: dict[str, Any], *, organization_id: str) -> dict[str, Any]:
     """The lead's own columns that contacts / lead_opps rows carry as ``lead_*``."""
     full = lead_json({**lead, "contacts": [], "opportunities": []}, organization_id=organization_id)
-    return {f"lead_{k}": v for k, v in full.items()
-            if k not in ("contacts", "opportunities", "activities", "organization_id")}
+    return {
+        f"lead_{k}": v
+        for k, v in full.items()
+        if k not in ("contacts", "opportunities", "activities", "organization_id")
+    }
 
 
 # --- Field lists ---------------------------------------------------------------------------
 # The default fields of each type, in CSV column order. ``custom`` (and
 # ``lead_custom``) expand to one ``custom.<key>`` column per key in CSV.
-LEAD_FIELDS = ("id", "display_name", "name", "description", "url", "status_id", "status_label", "date_created",
-               "date_updated", "created_by", "created_by_name", "updated_by", "updated_by_name", "addresses",
-               "contacts", "opportunities", "custom")
+LEAD_FIELDS = (
+    "id",
+    "display_name",
+    "name",
+    "description",
+    "url",
+    "status_id",
+    "status_label",
+    "date_created",
+    "date_updated",
+    "created_by",
+    "created_by_name",
+    "updated_by",
+    "updated_by_name",
+    "addresses",
+    "contacts",
+    "opportunities",
+    "custom",
+)
 _LEAD_PREFIXED = tuple(f"lead_{f}" for f in LEAD_FIELDS if f not in ("id", "contacts", "opportunities"))
-CONTACT_FIELDS = ("id", "lead_id", "name", "display_name", "title", "emails", "phones", "urls", "tags",
-                  "date_created", "date_updated", "custom") + _LEAD_PREFIXED
-OPP_FIELDS = ("id", "lead_id", "contact_id", "contact_name", "status_type", "status_label", "value",
-              "value_currency", "value_formatted", "confidence", "note", "date_won", "date_created",
-              "date_updated") + _LEAD_PREFIXED
+CONTACT_FIELDS = (
+    "id",
+    "lead_id",
+    "name",
+    "display_name",
+    "title",
+    "emails",
+    "phones",
+    "urls",
+    "tags",
+    "date_created",
+    "date_updated",
+    "custom",
+) + _LEAD_PREFIXED
+OPP_FIELDS = (
+    "id",
+    "lead_id",
+    "contact_id",
+    "contact_name",
+    "status_type",
+    "status_label",
+    "value",
+    "value_currency",
+    "value_formatted",
+    "confidence",
+    "note",
+    "date_won",
+    "date_created",
+    "date_updated",
+) + _LEAD_PREFIXED
 DEFAULT_FIELDS = {"leads": LEAD_FIELDS, "contacts": CONTACT_FIELDS, "lead_opps": OPP_FIELDS}
 # Extra fields a client may ask for by name even when not in the default list.
-OPTIONAL_FIELDS = {"leads": ("activities", "organization_id") + SMART_FIELDS,
-                   "contacts": tuple(f"lead_{s}" for s in SMART_FIELDS),
-                   "lead_opps": tuple(f"lead_{s}" for s in SMART_FIELDS)}
+OPTIONAL_FIELDS = {
+    "leads": ("activities", "organization_id") + SMART_FIELDS,
+    "contacts": tuple(f"lead_{s}" for s in SMART_FIELDS),
+    "lead_opps": tuple(f"lead_{s}" for s in SMART_FIELDS),
+}
 DATETIME_FIELDS = {"date_created", "date_updated", "last_activity_date", "activity_at"}
 DATE_FIELDS = {"date_won"}
 
@@ -272,8 +319,13 @@ class Columns:
     """The resolved output of one job: the fields to render and, for CSV, the
     header with custom fields expanded to one column per key."""
 
-    def __init__(self, export_type: str, fields: Sequence[str], custom_keys: Iterable[str] = (),
-                 lead_custom_keys: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        export_type: str,
+        fields: Sequence[str],
+        custom_keys: Iterable[str] = (),
+        lead_custom_keys: Iterable[str] = (),
+    ) -> None:
         self.export_type = export_type
         self.fields = list(fields)
         self.custom_keys = list(custom_keys)
@@ -320,8 +372,11 @@ class Columns:
 
 def raw_dates(prefix: str, row: dict[str, Any]) -> dict[str, Any]:
     """The datetimes of a row under their output names, for CSV date formatting."""
-    return {f"{prefix}date_created": row.get("created_at"), f"{prefix}date_updated": row.get("updated_at"),
-            f"{prefix}last_activity_date": row.get("last_activity_date")}
+    return {
+        f"{prefix}date_created": row.get("created_at"),
+        f"{prefix}date_updated": row.get("updated_at"),
+        f"{prefix}last_activity_date": row.get("last_activity_date"),
+    }
 
 
 # --- Rows of each type ------------------------------------------------------------------------
@@ -335,8 +390,11 @@ def lead_row(lead: dict[str, Any], *, organization_id: str) -> tuple[dict[str, A
 
 
 def _lead_smart(lead: dict[str, Any]) -> dict[str, Any]:
-    return {f"lead_{name}": (json_datetime(lead[name]) if name == "last_activity_date" else lead[name])
-            for name in SMART_FIELDS if name in lead}
+    return {
+        f"lead_{name}": (json_datetime(lead[name]) if name == "last_activity_date" else lead[name])
+        for name in SMART_FIELDS
+        if name in lead
+    }
 
 
 def contact_row(contact: dict[str, Any], lead: dict[str, Any], *, organization_id: str) -> tuple[dict, dict]:

@@ -12,9 +12,10 @@ request, activities.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -29,10 +30,32 @@ from exports.close.query import compile_query, compile_sort
 from leadlex.models import Workspace
 
 COMPANY_COLUMNS = ("id", "name", "description", "url", "status", "addresses", "custom", "created_at", "updated_at")
-CONTACT_COLUMNS = ("id", "company_id", "full_name", "job_title", "email", "phone", "linkedin_url", "custom",
-                   "created_at", "updated_at")
-OPP_COLUMNS = ("id", "company_id", "contact_id", "contact__full_name", "status", "value", "currency", "confidence",
-               "note", "date_won", "created_at", "updated_at")
+CONTACT_COLUMNS = (
+    "id",
+    "company_id",
+    "full_name",
+    "job_title",
+    "email",
+    "phone",
+    "linkedin_url",
+    "custom",
+    "created_at",
+    "updated_at",
+)
+OPP_COLUMNS = (
+    "id",
+    "company_id",
+    "contact_id",
+    "contact__full_name",
+    "status",
+    "value",
+    "currency",
+    "confidence",
+    "note",
+    "date_won",
+    "created_at",
+    "updated_at",
+)
 ACTIVITY_COLUMNS = ("id", "company_id", "contact_id", "type", "body", "occurred_at", "created_at")
 
 
@@ -46,7 +69,9 @@ def _now(params: dict[str, Any]) -> datetime:
 
 def close_lead_queryset(*, workspace: Workspace | Any, params: dict[str, Any]) -> QuerySet[Company]:
     """The companies an ``/export/lead/`` job covers, in its sort order (limit not applied)."""
-    q = compile_query(params.get("s_query"), object_type="lead", now=_now(params), tz=ZoneInfo(params.get("tz") or "UTC"))
+    q = compile_query(
+        params.get("s_query"), object_type="lead", now=_now(params), tz=ZoneInfo(params.get("tz") or "UTC")
+    )
     return Company.objects.filter(workspace=workspace).filter(q).order_by(*compile_sort(params.get("sort")))
 
 
@@ -75,8 +100,9 @@ def close_opportunity_queryset(*, workspace: Workspace | Any, params: dict[str, 
         q &= Q(contact_id__in=[UUID(i) for i in filters["contact_id"]])
     if filters.get("lead_query"):
         # Opportunities of leads matching an s_query (the opportunity's own filters still apply).
-        leads = compile_query(filters["lead_query"], object_type="lead", now=_now(params),
-                              tz=ZoneInfo(params.get("tz") or "UTC"))
+        leads = compile_query(
+            filters["lead_query"], object_type="lead", now=_now(params), tz=ZoneInfo(params.get("tz") or "UTC")
+        )
         q &= Q(company__in=Company.objects.filter(workspace_id=_workspace_id(workspace)).filter(leads))
     return Opportunity.objects.filter(workspace=workspace).filter(q).order_by("created_at", "id")
 
@@ -86,8 +112,9 @@ def _workspace_id(workspace: Workspace | Any) -> Any:
 
 
 # --- Streaming root ids ----------------------------------------------------------------------
-def root_id_batches(queryset: QuerySet, *, offset: int, limit: int | None, batch_size: int,
-                    after_id: Any = None) -> Iterator[list[UUID]]:
+def root_id_batches(
+    queryset: QuerySet, *, offset: int, limit: int | None, batch_size: int, after_id: Any = None
+) -> Iterator[list[UUID]]:
     """The ids of ``queryset`` from position ``offset`` (up to ``limit`` in all), in
     lists of ``batch_size``. One streamed query: a server-side cursor on PostgreSQL,
     chunked fetches on SQLite; memory holds one batch.
@@ -99,7 +126,7 @@ def root_id_batches(queryset: QuerySet, *, offset: int, limit: int | None, batch
     ids = queryset.values_list("id", flat=True)
     if after_id is not None:
         ids = ids.filter(id__gt=after_id)
-        ids = ids[:limit - offset] if limit is not None else ids
+        ids = ids[: limit - offset] if limit is not None else ids
     else:
         ids = ids[offset:limit] if limit is not None else ids[offset:]
     batch: list[UUID] = []
@@ -126,8 +153,13 @@ def limited_ids(queryset: QuerySet, limit: int | None) -> QuerySet:
 # --- Batches ---------------------------------------------------------------------------------
 def _smart_annotations() -> dict[str, Any]:
     def count(model: type, **extra: Any) -> Coalesce:
-        sub = (model._default_manager.filter(company=OuterRef("pk"), **extra).order_by().values("company")
-               .annotate(n=Count("*")).values("n"))
+        sub = (
+            model._default_manager.filter(company=OuterRef("pk"), **extra)
+            .order_by()
+            .values("company")
+            .annotate(n=Count("*"))
+            .values("n")
+        )
         return Coalesce(Subquery(sub, output_field=IntegerField()), Value(0))
 
     last = Activity.objects.filter(company=OuterRef("pk")).order_by("-occurred_at").values("occurred_at")[:1]
@@ -146,8 +178,14 @@ class LeadBatch:
     by_id: dict[Any, dict[str, Any]] = field(default_factory=dict)
 
 
-def lead_batch(*, company_ids: Sequence[Any], contacts: bool = True, opportunities: bool = True,
-               activities: bool = False, smart: bool = False) -> LeadBatch:
+def lead_batch(
+    *,
+    company_ids: Sequence[Any],
+    contacts: bool = True,
+    opportunities: bool = True,
+    activities: bool = False,
+    smart: bool = False,
+) -> LeadBatch:
     """Companies of ``company_ids`` (in that order) with their related rows: a fixed
     number of queries (at most 6) for any batch size."""
     qs = Company.objects.filter(pk__in=company_ids)
@@ -163,17 +201,23 @@ def lead_batch(*, company_ids: Sequence[Any], contacts: bool = True, opportuniti
         if activities:
             row["activities"] = []
     if contacts:
-        contact_rows = list(Contact.objects.filter(company_id__in=company_ids).order_by("company_id", "created_at", "id")
-                            .values(*CONTACT_COLUMNS))
+        contact_rows = list(
+            Contact.objects.filter(company_id__in=company_ids)
+            .order_by("company_id", "created_at", "id")
+            .values(*CONTACT_COLUMNS)
+        )
         _attach_contact_details(contact_rows)
         for c in contact_rows:
             by_id[c["company_id"]]["contacts"].append(c)
     if opportunities:
-        for o in Opportunity.objects.filter(company_id__in=company_ids).order_by("created_at", "id").values(*OPP_COLUMNS):
+        for o in (
+            Opportunity.objects.filter(company_id__in=company_ids).order_by("created_at", "id").values(*OPP_COLUMNS)
+        ):
             by_id[o["company_id"]]["opportunities"].append(o)
     if activities:
-        for a in (Activity.objects.filter(company_id__in=company_ids).order_by("occurred_at", "id")
-                  .values(*ACTIVITY_COLUMNS)):
+        for a in (
+            Activity.objects.filter(company_id__in=company_ids).order_by("occurred_at", "id").values(*ACTIVITY_COLUMNS)
+        ):
             by_id[a["company_id"]]["activities"].append(a)
     leads = [by_id[pk] for pk in company_ids if pk in by_id]  # a company deleted meanwhile is skipped
     return LeadBatch(leads=leads, by_id=by_id)
@@ -185,12 +229,18 @@ def _attach_contact_details(contact_rows: list[dict[str, Any]]) -> None:
     if not ids:
         return
     emails: dict[Any, list[str]] = defaultdict(list)
-    for contact_id, email in (ContactEmail.objects.filter(contact_id__in=ids).order_by("contact_id", "created_at", "id")
-                              .values_list("contact_id", "email")):
+    for contact_id, email in (
+        ContactEmail.objects.filter(contact_id__in=ids)
+        .order_by("contact_id", "created_at", "id")
+        .values_list("contact_id", "email")
+    ):
         emails[contact_id].append(email)
     tags: dict[Any, list[str]] = defaultdict(list)
-    for contact_id, name in (ContactTag.objects.filter(contact_id__in=ids).order_by("contact_id", "tag__name")
-                             .values_list("contact_id", "tag__name")):
+    for contact_id, name in (
+        ContactTag.objects.filter(contact_id__in=ids)
+        .order_by("contact_id", "tag__name")
+        .values_list("contact_id", "tag__name")
+    ):
         tags[contact_id].append(name)
     for c in contact_rows:
         primary = c["email"]
@@ -204,17 +254,23 @@ def opportunity_batch(*, opportunity_ids: Sequence[Any], smart: bool = False) ->
     by_id = {o["id"]: o for o in Opportunity.objects.filter(pk__in=opportunity_ids).values(*OPP_COLUMNS)}
     opps = [by_id[pk] for pk in opportunity_ids if pk in by_id]
     company_ids = {o["company_id"] for o in opps if o["company_id"]}
-    leads = lead_batch(company_ids=list(company_ids), contacts=False, opportunities=False, smart=smart).by_id \
-        if company_ids else {}
+    leads = (
+        lead_batch(company_ids=list(company_ids), contacts=False, opportunities=False, smart=smart).by_id
+        if company_ids
+        else {}
+    )
     return opps, leads
 
 
-def custom_keys(*, company_ids_subquery: QuerySet | None = None, contact_ids_subquery: QuerySet | None = None
-                ) -> list[str]:
+def custom_keys(
+    *, company_ids_subquery: QuerySet | None = None, contact_ids_subquery: QuerySet | None = None
+) -> list[str]:
     """Every key used in ``custom`` by the given companies (or contacts), sorted:
     the CSV header needs them before the first row. Done by the database
     (``jsonb_object_keys`` / ``json_each``), not by reading every row."""
-    model, subquery = (Company, company_ids_subquery) if company_ids_subquery is not None else (Contact, contact_ids_subquery)
+    model, subquery = (
+        (Company, company_ids_subquery) if company_ids_subquery is not None else (Contact, contact_ids_subquery)
+    )
     assert subquery is not None
     table = model._meta.db_table
     try:
@@ -222,11 +278,15 @@ def custom_keys(*, company_ids_subquery: QuerySet | None = None, contact_ids_sub
     except EmptyResultSet:  # the query matches nothing by construction (e.g. an empty "or")
         return []
     if connection.vendor == "postgresql":
-        sql = (f"SELECT DISTINCT k FROM {table} t, jsonb_object_keys(t.custom) k "
-               f"WHERE t.id IN ({inner_sql}) AND jsonb_typeof(t.custom) = 'object'")
+        sql = (
+            f"SELECT DISTINCT k FROM {table} t, jsonb_object_keys(t.custom) k "
+            f"WHERE t.id IN ({inner_sql}) AND jsonb_typeof(t.custom) = 'object'"
+        )
     else:
-        sql = (f"SELECT DISTINCT je.key FROM {table} t, json_each(t.custom) je "
-               f"WHERE t.id IN ({inner_sql}) AND json_type(t.custom) = 'object'")
+        sql = (
+            f"SELECT DISTINCT je.key FROM {table} t, json_each(t.custom) je "
+            f"WHERE t.id IN ({inner_sql}) AND json_type(t.custom) = 'object'"
+        )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted(row[0] for row in cursor.fetchall())

@@ -16,15 +16,25 @@ from exports.models import ExportJob
 
 ID_PREFIX = "expo_"
 
-LEAD_BODY_KEYS = {"s_query", "results_limit", "sort", "format", "type", "date_format", "fields",
-                  "include_activities", "include_smart_fields", "send_done_email"}
+LEAD_BODY_KEYS = {
+    "s_query",
+    "results_limit",
+    "sort",
+    "format",
+    "type",
+    "date_format",
+    "fields",
+    "include_activities",
+    "include_smart_fields",
+    "send_done_email",
+}
 
 
 class StrictBoolean(serializers.BooleanField):
     """JSON booleans only (and 0/1): "yes" is an error, not a guess."""
 
-    TRUE_VALUES = {True, 1}
-    FALSE_VALUES = {False, 0}
+    TRUE_VALUES = {True}
+    FALSE_VALUES = {False}
     NULL_VALUES: set = set()
 
 
@@ -32,8 +42,9 @@ class LeadExportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=render.FORMATS)
     type = serializers.ChoiceField(choices=render.TYPES)
     date_format = serializers.ChoiceField(choices=render.DATE_FORMATS, required=False, default="original")
-    fields = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_null=True,
-                                   allow_empty=False, max_length=500)
+    fields = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, allow_null=True, allow_empty=False, max_length=500
+    )
     s_query = serializers.JSONField(required=False, allow_null=True, default=None)
     sort = serializers.JSONField(required=False, allow_null=True, default=None)
     results_limit = serializers.JSONField(required=False, allow_null=True, default=None)
@@ -49,21 +60,31 @@ class LeadExportRequestSerializer(serializers.Serializer):
         if fields:
             for name in fields:
                 if not render.is_known_field(attrs["type"], name):
-                    raise serializers.ValidationError({"fields": [f"Unknown field {name!r} for type {attrs['type']!r}."]})
+                    raise serializers.ValidationError(
+                        {"fields": [f"Unknown field {name!r} for type {attrs['type']!r}."]}
+                    )
             if len(set(fields)) != len(fields):
                 raise serializers.ValidationError({"fields": ["A field is listed twice."]})
         return attrs
 
 
-OPPORTUNITY_BODY_KEYS = {"format", "date_format", "fields", "include_smart_fields", "send_done_email", "params",
-                         "s_query"}
+OPPORTUNITY_BODY_KEYS = {
+    "format",
+    "date_format",
+    "fields",
+    "include_smart_fields",
+    "send_done_email",
+    "params",
+    "s_query",
+}
 
 
 class OpportunityExportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=render.FORMATS)
     date_format = serializers.ChoiceField(choices=render.DATE_FORMATS, required=False, default="original")
-    fields = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_null=True,
-                                   allow_empty=False, max_length=500)
+    fields = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, allow_null=True, allow_empty=False, max_length=500
+    )
     include_smart_fields = StrictBoolean(required=False, default=False)
     send_done_email = StrictBoolean(required=False, default=True)
     params = serializers.DictField(required=False, default=dict)
@@ -81,12 +102,30 @@ class OpportunityExportRequestSerializer(serializers.Serializer):
 
 # Filters of POST /export/opportunity/, given in "params" (Close) or at the top level.
 OPPORTUNITY_FILTERS = (
-    "status", "status_type", "lead_id", "contact_id",
-    "value__gt", "value__gte", "value__lt", "value__lte",
-    "confidence__gt", "confidence__gte", "confidence__lt", "confidence__lte",
-    "date_won__gt", "date_won__gte", "date_won__lt", "date_won__lte",
-    "date_created__gt", "date_created__gte", "date_created__lt", "date_created__lte",
-    "date_updated__gt", "date_updated__gte", "date_updated__lt", "date_updated__lte",
+    "status",
+    "status_type",
+    "lead_id",
+    "contact_id",
+    "value__gt",
+    "value__gte",
+    "value__lt",
+    "value__lte",
+    "confidence__gt",
+    "confidence__gte",
+    "confidence__lt",
+    "confidence__lte",
+    "date_won__gt",
+    "date_won__gte",
+    "date_won__lt",
+    "date_won__lte",
+    "date_created__gt",
+    "date_created__gte",
+    "date_created__lt",
+    "date_created__lte",
+    "date_updated__gt",
+    "date_updated__gte",
+    "date_updated__lt",
+    "date_updated__lte",
 )
 
 
@@ -112,8 +151,10 @@ class ExportObjectSerializer(serializers.Serializer):
     created_by = serializers.CharField(allow_null=True)
     updated_by = serializers.CharField(allow_null=True)
     organization_id = serializers.CharField()
-    request_id = serializers.CharField(allow_null=True, help_text="X-Request-ID of the request that created the "
-                                                                  "export (a LeadLex addition); null when none did.")
+    request_id = serializers.CharField(
+        allow_null=True,
+        help_text="X-Request-ID of the request that created the export (a LeadLex addition); null when none did.",
+    )
 
 
 class ExportListSerializer(serializers.Serializer):
@@ -129,7 +170,7 @@ def export_id_parse(value: str) -> uuid.UUID | None:
     if not value.startswith(ID_PREFIX):
         return None
     try:
-        return uuid.UUID(hex=value[len(ID_PREFIX):])
+        return uuid.UUID(hex=value[len(ID_PREFIX) :])
     except ValueError:
         return None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -59,7 +59,7 @@ def _query_error(exc: QueryError, parameter: str) -> ValidationFailed:
 def close_lead_export_parameters(*, workspace: Workspace, data: Any, now: datetime | None = None) -> dict[str, Any]:
     """The request body of POST /export/lead/ as job parameters, or ValidationFailed (400)."""
     attrs = _validated(LeadExportRequestSerializer, data)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     try:
         compile_query(attrs["s_query"], object_type="lead", now=now, tz=workspace.tzinfo)
     except QueryError as exc:
@@ -103,8 +103,9 @@ def opportunity_filters_parse(raw: dict[str, Any], *, workspace: Workspace) -> d
             statuses = _as_list(value, name)
             bad = [s for s in statuses if s not in ("active", "won", "lost")]
             if bad:
-                raise ValidationFailed(f"params.{name}: unknown status {bad[0]!r} (expected active, won or lost)",
-                                       details={"field": name})
+                raise ValidationFailed(
+                    f"params.{name}: unknown status {bad[0]!r} (expected active, won or lost)", details={"field": name}
+                )
             filters["status"] = sorted(set(filters.get("status", [])) | set(statuses))
         elif name in ("lead_id", "contact_id"):
             ids = _as_list(value, name)
@@ -131,17 +132,20 @@ def opportunity_filters_parse(raw: dict[str, Any], *, workspace: Workspace) -> d
                 except ValueError:
                     moment = None
             if moment is None:
-                raise ValidationFailed(f"params.{name}: expected an ISO 8601 date or date-time", details={"field": name})
+                raise ValidationFailed(
+                    f"params.{name}: expected an ISO 8601 date or date-time", details={"field": name}
+                )
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=workspace.tzinfo)
             filters[name] = moment.isoformat()
     return filters
 
 
-def close_opportunity_export_parameters(*, workspace: Workspace, data: Any, now: datetime | None = None
-                                        ) -> dict[str, Any]:
+def close_opportunity_export_parameters(
+    *, workspace: Workspace, data: Any, now: datetime | None = None
+) -> dict[str, Any]:
     attrs = _validated(OpportunityExportRequestSerializer, data)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     raw = dict(attrs.get("params") or {})
     raw.update({k: v for k, v in data.items() if k in OPPORTUNITY_FILTERS})
     filters = opportunity_filters_parse(raw, workspace=workspace)
@@ -163,8 +167,9 @@ def close_opportunity_export_parameters(*, workspace: Workspace, data: Any, now:
     }
 
 
-def close_export_request(*, workspace: Workspace, endpoint: str, data: Any, api_key: ApiKey | None = None,
-                         user: Any = None) -> ExportJob:
+def close_export_request(
+    *, workspace: Workspace, endpoint: str, data: Any, api_key: ApiKey | None = None, user: Any = None
+) -> ExportJob:
     """Validate a Close-style export request and queue it on the export engine."""
     if endpoint == "lead":
         params = close_lead_export_parameters(workspace=workspace, data=data)
@@ -176,8 +181,7 @@ def close_export_request(*, workspace: Workspace, endpoint: str, data: Any, api_
         fmt = data["format"]
     else:  # pragma: no cover - callers pass a literal
         raise ValueError(endpoint)
-    return export_job_create(workspace=workspace, kind=kind, format=fmt, parameters=params, api_key=api_key,
-                             user=user)
+    return export_job_create(workspace=workspace, kind=kind, format=fmt, parameters=params, api_key=api_key, user=user)
 
 
 # --- The e-mail link ----------------------------------------------------------------------------
@@ -214,9 +218,15 @@ def close_export_send_done_email(*, job: ExportJob) -> bool:
     if not recipient:
         logger.info("export %s: no e-mail address to notify", job.pk)
         return False
-    context = {"job": job, "export_id": export_public_id(job), "link": close_export_link(job=job),
-               "rows": job.row_count, "type": kinds.export_type(job), "format": job.format,
-               "expires_at": job.expires_at}
+    context = {
+        "job": job,
+        "export_id": export_public_id(job),
+        "link": close_export_link(job=job),
+        "rows": job.row_count,
+        "type": kinds.export_type(job),
+        "format": job.format,
+        "expires_at": job.expires_at,
+    }
     send_mail(
         subject=render_to_string("exports/close_export_done_subject.txt", context).strip(),
         message=render_to_string("exports/close_export_done.txt", context),

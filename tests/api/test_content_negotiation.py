@@ -15,8 +15,15 @@ pytestmark = pytest.mark.django_db
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 FILE_ACCEPTS = [None, "text/csv", "*/*", "text/*", "text/csv; charset=utf-8", BROWSER, "application/json"]
-JSON_ACCEPTS = [None, "application/json", "*/*", "application/json; charset=utf-8", BROWSER, "text/csv",
-                "application/xml"]
+JSON_ACCEPTS = [
+    None,
+    "application/json",
+    "*/*",
+    "application/json; charset=utf-8",
+    BROWSER,
+    "text/csv",
+    "application/xml",
+]
 
 
 def headers(accept: str | None) -> dict[str, str]:
@@ -52,16 +59,28 @@ def test_a_close_download_that_is_not_ready_answers_its_error_in_json(owner, acc
 @pytest.mark.parametrize("accept", JSON_ACCEPTS)
 def test_json_endpoints_answer_json_to_any_accept(owner, accept):
     make_contacts(owner.workspace, 2)
-    for path in ["/v1/contacts", "/v1/lists", "/v1/companies", "/v1/opportunities", "/v1/activities",
-                 "/v1/webhooks", "/v1/export/"]:
+    for path in [
+        "/v1/contacts",
+        "/v1/lists",
+        "/v1/companies",
+        "/v1/opportunities",
+        "/v1/activities",
+        "/v1/webhooks",
+        "/v1/export/",
+    ]:
         response = owner.client.get(path, **headers(accept))
         assert response.status_code == 200, (path, response.content)
         assert response["Content-Type"].startswith("application/json")
-    created = owner.client.post("/v1/contacts", {"full_name": "Ann", "email": "ann@example.com"}, format="json",
-                                **headers(accept))
+    created = owner.client.post(
+        "/v1/contacts", {"full_name": "Ann", "email": "ann@example.com"}, format="json", **headers(accept)
+    )
     assert created.status_code == 201, created.content
-    imported = owner.client.post("/v1/import/contacts", {"rows": [{"full_name": "Bo", "email": "bo@example.com"}]},
-                                 format="json", **headers(accept))
+    imported = owner.client.post(
+        "/v1/import/contacts",
+        {"rows": [{"full_name": "Bo", "email": "bo@example.com"}]},
+        format="json",
+        **headers(accept),
+    )
     assert imported.status_code == 200 and imported.json()["data"]["created_count"] == 1
     assert_envelope(owner.client.get("/v1/contacts?limit=abc", **headers(accept)), 400, "validation_error")
 

@@ -24,8 +24,11 @@ def test_an_alias_keeps_the_api_guards_and_envelope(owner, anon, alias, settings
     assert_envelope(anon.get(alias + "contacts"), 401, "invalid_key")
     assert_envelope(owner.client.get(alias + "nothing-here"), 404, "not_found")
     settings.LEADLEX_MAX_BODY_BYTES = 100
-    assert_envelope(owner.client.generic("POST", alias + "contacts", "x" * 200, content_type="application/json"),
-                    413, "payload_too_large")
+    assert_envelope(
+        owner.client.generic("POST", alias + "contacts", "x" * 200, content_type="application/json"),
+        413,
+        "payload_too_large",
+    )
 
 
 def test_the_next_page_link_of_an_alias_request_is_a_v1_url(owner):

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.db import connection
 from django.urls import reverse
 
-from contacts.models import (Activity, CometToken, Company, Contact, ContactEmail, ContactList, ContactTag,
-                             ListMembership, Opportunity, Tag)
+from contacts.models import (
+    Activity,
+    CometToken,
+    Company,
+    Contact,
+    ContactEmail,
+    ContactList,
+    ContactTag,
+    ListMembership,
+    Opportunity,
+    Tag,
+)
 from contacts.services import contact_emails_sync_primary
 
 pytestmark = pytest.mark.django_db
@@ -30,17 +40,24 @@ def populate(workspace, n: int, offset: int = 0) -> list[Contact]:
     company = Company.objects.create(workspace=workspace, name=f"Co{offset}")
     tag, _ = Tag.objects.get_or_create(workspace=workspace, name="vip")
     lst, _ = ContactList.objects.get_or_create(workspace=workspace, name="Leads")
-    people = Contact.objects.bulk_create([
-        Contact(workspace=workspace, full_name=f"P{offset + i}", email=f"p{offset + i}@example.com", company=company)
-        for i in range(n)])
+    people = Contact.objects.bulk_create(
+        [
+            Contact(
+                workspace=workspace, full_name=f"P{offset + i}", email=f"p{offset + i}@example.com", company=company
+            )
+            for i in range(n)
+        ]
+    )
     contact_emails_sync_primary(contacts=people)
     ContactTag.objects.bulk_create([ContactTag(contact=p, tag=tag) for p in people])
     ListMembership.objects.bulk_create([ListMembership(contact=p, contact_list=lst) for p in people])
     CometToken.objects.bulk_create([CometToken(contact=p, token=f"tok{offset + i}") for i, p in enumerate(people)])
-    Opportunity.objects.bulk_create([Opportunity(workspace=workspace, company=company, contact=p, value=100)
-                                     for p in people])
-    Activity.objects.bulk_create([Activity(workspace=workspace, company=company, contact=p, type="note")
-                                  for p in people])
+    Opportunity.objects.bulk_create(
+        [Opportunity(workspace=workspace, company=company, contact=p, value=100) for p in people]
+    )
+    Activity.objects.bulk_create(
+        [Activity(workspace=workspace, company=company, contact=p, type="note") for p in people]
+    )
     return people
 
 
@@ -62,9 +79,16 @@ def test_every_changelist_costs_the_same_queries_for_3_or_30_rows(staff_client, 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_change_and_add_page_renders(staff_client, workspace, model):
     populate(workspace, 2)
-    model_class = {"contact": Contact, "company": Company, "tag": Tag, "contactlist": ContactList,
-                   "contactemail": ContactEmail, "comettoken": CometToken, "opportunity": Opportunity,
-                   "activity": Activity}[model]
+    model_class = {
+        "contact": Contact,
+        "company": Company,
+        "tag": Tag,
+        "contactlist": ContactList,
+        "contactemail": ContactEmail,
+        "comettoken": CometToken,
+        "opportunity": Opportunity,
+        "activity": Activity,
+    }[model]
     obj = model_class.objects.first()
     assert staff_client.get(reverse(f"admin:contacts_{model}_change", args=[obj.pk])).status_code == 200
     assert staff_client.get(reverse(f"admin:contacts_{model}_add")).status_code == 200
@@ -99,12 +123,22 @@ def test_the_change_page_shows_the_emails_and_comet_token_inlines(staff_client, 
 
 def test_saving_a_duplicate_email_in_the_admin_is_a_form_error(staff_client, workspace):
     populate(workspace, 1)
-    response = staff_client.post(reverse("admin:contacts_contact_add"), {
-        "workspace": workspace.pk, "full_name": "Dup", "email": "P0@EXAMPLE.com", "custom": "{}",
-        "created_at_0": "2024-01-01", "created_at_1": "00:00:00",
-        **{f"{prefix}-{k}": v for prefix in ("emails", "comet_tokens", "contacttag_set", "listmembership_set")
-           for k, v in {"TOTAL_FORMS": "0", "INITIAL_FORMS": "0"}.items()},
-    })
+    response = staff_client.post(
+        reverse("admin:contacts_contact_add"),
+        {
+            "workspace": workspace.pk,
+            "full_name": "Dup",
+            "email": "P0@EXAMPLE.com",
+            "custom": "{}",
+            "created_at_0": "2024-01-01",
+            "created_at_1": "00:00:00",
+            **{
+                f"{prefix}-{k}": v
+                for prefix in ("emails", "comet_tokens", "contacttag_set", "listmembership_set")
+                for k, v in {"TOTAL_FORMS": "0", "INITIAL_FORMS": "0"}.items()
+            },
+        },
+    )
     assert response.status_code == 200  # the form again, with an error
     assert "already exists" in response.content.decode()
     assert Contact.objects.filter(workspace=workspace).count() == 1

@@ -14,7 +14,7 @@ from contacts.models import Contact, ContactEmail
 from tests.conftest import make_key
 
 
-def _race(n: int, request) -> list[int]:  # noqa: ANN001
+def _race(n: int, request) -> list[int]:
     barrier = threading.Barrier(n)
     statuses: list[int] = []
     lock = threading.Lock()
@@ -55,15 +55,18 @@ def test_concurrent_creates_of_one_email_make_exactly_one_contact(workspace):
 @pytest.mark.django_db(transaction=True)
 def test_two_merges_over_the_same_duplicate_apply_once(workspace):
     _, raw = make_key(workspace)
-    a, b, dup = (Contact.objects.create(workspace=workspace, full_name=name, email=f"{name}@example.com")
-                 for name in ("a", "b", "dup"))
+    a, b, dup = (
+        Contact.objects.create(workspace=workspace, full_name=name, email=f"{name}@example.com")
+        for name in ("a", "b", "dup")
+    )
 
     def merge(i: int) -> int:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         primary = (a, b)[i % 2]
-        return client.post("/v1/contacts/merge", {"primary_id": str(primary.pk), "duplicate_ids": [str(dup.pk)]},
-                           format="json").status_code
+        return client.post(
+            "/v1/contacts/merge", {"primary_id": str(primary.pk), "duplicate_ids": [str(dup.pk)]}, format="json"
+        ).status_code
 
     statuses = Counter(_race(2, merge))
     assert statuses == {200: 1, 404: 1}

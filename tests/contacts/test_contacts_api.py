@@ -11,8 +11,22 @@ from django.utils import timezone
 from contacts.models import Company, Contact, ContactEmail, ContactList, ListMembership, Tag
 from tests.conftest import is_postgres
 
-CONTACT_FIELDS = {"id", "full_name", "email", "phone", "job_title", "company_name", "company_id", "linkedin_url",
-                  "tags", "created_at", "updated_at", "custom", "lists", "emails"}
+CONTACT_FIELDS = {
+    "id",
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "company_name",
+    "company_id",
+    "linkedin_url",
+    "tags",
+    "created_at",
+    "updated_at",
+    "custom",
+    "lists",
+    "emails",
+}
 
 pytestmark = pytest.mark.django_db
 
@@ -27,9 +41,18 @@ class TestCreate:
     def test_it_returns_the_contract_object_in_a_data_envelope(self, owner):
         company = Company.objects.create(workspace=owner.workspace, name="Initech")
         lst = ContactList.objects.create(workspace=owner.workspace, name="Leads")
-        data = create(owner.client, full_name="Jane Doe", email="Jane@Example.COM", phone="(415) 555-2671",
-                      job_title="CTO", company_id=str(company.pk), linkedin_url="linkedin.com/in/jane",
-                      tags=["vip", "lead"], custom={"plan": "pro"}, lists=[str(lst.pk)])
+        data = create(
+            owner.client,
+            full_name="Jane Doe",
+            email="Jane@Example.COM",
+            phone="(415) 555-2671",
+            job_title="CTO",
+            company_id=str(company.pk),
+            linkedin_url="linkedin.com/in/jane",
+            tags=["vip", "lead"],
+            custom={"plan": "pro"},
+            lists=[str(lst.pk)],
+        )
         assert set(data) == CONTACT_FIELDS
         assert data["email"] == "Jane@example.com"
         assert data["phone"] == "+14155552671"
@@ -126,15 +149,17 @@ class TestReadUpdateDelete:
     def test_patch_replaces_tags_and_lists(self, owner):
         lst = ContactList.objects.create(workspace=owner.workspace, name="L")
         data = create(owner.client, full_name="A", tags=["x", "y"])
-        updated = owner.client.patch(f"/v1/contacts/{data['id']}", {"tags": ["z"], "lists": [str(lst.pk)]},
-                                     format="json").json()["data"]
+        updated = owner.client.patch(
+            f"/v1/contacts/{data['id']}", {"tags": ["z"], "lists": [str(lst.pk)]}, format="json"
+        ).json()["data"]
         assert updated["tags"] == ["z"] and updated["lists"] == [str(lst.pk)]
         assert Tag.objects.filter(workspace=owner.workspace).count() == 3  # tags outlive their last contact
 
     def test_changing_the_email_keeps_the_old_one_as_a_secondary_address(self, owner):
         data = create(owner.client, email="old@example.com")
-        updated = owner.client.patch(f"/v1/contacts/{data['id']}", {"email": "new@example.com"},
-                                     format="json").json()["data"]
+        updated = owner.client.patch(f"/v1/contacts/{data['id']}", {"email": "new@example.com"}, format="json").json()[
+            "data"
+        ]
         assert updated["email"] == "new@example.com"
         assert updated["emails"] == ["new@example.com", "old@example.com"]
         primary = ContactEmail.objects.get(contact_id=data["id"], is_primary=True)
@@ -143,8 +168,9 @@ class TestReadUpdateDelete:
     def test_switching_back_to_an_old_address_makes_it_primary_again(self, owner):
         data = create(owner.client, email="a@example.com")
         owner.client.patch(f"/v1/contacts/{data['id']}", {"email": "b@example.com"}, format="json")
-        updated = owner.client.patch(f"/v1/contacts/{data['id']}", {"email": "A@example.com"},
-                                     format="json").json()["data"]
+        updated = owner.client.patch(f"/v1/contacts/{data['id']}", {"email": "A@example.com"}, format="json").json()[
+            "data"
+        ]
         assert updated["emails"] == ["A@example.com", "b@example.com"]
         assert ContactEmail.objects.filter(contact_id=data["id"]).count() == 2
 
@@ -175,18 +201,24 @@ class TestReadUpdateDelete:
 
 class TestPagination:
     def test_the_list_is_ordered_by_created_at_then_id_and_shaped_as_a_page(self, owner):
-        ids = [create(owner.client, full_name=f"C{i}", created_at=f"2020-01-0{i + 1}T00:00:00Z")["id"]
-               for i in range(3)]
+        ids = [
+            create(owner.client, full_name=f"C{i}", created_at=f"2020-01-0{i + 1}T00:00:00Z")["id"] for i in range(3)
+        ]
         body = owner.client.get("/v1/contacts").json()
         assert [c["id"] for c in body["data"]] == ids
         assert body["next_cursor"] is None
 
     def test_many_equal_created_at_lose_and_repeat_no_row(self, owner):
-        same = dt.datetime(2021, 6, 1, tzinfo=dt.timezone.utc)
-        Contact.objects.bulk_create([Contact(workspace=owner.workspace, full_name=f"C{i}", created_at=same)
-                                     for i in range(57)])
-        Contact.objects.bulk_create([Contact(workspace=owner.workspace, full_name=f"D{i}",
-                                             created_at=same + dt.timedelta(microseconds=i)) for i in range(20)])
+        same = dt.datetime(2021, 6, 1, tzinfo=dt.UTC)
+        Contact.objects.bulk_create(
+            [Contact(workspace=owner.workspace, full_name=f"C{i}", created_at=same) for i in range(57)]
+        )
+        Contact.objects.bulk_create(
+            [
+                Contact(workspace=owner.workspace, full_name=f"D{i}", created_at=same + dt.timedelta(microseconds=i))
+                for i in range(20)
+            ]
+        )
         seen: list[str] = []
         url = "/v1/contacts?limit=10"
         pages = 0
@@ -199,14 +231,15 @@ class TestPagination:
             if body["next_cursor"]:
                 link = response["Link"]
                 assert link.endswith('rel="next"') and "limit=10" in link
-                url = link[link.index("<") + 1:link.index(">")].replace("http://testserver", "")
+                url = link[link.index("<") + 1 : link.index(">")].replace("http://testserver", "")
             else:
                 assert "Link" not in response
                 url = None
         assert pages == 8
         assert len(seen) == len(set(seen)) == 77
-        expected = list(Contact.objects.filter(workspace=owner.workspace).order_by("created_at", "id")
-                        .values_list("id", flat=True))
+        expected = list(
+            Contact.objects.filter(workspace=owner.workspace).order_by("created_at", "id").values_list("id", flat=True)
+        )
         assert seen == [str(i) for i in expected]
 
     def test_a_row_inserted_between_pages_does_not_shift_the_next_page(self, owner):
@@ -238,8 +271,14 @@ class TestPagination:
         company = Company.objects.create(workspace=ws, name="Co")
         lst = ContactList.objects.create(workspace=ws, name="L")
         for i in range(30):
-            create(owner.client, full_name=f"C{i}", email=f"c{i}@example.com", tags=["a", "b"],
-                   lists=[str(lst.pk)], company_id=str(company.pk))
+            create(
+                owner.client,
+                full_name=f"C{i}",
+                email=f"c{i}@example.com",
+                tags=["a", "b"],
+                lists=[str(lst.pk)],
+                company_id=str(company.pk),
+            )
         owner.client.get("/v1/contacts?limit=1")  # let last_used_at settle so both runs cost the same
         with django_assert_max_num_queries(8):
             response = owner.client.get("/v1/contacts?limit=100")
@@ -251,8 +290,13 @@ class TestIsolation:
     def test_another_workspaces_contact_answers_like_a_missing_one(self, owner, stranger):
         data = create(owner.client, full_name="Mine", email="mine@example.com")
         missing = uuid.uuid4()
-        for method, suffix, body in [("get", "", None), ("patch", "", {"full_name": "x"}), ("delete", "", None),
-                                     ("get", "/comet_tokens", None), ("post", "/comet_tokens", {"token": "t"})]:
+        for method, suffix, body in [
+            ("get", "", None),
+            ("patch", "", {"full_name": "x"}),
+            ("delete", "", None),
+            ("get", "/comet_tokens", None),
+            ("post", "/comet_tokens", {"token": "t"}),
+        ]:
             theirs = getattr(stranger.client, method)(f"/v1/contacts/{data['id']}{suffix}", body, format="json")
             nothing = getattr(stranger.client, method)(f"/v1/contacts/{missing}{suffix}", body, format="json")
             assert theirs.status_code == nothing.status_code == 404, (method, suffix)
@@ -263,8 +307,9 @@ class TestIsolation:
     def test_merge_with_another_workspaces_ids_answers_like_missing_ones(self, owner, stranger):
         a = create(owner.client, full_name="A")
         b = create(owner.client, full_name="B")
-        response = stranger.client.post("/v1/contacts/merge", {"primary_id": a["id"], "duplicate_ids": [b["id"]]},
-                                        format="json")
+        response = stranger.client.post(
+            "/v1/contacts/merge", {"primary_id": a["id"], "duplicate_ids": [b["id"]]}, format="json"
+        )
         assert response.status_code == 404
         assert Contact.objects.filter(pk__in=[a["id"], b["id"]]).count() == 2
 
@@ -284,8 +329,15 @@ class TestFilters:
     def test_contacts_filter_by_email_phone_tags_list_and_company(self, owner):
         company = Company.objects.create(workspace=owner.workspace, name="Co")
         lst = ContactList.objects.create(workspace=owner.workspace, name="L")
-        create(owner.client, full_name="A", email="Ann@Example.com", phone="415 555 2671", tags=["x", "y"],
-                   lists=[str(lst.pk)], company_id=str(company.pk))
+        create(
+            owner.client,
+            full_name="A",
+            email="Ann@Example.com",
+            phone="415 555 2671",
+            tags=["x", "y"],
+            lists=[str(lst.pk)],
+            company_id=str(company.pk),
+        )
         create(owner.client, full_name="B", email="b@example.com", tags=["x"])
 
         def names(query: str) -> list[str]:

@@ -52,7 +52,9 @@ def test_contacts_are_added_and_removed_in_bulk(owner):
     removed = owner.client.delete(f"/v1/lists/{lst.pk}/contacts", {"contact_ids": ids[:3]}, format="json")
     assert removed.status_code == 200 and removed.json()["data"]["changed"] == 3
     assert set(ListMembership.objects.filter(contact_list=lst).values_list("contact_id", flat=True)) == {
-        people[3].pk, people[4].pk}
+        people[3].pk,
+        people[4].pk,
+    }
     shown = owner.client.get(f"/v1/contacts/{people[4].pk}").json()["data"]
     assert shown["lists"] == [str(lst.pk)]
 
@@ -62,8 +64,11 @@ def test_one_unknown_contact_id_writes_nothing(owner, other_workspace):
     mine = contacts(owner.workspace, 2)
     theirs = contacts(other_workspace, 1)
     for intruder in (theirs[0].pk, uuid.uuid4()):
-        response = owner.client.post(f"/v1/lists/{lst.pk}/contacts",
-                                     {"contact_ids": [str(mine[0].pk), str(intruder), str(mine[1].pk)]}, format="json")
+        response = owner.client.post(
+            f"/v1/lists/{lst.pk}/contacts",
+            {"contact_ids": [str(mine[0].pk), str(intruder), str(mine[1].pk)]},
+            format="json",
+        )
         assert response.status_code == 404
         assert response.json()["error"]["details"] == {"missing_ids": [str(intruder)]}
     assert not ListMembership.objects.exists()
@@ -93,5 +98,9 @@ def test_a_reader_can_list_but_not_change(reader):
     lst = ContactList.objects.create(workspace=reader.workspace, name="L")
     assert reader.client.get("/v1/lists").status_code == 200
     assert reader.client.post("/v1/lists", {"name": "x"}, format="json").status_code == 403
-    assert reader.client.post(f"/v1/lists/{lst.pk}/contacts", {"contact_ids": [str(uuid.uuid4())]},
-                              format="json").status_code == 403
+    assert (
+        reader.client.post(
+            f"/v1/lists/{lst.pk}/contacts", {"contact_ids": [str(uuid.uuid4())]}, format="json"
+        ).status_code
+        == 403
+    )

@@ -27,8 +27,14 @@ class TestMerge:
         l1 = ContactList.objects.create(workspace=ws, name="L1")
         l2 = ContactList.objects.create(workspace=ws, name="L2")
         primary = create(owner.client, full_name="Jane", email="jane@work.com", tags=["a"], lists=[str(l1.pk)])
-        dup1 = create(owner.client, email="jane@home.com", phone="+14155552671", tags=["b"], lists=[str(l2.pk)],
-                      custom={"source": "webinar"})
+        dup1 = create(
+            owner.client,
+            email="jane@home.com",
+            phone="+14155552671",
+            tags=["b"],
+            lists=[str(l2.pk)],
+            custom={"source": "webinar"},
+        )
         dup2 = create(owner.client, email="j@old.com", tags=["a", "c"])
         owner.client.patch(f"/v1/contacts/{dup2['id']}", {"email": "j@older.com"}, format="json")
         owner.client.post(f"/v1/contacts/{dup1['id']}/comet_tokens", {"token": "t-dup1"}, format="json")
@@ -50,7 +56,9 @@ class TestMerge:
         assert set(merged["lists"]) == {str(l1.pk), str(l2.pk)}
         assert not Contact.objects.filter(pk__in=[dup1["id"], dup2["id"]]).exists()
         assert set(CometToken.objects.filter(contact_id=primary["id"]).values_list("token", flat=True)) == {
-            "t-dup1", "t-primary"}
+            "t-dup1",
+            "t-primary",
+        }
         opp.refresh_from_db()
         act.refresh_from_db()
         assert str(opp.contact_id) == primary["id"] and str(act.contact_id) == primary["id"]
@@ -86,9 +94,15 @@ class TestMerge:
         response = merge(owner.client, primary["id"], [primary["id"]])
         assert response.status_code == 400
 
-    @pytest.mark.parametrize("body", [{}, {"primary_id": "x", "duplicate_ids": []},
-                                      {"primary_id": str(uuid.uuid4()), "duplicate_ids": "abc"},
-                                      {"primary_id": str(uuid.uuid4()), "duplicate_ids": [str(uuid.uuid4())], "x": 1}])
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {},
+            {"primary_id": "x", "duplicate_ids": []},
+            {"primary_id": str(uuid.uuid4()), "duplicate_ids": "abc"},
+            {"primary_id": str(uuid.uuid4()), "duplicate_ids": [str(uuid.uuid4())], "x": 1},
+        ],
+    )
     def test_a_malformed_body_is_a_validation_error(self, owner, body):
         response = owner.client.post("/v1/contacts/merge", body, format="json")
         assert response.status_code == 400
@@ -110,8 +124,11 @@ class TestCometTokens:
     def test_they_are_listed_most_recent_first(self, owner):
         contact = create(owner.client, full_name="A")
         url = f"/v1/contacts/{contact['id']}/comet_tokens"
-        for token, seen in [("t1", "2024-01-01T00:00:00Z"), ("t3", "2024-03-01T00:00:00Z"),
-                            ("t2", "2024-02-01T00:00:00Z")]:
+        for token, seen in [
+            ("t1", "2024-01-01T00:00:00Z"),
+            ("t3", "2024-03-01T00:00:00Z"),
+            ("t2", "2024-02-01T00:00:00Z"),
+        ]:
             response = owner.client.post(url, {"token": token, "seen_at": seen}, format="json")
             assert response.status_code == 201
             assert set(response.json()["data"]) == {"id", "token", "seen_at", "created_at"}
@@ -126,8 +143,17 @@ class TestCometTokens:
         owner.client.post(url, {"token": "now"}, format="json")
         assert [t["token"] for t in owner.client.get(url).json()["data"]] == ["now", "b", "a"]
 
-    @pytest.mark.parametrize("body", [{}, {"token": ""}, {"token": "x" * 501}, {"token": "t", "seen_at": "soon"},
-                                      {"token": "t", "extra": 1}, {"token": ["t"]}])
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {},
+            {"token": ""},
+            {"token": "x" * 501},
+            {"token": "t", "seen_at": "soon"},
+            {"token": "t", "extra": 1},
+            {"token": ["t"]},
+        ],
+    )
     def test_a_bad_token_is_a_validation_error(self, owner, body):
         contact = create(owner.client, full_name="A")
         response = owner.client.post(f"/v1/contacts/{contact['id']}/comet_tokens", body, format="json")

@@ -57,8 +57,9 @@ def test_a_merge_of_an_imported_and_an_api_contact_keeps_one_spelling_per_mailbo
     import_rows(owner, [{"full_name": "Imported", "email": "jurgen@xn--bcher-kva.de", "phone": "+378973722"}])
     imported = owner.client.get("/v1/contacts", {"email": "jurgen@bücher.de"}).json()["data"][0]
     api = create(owner, full_name="API", email="j.b@example.com", phone="+378 0549 973722")
-    response = owner.client.post("/v1/contacts/merge", {"primary_id": api["id"], "duplicate_ids": [imported["id"]]},
-                                 format="json")
+    response = owner.client.post(
+        "/v1/contacts/merge", {"primary_id": api["id"], "duplicate_ids": [imported["id"]]}, format="json"
+    )
     assert response.status_code == 200, response.content
     merged = response.json()["data"]
     assert merged["phone"] == "+3780549973722"

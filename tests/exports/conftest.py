@@ -69,8 +69,13 @@ def download(url: str) -> tuple[int, dict[str, str], bytes]:
     return response.status_code, dict(response.headers), response.raw.read(decode_content=False)
 
 
-def wait_job(job_id: Any, statuses: tuple[str, ...] = ("completed", "failed", "cancelled"), timeout: float = 90) -> ExportJob:
+def wait_job(
+    job_id: Any, statuses: tuple[str, ...] = ("completed", "failed", "cancelled"), timeout: float = 90
+) -> ExportJob:
     from tests.support.worker import wait_for
 
-    return wait_for(lambda: ExportJob.objects.filter(pk=job_id, status__in=statuses).first(), timeout=timeout,
-                    message=f"export {job_id} to reach {statuses}")
+    return wait_for(
+        lambda: ExportJob.objects.filter(pk=job_id, status__in=statuses).first(),
+        timeout=timeout,
+        message=f"export {job_id} to reach {statuses}",
+    )

@@ -5,27 +5,43 @@ from __future__ import annotations
 import base64
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from contacts.models import CometToken, Company, Contact, ContactEmail, ContactList, ContactTag, ListMembership, Tag
 from leadlex.models import Workspace
 
-BASE = datetime(2026, 4, 15, 9, 0, tzinfo=timezone.utc)
+BASE = datetime(2026, 4, 15, 9, 0, tzinfo=UTC)
 
 
-def make_contacts(workspace: Workspace, n: int, *, start: datetime = BASE, step: timedelta = timedelta(seconds=1),
-                  same_time: bool = False, custom_for: Any = None, **fields: Any) -> list[Contact]:
+def make_contacts(
+    workspace: Workspace,
+    n: int,
+    *,
+    start: datetime = BASE,
+    step: timedelta = timedelta(seconds=1),
+    same_time: bool = False,
+    custom_for: Any = None,
+    **fields: Any,
+) -> list[Contact]:
     contacts = []
     for i in range(n):
         created = start if same_time else start + step * i
-        contacts.append(Contact(
-            workspace=workspace, full_name=fields.get("full_name", f"Person {i}"),
-            email=fields.get("email", f"p{i}-{uuid.uuid4().hex[:6]}@example.com"),
-            phone=fields.get("phone", f"+1555{i:07d}"), job_title=fields.get("job_title", "Engineer"),
-            company_name=fields.get("company_name", "Acme Corp"), linkedin_url=fields.get("linkedin_url", ""),
-            custom=custom_for(i) if custom_for else fields.get("custom", {}), created_at=created, updated_at=created,
-        ))
+        contacts.append(
+            Contact(
+                workspace=workspace,
+                full_name=fields.get("full_name", f"Person {i}"),
+                email=fields.get("email", f"p{i}-{uuid.uuid4().hex[:6]}@example.com"),
+                phone=fields.get("phone", f"+1555{i:07d}"),
+                job_title=fields.get("job_title", "Engineer"),
+                company_name=fields.get("company_name", "Acme Corp"),
+                linkedin_url=fields.get("linkedin_url", ""),
+                custom=custom_for(i) if custom_for else fields.get("custom", {}),
+                created_at=created,
+                updated_at=created,
+            )
+        )
     Contact.objects.bulk_create(contacts, batch_size=2000)
     return contacts
 
@@ -51,9 +67,12 @@ def add_tokens(contact: Contact, n: int, *, start: datetime = BASE) -> list[Come
 
 
 def add_emails(contact: Contact, emails: list[str]) -> None:
-    ContactEmail.objects.bulk_create([
-        ContactEmail(contact=contact, email=e, merged_from=uuid.uuid4(), created_at=BASE + timedelta(seconds=i))
-        for i, e in enumerate(emails)])
+    ContactEmail.objects.bulk_create(
+        [
+            ContactEmail(contact=contact, email=e, merged_from=uuid.uuid4(), created_at=BASE + timedelta(seconds=i))
+            for i, e in enumerate(emails)
+        ]
+    )
 
 
 def random_blob(n: int, seed: int) -> str:

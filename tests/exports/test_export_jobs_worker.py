@@ -29,30 +29,31 @@ FULL_YEAR = {"start_date": "2026-01-01 00:00:00", "end_date": "2026-12-31 23:59:
 S3_PART = 5 * 1024 * 1024
 
 
-def _is_s3(settings) -> bool:  # noqa: ANN001
+def _is_s3(settings) -> bool:
     return settings.LEADLEX_STORAGE_BACKEND == "s3"
 
 
-def _slow_env(settings) -> dict[str, str]:  # noqa: ANN001
+def _slow_env(settings) -> dict[str, str]:
     # Small batches, a checkpoint per committed chunk (locally every batch; on S3
     # every 5 MiB part, the minimum S3 accepts) and progress at every batch.
-    return {"LEADLEX_EXPORT_BATCH_SIZE": "20", "LEADLEX_EXPORT_CHUNK_BYTES": "1",
-            "LEADLEX_EXPORT_PROGRESS_ROWS": "20"}
+    return {"LEADLEX_EXPORT_BATCH_SIZE": "20", "LEADLEX_EXPORT_CHUNK_BYTES": "1", "LEADLEX_EXPORT_PROGRESS_ROWS": "20"}
 
 
-def _bulky_contacts(owner, settings):  # noqa: ANN001, ANN202
+def _bulky_contacts(owner, settings):
     # On S3 the file must span several 5 MiB parts: ~3 KB of barely compressible text a row.
     n, blob = (8000, 3000) if _is_s3(settings) else (3000, 200)
-    return make_contacts(owner.workspace, n, step=timedelta(milliseconds=7),
-                         custom_for=lambda i: {"blob": random_blob(blob, seed=i)})
+    return make_contacts(
+        owner.workspace, n, step=timedelta(milliseconds=7), custom_for=lambda i: {"blob": random_blob(blob, seed=i)}
+    )
 
 
-def _webhook(workspace, *events: str) -> WebhookEndpoint:  # noqa: ANN001
-    return WebhookEndpoint.objects.create(workspace=workspace, url="https://hooks.example.com/lx", events=list(events),
-                                          secret="whsec_test")
+def _webhook(workspace, *events: str) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(
+        workspace=workspace, url="https://hooks.example.com/lx", events=list(events), secret="whsec_test"
+    )
 
 
-def test_a_job_killed_mid_export_is_resumed_by_the_next_worker_with_every_row_exactly_once(owner, settings) -> None:  # noqa: ANN001
+def test_a_job_killed_mid_export_is_resumed_by_the_next_worker_with_every_row_exactly_once(owner, settings) -> None:
     contacts = _bulky_contacts(owner, settings)
     queue = f"h3-kill-{uuid.uuid4().hex[:8]}"
     with export_runs_routed_to(queue):
@@ -98,22 +99,30 @@ def test_a_job_killed_mid_export_is_resumed_by_the_next_worker_with_every_row_ex
         assert done.byte_size > 2 * S3_PART  # a multipart upload of several parts
 
 
-def test_cancelling_a_running_job_stops_the_worker_and_discards_the_partial_file(owner, settings, admin_client) -> None:  # noqa: ANN001
+def test_cancelling_a_running_job_stops_the_worker_and_discards_the_partial_file(owner, settings, admin_client) -> None:
     contacts = _bulky_contacts(owner, settings)
     queue = f"h3-cancel-{uuid.uuid4().hex[:8]}"
     with export_runs_routed_to(queue):
         worker = QueueWorker("h3-cancel", queue, _slow_env(settings))
         try:
             job_id = owner.client.post(CREATE, FULL_YEAR, format="json").json()["id"]
-            wait_for(lambda: ExportJob.objects.filter(pk=job_id, processed_count__gt=0).first(), timeout=120,
-                     interval=0.02, message="the job to make progress")
-            response = admin_client.post("/admin/exports/exportjob/", {"action": "cancel_jobs",
-                                                                       "_selected_action": [job_id]})
+            wait_for(
+                lambda: ExportJob.objects.filter(pk=job_id, processed_count__gt=0).first(),
+                timeout=120,
+                interval=0.02,
+                message="the job to make progress",
+            )
+            response = admin_client.post(
+                "/admin/exports/exportjob/", {"action": "cancel_jobs", "_selected_action": [job_id]}
+            )
             assert response.status_code == 302
             job = ExportJob.objects.get(pk=job_id)
             assert job.status == ExportJob.Status.CANCELLED
-            wait_for(lambda: "lease lost" in worker.log() or "succeeded" in worker.log(), timeout=60,
-                     message="the worker to stop the job")
+            wait_for(
+                lambda: "lease lost" in worker.log() or "succeeded" in worker.log(),
+                timeout=60,
+                message="the worker to stop the job",
+            )
             time.sleep(0.5)
             job.refresh_from_db()
             assert job.status == ExportJob.Status.CANCELLED and job.processed_count < len(contacts)
@@ -130,11 +139,13 @@ def test_cancelling_a_running_job_stops_the_worker_and_discards_the_partial_file
             worker.stop()
     assert done.status == ExportJob.Status.COMPLETED and done.row_count == len(contacts)
     assert done.storage_key != job.storage_key
-    records = ndjson_records(gzip.decompress(download(owner.client.get(f"{CREATE}/{job_id}").json()["download_url"])[2]))
+    records = ndjson_records(
+        gzip.decompress(download(owner.client.get(f"{CREATE}/{job_id}").json()["download_url"])[2])
+    )
     assert len(records) == len(contacts)
 
 
-def test_retention_deletes_old_files_marks_jobs_expired_and_completion_is_announced(owner, celery_worker) -> None:  # noqa: ANN001
+def test_retention_deletes_old_files_marks_jobs_expired_and_completion_is_announced(owner, celery_worker) -> None:
     hook = _webhook(owner.workspace, "export.completed")
     make_contacts(owner.workspace, 3)
     job_id = owner.client.post(CREATE, FULL_YEAR, format="json").json()["id"]
@@ -153,11 +164,12 @@ def test_retention_deletes_old_files_marks_jobs_expired_and_completion_is_announ
     assert body["status"] == "expired" and "download_url" not in body
 
 
-def test_a_job_that_keeps_dying_ends_failed_and_announces_it(owner, settings, celery_worker) -> None:  # noqa: ANN001
+def test_a_job_that_keeps_dying_ends_failed_and_announces_it(owner, settings, celery_worker) -> None:
     hook = _webhook(owner.workspace, "export.failed")
     job = export_job_create(workspace=owner.workspace, kind="contacts", format="ndjson", parameters={}, enqueue=False)
-    ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.PROCESSING, attempts=5, error="boom",
-                                               heartbeat_at=timezone.now() - timedelta(hours=1))
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportJob.Status.PROCESSING, attempts=5, error="boom", heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
     assert export_jobs_sweep_stale() == [str(job.pk)]
     job = wait_job(job.pk, statuses=("failed",))
     assert "Gave up after 5 attempts" in job.error and "boom" in job.error
@@ -167,7 +179,7 @@ def test_a_job_that_keeps_dying_ends_failed_and_announces_it(owner, settings, ce
     assert body["status"] == "failed" and body["error"].startswith("Gave up")
 
 
-def test_the_sweeper_leaves_fresh_jobs_alone(owner, settings) -> None:  # noqa: ANN001
+def test_the_sweeper_leaves_fresh_jobs_alone(owner, settings) -> None:
     job = export_job_create(workspace=owner.workspace, kind="contacts", format="ndjson", parameters={}, enqueue=False)
     ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.PROCESSING, heartbeat_at=timezone.now())
     assert export_jobs_sweep_stale() == []

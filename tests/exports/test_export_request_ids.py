@@ -35,7 +35,7 @@ def lines_about(log: str, job_id: uuid.UUID) -> list[str]:
 
 
 @pytest.fixture
-def worker():  # noqa: ANN201
+def worker():
     """A worker of our own, on a queue of our own: its log holds only our jobs' lines."""
     queue = f"reqid-{uuid.uuid4().hex[:8]}"
     with export_runs_routed_to(queue):
@@ -47,10 +47,11 @@ def worker():  # noqa: ANN201
 
 
 @pytest.mark.worker
-def test_a_contact_exports_request_id_is_on_its_status_and_on_every_worker_line_about_it(owner, worker) -> None:  # noqa: ANN001
+def test_a_contact_exports_request_id_is_on_its_status_and_on_every_worker_line_about_it(owner, worker) -> None:
     make_contacts(owner.workspace, 5)
-    WebhookEndpoint.objects.create(workspace=owner.workspace, url="https://hooks.example.com/lx",
-                                   events=["export.completed"], secret="whsec_test")
+    WebhookEndpoint.objects.create(
+        workspace=owner.workspace, url="https://hooks.example.com/lx", events=["export.completed"], secret="whsec_test"
+    )
     first = owner.client.post(CREATE, FULL_YEAR, format="json", HTTP_X_REQUEST_ID="abc-123")
     second = owner.client.post(CREATE, FULL_YEAR, format="json")  # no header: the server's own id
     assert first.status_code == second.status_code == 202
@@ -71,18 +72,22 @@ def test_a_contact_exports_request_id_is_on_its_status_and_on_every_worker_line_
     assert about_second and all(f"request_id={generated}" in line for line in about_second), log[-3000:]
     assert "completed" in about_first[-1]
 
-    deliveries = wait_for(lambda: len(found := list(WebhookDelivery.objects.filter(event="export.completed"))) == 2
-                          and found, timeout=30, message="both export.completed deliveries")
+    deliveries = wait_for(
+        lambda: len(found := list(WebhookDelivery.objects.filter(event="export.completed"))) == 2 and found,
+        timeout=30,
+        message="both export.completed deliveries",
+    )
     delivered = {d.payload["data"]["id"]: d.payload["data"]["request_id"] for d in deliveries}
     assert delivered == {str(first_id): "abc-123", str(second_id): generated}
 
 
 @pytest.mark.worker
-def test_a_close_exports_request_id_is_on_its_export_object_and_its_worker_lines(workspace, owner, worker) -> None:  # noqa: ANN001
+def test_a_close_exports_request_id_is_on_its_export_object_and_its_worker_lines(workspace, owner, worker) -> None:
     build_world(workspace)
     owner.client.credentials(HTTP_AUTHORIZATION=basic_auth(owner.raw_key))
-    response = owner.client.post("/v1/export/lead/", {**SEED_REQUEST, "s_query": None}, format="json",
-                                 HTTP_X_REQUEST_ID="close-req-77")
+    response = owner.client.post(
+        "/v1/export/lead/", {**SEED_REQUEST, "s_query": None}, format="json", HTTP_X_REQUEST_ID="close-req-77"
+    )
     assert response.status_code == 200, response.content
     assert response.json()["request_id"] == "close-req-77"
     job_id = export_id_parse(response.json()["id"])
@@ -96,10 +101,12 @@ def test_a_close_exports_request_id_is_on_its_export_object_and_its_worker_lines
     assert about and all("request_id=close-req-77" in line for line in about), worker.log()[-3000:]
 
 
-def test_an_export_started_from_the_admin_carries_the_admin_requests_id(admin_client, owner) -> None:  # noqa: ANN001
-    response = admin_client.post("/admin/leadlex/workspace/", {
-        "action": "export_all_contacts_ndjson", "_selected_action": [str(owner.workspace.pk)]},
-        HTTP_X_REQUEST_ID="admin-req-9")
+def test_an_export_started_from_the_admin_carries_the_admin_requests_id(admin_client, owner) -> None:
+    response = admin_client.post(
+        "/admin/leadlex/workspace/",
+        {"action": "export_all_contacts_ndjson", "_selected_action": [str(owner.workspace.pk)]},
+        HTTP_X_REQUEST_ID="admin-req-9",
+    )
     assert response.status_code == 302
     job = ExportJob.objects.get()
     assert job.request_id == "admin-req-9"
@@ -109,7 +116,7 @@ def test_an_export_started_from_the_admin_carries_the_admin_requests_id(admin_cl
     assert str(job.pk) in found
 
 
-def test_an_export_no_request_started_shows_a_null_request_id(owner) -> None:  # noqa: ANN001
+def test_an_export_no_request_started_shows_a_null_request_id(owner) -> None:
     from exports.services import contact_export_start
 
     job = contact_export_start(workspace=owner.workspace, format="ndjson", enqueue=False)  # as the command does
@@ -123,12 +130,15 @@ def _resolve(doc: dict, schema: dict) -> dict:
     return schema
 
 
-@pytest.mark.parametrize("path, inner", [
-    ("/v1/contacts/exports/{export_id}", None),
-    ("/v1/export/{export_id}/", None),
-    ("/v1/import/contacts/{job_id}", "data"),
-])
-def test_the_openapi_document_describes_request_id_on_each_job_status(anon, path: str, inner: str | None) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    "path, inner",
+    [
+        ("/v1/contacts/exports/{export_id}", None),
+        ("/v1/export/{export_id}/", None),
+        ("/v1/import/contacts/{job_id}", "data"),
+    ],
+)
+def test_the_openapi_document_describes_request_id_on_each_job_status(anon, path: str, inner: str | None) -> None:
     doc = anon.get("/v1/openapi.json").json()
     schema = _resolve(doc, doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"])
     if inner:

@@ -16,14 +16,31 @@ from tests.exports.factories import BASE, add_emails, add_to_list, add_tokens, c
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 AWKWARD = [
-    "=HYPERLINK(\"http://evil\")", "+1-555-0100", "-42.5", "@SUM(A1)", "\tTabbed", "\rCR", "plain",
-    'He said "hi", then left', "multi\nline\r\ntext", "", "  spaced  ", "Zoë Ünïcødé 漢字 🎉", "back\\slash",
-    "ctrl\x01char", "-", "+", "(555) 010-0100", "-(1)", "'quoted", "a,b,c",
+    '=HYPERLINK("http://evil")',
+    "+1-555-0100",
+    "-42.5",
+    "@SUM(A1)",
+    "\tTabbed",
+    "\rCR",
+    "plain",
+    'He said "hi", then left',
+    "multi\nline\r\ntext",
+    "",
+    "  spaced  ",
+    "Zoë Ünïcødé 漢字 🎉",
+    "back\\slash",
+    "ctrl\x01char",
+    "-",
+    "+",
+    "(555) 010-0100",
+    "-(1)",
+    "'quoted",
+    "a,b,c",
 ]
 
 
-def _awkward_workspace(workspace) -> None:  # noqa: ANN001
-    acme = company(workspace, "Acme, Inc. \"Ltd\"")
+def _awkward_workspace(workspace) -> None:
+    acme = company(workspace, 'Acme, Inc. "Ltd"')
     contacts = make_contacts(workspace, len(AWKWARD), step=timedelta(microseconds=250_001))
     for i, (contact, text) in enumerate(zip(contacts, AWKWARD)):
         contact.full_name = text
@@ -33,8 +50,9 @@ def _awkward_workspace(workspace) -> None:  # noqa: ANN001
         contact.company = acme if i % 2 else None
         contact.custom = {"note": text, "n": i, "nested": {"z": [1, 2.5, None, True], "a": "x"}, "ü": "ÿ"}
         contact.created_at = BASE + timedelta(microseconds=i * 250_001) if i % 4 else BASE
-    Contact.objects.bulk_update(contacts, ["full_name", "job_title", "email", "phone", "company", "custom",
-                                           "created_at"])
+    Contact.objects.bulk_update(
+        contacts, ["full_name", "job_title", "email", "phone", "company", "custom", "created_at"]
+    )
     tag(contacts[::2], "Zebra")
     tag(contacts[::3], "alpha, beta")
     tag(contacts[1::4], "=cmd")
@@ -46,7 +64,7 @@ def _awkward_workspace(workspace) -> None:  # noqa: ANN001
 
 
 @pytest.mark.skipif(not is_postgres(), reason="the fast path exists on PostgreSQL only")
-def test_sync_csv_fast_path_gives_the_generic_paths_records_and_bytes(owner, settings) -> None:  # noqa: ANN001
+def test_sync_csv_fast_path_gives_the_generic_paths_records_and_bytes(owner, settings) -> None:
     _awkward_workspace(owner.workspace)
     fields = "id,full_name,email,phone,job_title,company_name,linkedin_url,tags,lists,custom,created_at,updated_at"
     settings.LEADLEX_EXPORT_BATCH_SIZE = 7  # several keyset batches
@@ -60,15 +78,25 @@ def test_sync_csv_fast_path_gives_the_generic_paths_records_and_bytes(owner, set
 
 
 @pytest.mark.skipif(not is_postgres(), reason="the fast path exists on PostgreSQL only")
-def test_ndjson_fast_path_gives_the_generic_paths_records(owner, settings, tmp_path) -> None:  # noqa: ANN001
+def test_ndjson_fast_path_gives_the_generic_paths_records(owner, settings, tmp_path) -> None:
     _awkward_workspace(owner.workspace)
     settings.LEADLEX_EXPORT_BATCH_SIZE = 6
     out = {}
     for fast in (True, False):
         settings.LEADLEX_EXPORT_SQL_FAST_PATH = fast
         path = tmp_path / f"fast-{fast}.ndjson"
-        call_command("export_contacts", "--workspace", owner.workspace.name, "--format", "ndjson",
-                     "--include-comet-tokens", "--include-all-emails", "--out", str(path), "--no-progress")
+        call_command(
+            "export_contacts",
+            "--workspace",
+            owner.workspace.name,
+            "--format",
+            "ndjson",
+            "--include-comet-tokens",
+            "--include-all-emails",
+            "--out",
+            str(path),
+            "--no-progress",
+        )
         out[fast] = path.read_bytes()
     fast_records, generic_records = ndjson_records(out[True]), ndjson_records(out[False])
     assert fast_records == generic_records
@@ -78,7 +106,7 @@ def test_ndjson_fast_path_gives_the_generic_paths_records(owner, settings, tmp_p
 
 
 @pytest.mark.skipif(not is_postgres(), reason="the fast path exists on PostgreSQL only")
-def test_fast_path_renders_a_whole_batch_in_one_query(owner, settings, django_assert_max_num_queries) -> None:  # noqa: ANN001
+def test_fast_path_renders_a_whole_batch_in_one_query(owner, settings, django_assert_max_num_queries) -> None:
     make_contacts(owner.workspace, 50)
     settings.LEADLEX_EXPORT_BATCH_SIZE = 10
     settings.LEADLEX_EXPORT_SQL_FAST_PATH = True

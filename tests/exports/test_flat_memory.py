@@ -13,7 +13,7 @@ from tests.exports.factories import make_contacts
 pytestmark = pytest.mark.django_db
 
 
-def _peak_while_streaming(client) -> tuple[int, int]:  # noqa: ANN001
+def _peak_while_streaming(client) -> tuple[int, int]:
     response = client.get("/v1/contacts/export?limit=50000&fields=id,full_name,email,tags,custom,created_at")
     tracemalloc.start()
     size = 0
@@ -24,12 +24,16 @@ def _peak_while_streaming(client) -> tuple[int, int]:  # noqa: ANN001
     return peak, size
 
 
-def test_streaming_ten_times_the_rows_does_not_take_ten_times_the_memory(owner, settings) -> None:  # noqa: ANN001
+def test_streaming_ten_times_the_rows_does_not_take_ten_times_the_memory(owner, settings) -> None:
     settings.LEADLEX_EXPORT_BATCH_SIZE = 500
     make_contacts(owner.workspace, 2_000, custom={"plan": "gold", "note": "x" * 100})
     small_peak, small_size = _peak_while_streaming(owner.client)
-    make_contacts(owner.workspace, 18_000, start=owner.workspace.created_at + timedelta(days=400),
-                  custom={"plan": "gold", "note": "x" * 100})
+    make_contacts(
+        owner.workspace,
+        18_000,
+        start=owner.workspace.created_at + timedelta(days=400),
+        custom={"plan": "gold", "note": "x" * 100},
+    )
     big_peak, big_size = _peak_while_streaming(owner.client)
     assert big_size > 9 * small_size
     # The bytes of 18,000 more rows (~4 MB) never sit in memory at once: the peak is a

@@ -30,14 +30,14 @@ pytestmark = [
 
 
 @pytest.fixture
-def render_connections(monkeypatch):  # noqa: ANN001, ANN201
+def render_connections(monkeypatch):
     """The database connections the render threads used (psycopg objects): each must
     be closed once the export is over. Checked on the objects themselves, not by
     counting server processes, which other tests' workers can open and close."""
     seen: list = []
     real = contact_kind._render_range
 
-    def recording(*args):  # noqa: ANN002, ANN202
+    def recording(*args):
         try:
             return real(*args)
         finally:
@@ -59,11 +59,11 @@ def _render_threads_alive() -> list[str]:
 
 
 @pytest.fixture
-def spied_pools(monkeypatch):  # noqa: ANN001, ANN201
+def spied_pools(monkeypatch):
     pools: list[RenderThreads] = []
 
     class Spy(RenderThreads):
-        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             pools.append(self)
 
@@ -71,15 +71,16 @@ def spied_pools(monkeypatch):  # noqa: ANN001, ANN201
     return pools
 
 
-def _export(workspace, fmt: str) -> tuple[ExportJob, bytes]:  # noqa: ANN001
-    job = contact_export_start(workspace=workspace, format=fmt, include_comet_tokens=True, include_all_emails=True,
-                               enqueue=False)
+def _export(workspace, fmt: str) -> tuple[ExportJob, bytes]:
+    job = contact_export_start(
+        workspace=workspace, format=fmt, include_comet_tokens=True, include_all_emails=True, enqueue=False
+    )
     assert export_job_run(job_id=job.pk) == ExportJob.Status.COMPLETED
     job.refresh_from_db()
     return job, job_file_text(job)
 
 
-def _workspace_with_ties(workspace) -> None:  # noqa: ANN001
+def _workspace_with_ties(workspace) -> None:
     _awkward_workspace(workspace)
     # Many rows share one created_at, so ranges are cut inside a run of equal timestamps.
     make_contacts(workspace, 40, start=BASE + timedelta(days=1), same_time=True)
@@ -87,8 +88,13 @@ def _workspace_with_ties(workspace) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
-def test_threads_write_the_file_one_connection_writes(workspace, settings, spied_pools, render_connections,  # noqa: ANN001
-                                                     fmt) -> None:
+def test_threads_write_the_file_one_connection_writes(
+    workspace,
+    settings,
+    spied_pools,
+    render_connections,
+    fmt,
+) -> None:
     _workspace_with_ties(workspace)
     settings.LEADLEX_EXPORT_BATCH_SIZE = 7
 
@@ -108,7 +114,7 @@ def test_threads_write_the_file_one_connection_writes(workspace, settings, spied
     _assert_closed(render_connections)
 
 
-def test_a_range_grown_since_it_was_cut_is_cut_again(workspace, settings, monkeypatch, spied_pools) -> None:  # noqa: ANN001
+def test_a_range_grown_since_it_was_cut_is_cut_again(workspace, settings, monkeypatch, spied_pools) -> None:
     """Rows created with an old created_at after a range was cut can make it far
     larger than a batch: the batch stops at its cap and the ranges are cut again
     from its last row, so nothing is skipped or written twice."""
@@ -120,7 +126,7 @@ def test_a_range_grown_since_it_was_cut_is_cut_again(workspace, settings, monkey
     real = contact_kind.contact_export_boundary
     cuts = []
 
-    def stale_cut(*, workspace, filters, limit):  # noqa: ANN001, ANN202
+    def stale_cut(*, workspace, filters, limit):
         # As if 10x the rows had been created in each range after it was cut.
         cuts.append(limit)
         return real(workspace=workspace, filters=filters, limit=limit * 10)
@@ -132,15 +138,19 @@ def test_a_range_grown_since_it_was_cut_is_cut_again(workspace, settings, monkey
     assert threaded == expected
 
 
-def test_a_render_thread_failure_reaches_the_job_and_stops_the_threads(workspace, settings, monkeypatch,  # noqa: ANN001
-                                                                        render_connections) -> None:
+def test_a_render_thread_failure_reaches_the_job_and_stops_the_threads(
+    workspace,
+    settings,
+    monkeypatch,
+    render_connections,
+) -> None:
     make_contacts(workspace, 60)
     settings.LEADLEX_EXPORT_BATCH_SIZE = 5
     settings.LEADLEX_EXPORT_RENDER_THREADS = 2
     real = contact_kind._render_range
     calls = []
 
-    def flaky(*args):  # noqa: ANN002, ANN202
+    def flaky(*args):
         calls.append(threading.current_thread().name)
         if len(calls) == 4:
             raise OperationalError("server closed the connection unexpectedly")
@@ -163,9 +173,12 @@ def test_a_render_thread_failure_reaches_the_job_and_stops_the_threads(workspace
     assert len(rows) == 60 and len({r[0] for r in rows}) == 60
 
 
-def test_sync_csv_endpoint_streams_the_same_bytes_and_stops_its_threads_when_abandoned(owner, settings,  # noqa: ANN001
-                                                                                          spied_pools,
-                                                                                          render_connections) -> None:
+def test_sync_csv_endpoint_streams_the_same_bytes_and_stops_its_threads_when_abandoned(
+    owner,
+    settings,
+    spied_pools,
+    render_connections,
+) -> None:
     make_contacts(owner.workspace, 120)
     settings.LEADLEX_EXPORT_BATCH_SIZE = 10
     settings.LEADLEX_EXPORT_RENDER_THREADS = 1

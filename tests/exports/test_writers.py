@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -14,14 +14,40 @@ from hypothesis import strategies as st
 from exports.writers import GzipMember, csv_cell, csv_neutralise, csv_row, format_timestamp, join_json_items
 
 
-@pytest.mark.parametrize("value", ["+1-555-0100", "-42.5", "+44 (20) 7946 0018", "-7", "+15550100", "(555) 010-0100",
-                                   "plain", "", "a=b", "mail@example.com"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "+1-555-0100",
+        "-42.5",
+        "+44 (20) 7946 0018",
+        "-7",
+        "+15550100",
+        "(555) 010-0100",
+        "plain",
+        "",
+        "a=b",
+        "mail@example.com",
+    ],
+)
 def test_it_leaves_numbers_phones_and_plain_text_alone(value: str) -> None:
     assert csv_neutralise(value) == value
 
 
-@pytest.mark.parametrize("value", ["=1+2", "=HYPERLINK(\"http://x\")", "+SUM(A1)", "-2+3*cmd|' /C calc'!A0", "@SUM(1)",
-                                   "\t=1", "\r=1", "-", "+1-555-0100 ext. 4", "-1e5"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "=1+2",
+        '=HYPERLINK("http://x")',
+        "+SUM(A1)",
+        "-2+3*cmd|' /C calc'!A0",
+        "@SUM(1)",
+        "\t=1",
+        "\r=1",
+        "-",
+        "+1-555-0100 ext. 4",
+        "-1e5",
+    ],
+)
 def test_it_neutralises_cells_a_spreadsheet_would_run(value: str) -> None:
     assert csv_neutralise(value) == "'" + value
 
@@ -43,7 +69,9 @@ def test_csv_rows_read_back_with_csv_reader(cells: list[str]) -> None:
 def test_timestamps_are_utc_z_with_microseconds_only_when_present() -> None:
     berlin = timezone(timedelta(hours=2))
     assert format_timestamp(datetime(2026, 4, 15, 11, 0, tzinfo=berlin)) == "2026-04-15T09:00:00Z"
-    assert format_timestamp(datetime(2026, 4, 15, 9, 0, 0, 250000, tzinfo=timezone.utc)) == "2026-04-15T09:00:00.250000Z"
+    assert (
+        format_timestamp(datetime(2026, 4, 15, 9, 0, 0, 250000, tzinfo=UTC)) == "2026-04-15T09:00:00.250000Z"
+    )
     assert format_timestamp(None) is None
 
 

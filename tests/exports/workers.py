@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Iterator
-
+from collections.abc import Iterator
 
 from tests.support.worker import WorkerProcess
 
 
 class QueueWorker(WorkerProcess):
-    def __init__(self, name: str, queue: str, extra_env: dict[str, str] | None = None) -> None:  # noqa: D107
+    def __init__(self, name: str, queue: str, extra_env: dict[str, str] | None = None) -> None:
         super().__init__(name, extra_env=extra_env, queues=queue, hostname=f"{name}-{uuid.uuid4().hex[:6]}")
 
 

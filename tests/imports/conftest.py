@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from django.conf import settings
 
@@ -26,8 +25,10 @@ def _s3_bucket() -> None:
 
 
 def import_rows(n: int, *, start: int = 0, domain: str = "example.com") -> list[dict]:
-    return [{"full_name": f"Person {i}", "email": f"person{i}@{domain}", "phone": f"+1415555{i % 10000:04d}"}
-            for i in range(start, start + n)]
+    return [
+        {"full_name": f"Person {i}", "email": f"person{i}@{domain}", "phone": f"+1415555{i % 10000:04d}"}
+        for i in range(start, start + n)
+    ]
 
 
 class QueueWorker(WorkerProcess):
@@ -39,7 +40,7 @@ class QueueWorker(WorkerProcess):
 
 
 @pytest.fixture
-def import_queue(settings) -> str:  # noqa: ANN001
+def import_queue(settings) -> str:
     import uuid
 
     settings.LEADLEX_IMPORT_QUEUE = f"imports-test-{uuid.uuid4().hex[:8]}"

@@ -14,7 +14,7 @@ import pytest
 
 from contacts.models import Contact
 from tests.conftest import make_key
-from tests.support.worker import ROOT, worker_env, wait_for
+from tests.support.worker import ROOT, wait_for, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,9 +32,25 @@ def server():
     port = free_port()
     env = worker_env()
     env["LEADLEX_MAX_BODY_BYTES"] = str(LIMIT)
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
-                             "config.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:config.gunicorn",
+            "config.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
     def up() -> bool:
         try:
@@ -50,8 +66,9 @@ def server():
     proc.wait(timeout=20)
 
 
-def send_chunked(port: int, key: str, pieces, content_type: str = "application/json",
-                 path: str = "/v1/import/contacts") -> tuple[int, dict]:
+def send_chunked(
+    port: int, key: str, pieces, content_type: str = "application/json", path: str = "/v1/import/contacts"
+) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.putrequest("POST", path)
     conn.putheader("Authorization", f"Bearer {key}")
@@ -73,7 +90,7 @@ def send_chunked(port: int, key: str, pieces, content_type: str = "application/j
 def test_a_chunked_body_within_the_limit_is_imported(server, workspace):
     _key, raw = make_key(workspace)
     body = json.dumps({"rows": [{"email": f"c{i}@acme.com"} for i in range(20)]}).encode()
-    status, data = send_chunked(server, raw, [body[i:i + 100] for i in range(0, len(body), 100)])
+    status, data = send_chunked(server, raw, [body[i : i + 100] for i in range(0, len(body), 100)])
     assert status == 200, data
     assert data["data"]["created_count"] == 20
     assert Contact.objects.filter(workspace=workspace).count() == 20

@@ -28,22 +28,22 @@ from imports.validation import validate_row
 BOUNDED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def outcome(fn, value):  # noqa: ANN001, ANN201 - any validator, any input
+def outcome(fn, value):
     try:
         return ("ok", fn(value))
     except ValueError as exc:
         return ("error", str(exc))
 
 
-def api_outcome(field: str, value: str):  # noqa: ANN201
+def api_outcome(field: str, value: str):
     try:
         return ("ok", clean_contact_input({field: value})[field])
     except ContactInputError as exc:
         return ("error", exc.errors[0].message)
 
 
-def import_outcome(field: str, value: str):  # noqa: ANN201
-    clean, errors = validate_row(1, {field: value, "full_name": "x"}, tz=dt.timezone.utc)
+def import_outcome(field: str, value: str):
+    clean, errors = validate_row(1, {field: value, "full_name": "x"}, tz=dt.UTC)
     if errors:
         return ("error", errors[0].message)
     return ("ok", clean.values[field])
@@ -68,8 +68,25 @@ def assert_phone_paths_agree(value: str) -> None:
 ATEXT = "abcXYZ0189!#$%&'*+-/=?^_`{|}~"
 local_parts = st.one_of(
     st.text(alphabet=ATEXT + ".", min_size=1, max_size=20),  # dots anywhere: leading, trailing, doubled
-    st.sampled_from(["info", "INFO", "Sales", "postmaster", "first.last", "first+tag", "UPPER.Case+Tag",
-                     '"quoted"', '"with space"', "a" * 64, "a" * 65, "jürgen", "JÜRGEN", "用户", "e\u0301"]),
+    st.sampled_from(
+        [
+            "info",
+            "INFO",
+            "Sales",
+            "postmaster",
+            "first.last",
+            "first+tag",
+            "UPPER.Case+Tag",
+            '"quoted"',
+            '"with space"',
+            "a" * 64,
+            "a" * 65,
+            "jürgen",
+            "JÜRGEN",
+            "用户",
+            "e\u0301",
+        ]
+    ),
     st.text(alphabet=ATEXT + "äöüß.é ", min_size=1, max_size=12),
 )
 ascii_labels = st.from_regex(r"\A[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?\Z")
@@ -88,8 +105,26 @@ def domain_labels(draw: st.DrawFn) -> str:
     return label
 
 
-tlds = st.sampled_from(["com", "COM", "de", "co.uk", "example", "local", "test", "invalid", "localhost", "onion",
-                        "arpa", "in-addr.arpa", "123", "c", "xn--p1ai", "рф"])
+tlds = st.sampled_from(
+    [
+        "com",
+        "COM",
+        "de",
+        "co.uk",
+        "example",
+        "local",
+        "test",
+        "invalid",
+        "localhost",
+        "onion",
+        "arpa",
+        "in-addr.arpa",
+        "123",
+        "c",
+        "xn--p1ai",
+        "рф",
+    ]
+)
 
 
 @st.composite
@@ -126,11 +161,15 @@ def test_the_email_shortcut_agrees_on_hypothesis_generated_addresses(address):
 
 
 def example_numbers() -> list[phonenumbers.PhoneNumber]:
-    numbers = [phonenumbers.example_number_for_type(region, kind)
-               for region in sorted(phonenumbers.SUPPORTED_REGIONS)
-               for kind in range(12)]
-    numbers += [phonenumbers.example_number_for_non_geo_entity(cc)
-                for cc in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+    numbers = [
+        phonenumbers.example_number_for_type(region, kind)
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+        for kind in range(12)
+    ]
+    numbers += [
+        phonenumbers.example_number_for_non_geo_entity(cc)
+        for cc in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)
+    ]
     return [n for n in numbers if n is not None]
 
 
@@ -150,7 +189,7 @@ def test_the_phone_shortcut_agrees_on_every_example_number_of_every_region():
         # E.164 digits with the national number cut short or run on: what a hand-typed
         # column holds (e.g. San Marino without its 0549, Madagascar without its 20).
         cc = str(number.country_code)
-        national = e164[1 + len(cc):]
+        national = e164[1 + len(cc) :]
         for variant in (national[1:], national[2:], national[4:], national[:-1], national + "1"):
             same_phone(f"+{cc}{variant}")
 
@@ -164,7 +203,8 @@ def test_the_phone_shortcut_agrees_on_random_numbers_of_every_calling_code_and_l
         region = phonenumbers.region_code_for_country_code(cc)
         metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
         lengths = set(metadata.general_desc.possible_length or ()) | set(
-            metadata.general_desc.possible_length_local_only or ())
+            metadata.general_desc.possible_length_local_only or ()
+        )
         for length in sorted({n + d for n in lengths for d in (-1, 0, 1)} - {-2, -1, 0}):
             for _ in range(4):
                 national = str(rng.randint(1, 9)) + "".join(rng.choice("0123456789") for _ in range(length - 1))
@@ -180,7 +220,7 @@ def phone_strings(draw: st.DrawFn) -> str:
         number = draw(st.sampled_from(EXAMPLES))
         digits = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
         cut = draw(st.integers(0, 4))
-        digits = digits[:len(str(number.country_code))] + digits[len(str(number.country_code)) + cut:]
+        digits = digits[: len(str(number.country_code))] + digits[len(str(number.country_code)) + cut :]
     else:
         digits = draw(st.text(alphabet="0123456789", min_size=1, max_size=17))
     digits += draw(st.text(alphabet="0123456789", max_size=2))
@@ -204,5 +244,6 @@ def test_the_phone_shortcut_agrees_with_the_full_rules(value):
 def test_the_phone_shortcut_ignores_the_default_region_for_e164_input(region):
     for number in EXAMPLES[::7]:
         value = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        assert outcome(lambda v: normalize_phone(v, region=region), value) == \
-            outcome(lambda v: normalize_phone_general(v, region=region), value), value
+        assert outcome(lambda v: normalize_phone(v, region=region), value) == outcome(
+            lambda v: normalize_phone_general(v, region=region), value
+        ), value

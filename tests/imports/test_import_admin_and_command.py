@@ -15,16 +15,18 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(client):  # noqa: ANN001
+def staff(client):
     user = User.objects.create_superuser("admin", "admin@example.com", "pw-123456789")
     client.force_login(user)
     return client
 
 
 def test_upload_form_maps_columns_and_starts_an_import(staff, workspace):
-    csv_bytes = "Name,Mail,Plan\r\nJane,jane@acme.com,gold\r\nBob,bad-address,silver\r\n".encode()
-    response = staff.post("/admin/imports/importjob/upload/", {
-        "workspace": workspace.pk, "file": io.BytesIO(csv_bytes), "has_header": "on", "tags": "fair, 2024"})
+    csv_bytes = b"Name,Mail,Plan\r\nJane,jane@acme.com,gold\r\nBob,bad-address,silver\r\n"
+    response = staff.post(
+        "/admin/imports/importjob/upload/",
+        {"workspace": workspace.pk, "file": io.BytesIO(csv_bytes), "has_header": "on", "tags": "fair, 2024"},
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     page = staff.get(response["Location"])
     assert page.status_code == 200
@@ -50,8 +52,10 @@ def test_upload_form_maps_columns_and_starts_an_import(staff, workspace):
 
 
 def test_mapping_step_reports_a_bad_field_name(staff, workspace):
-    response = staff.post("/admin/imports/importjob/upload/", {
-        "workspace": workspace.pk, "file": io.BytesIO(b"a,b\n1,2\n"), "has_header": "on"})
+    response = staff.post(
+        "/admin/imports/importjob/upload/",
+        {"workspace": workspace.pk, "file": io.BytesIO(b"a,b\n1,2\n"), "has_header": "on"},
+    )
     page = staff.post(response["Location"], {"col_0": "shoe_size"})
     assert page.status_code == 200
     assert b"not a contact field" in page.content
@@ -69,16 +73,37 @@ def test_import_contacts_command_imports_a_file_with_a_mapping(tmp_path, workspa
     path = tmp_path / "contacts.csv"
     path.write_text("Mail,Name\njane@acme.com,Jane\nbob@acme.com,Bob\nbad,Bad\n", encoding="utf-8-sig")
     out, err = io.StringIO(), io.StringIO()
-    call_command("import_contacts", str(path), "--workspace", "Acme", "--mapping", "Mail=email,Name=full_name",
-                 "--tags", "cli", stdout=out, stderr=err)
+    call_command(
+        "import_contacts",
+        str(path),
+        "--workspace",
+        "Acme",
+        "--mapping",
+        "Mail=email,Name=full_name",
+        "--tags",
+        "cli",
+        stdout=out,
+        stderr=err,
+    )
     assert "2 created" in out.getvalue() and "1 errors" in out.getvalue()
     assert "rows" in err.getvalue()  # the progress bar
     assert set(Contact.objects.filter(tags__name="cli").values_list("email", flat=True)) == {
-        "jane@acme.com", "bob@acme.com"}
+        "jane@acme.com",
+        "bob@acme.com",
+    }
     path.write_text("Mail,Name\njane@acme.com,Jane Updated\n")
     out = io.StringIO()
-    call_command("import_contacts", str(path), "--workspace", "Acme", "--mapping", '{"Mail": "email", "Name": "full_name"}',
-                 "--update-existing", "--no-progress", stdout=out)
+    call_command(
+        "import_contacts",
+        str(path),
+        "--workspace",
+        "Acme",
+        "--mapping",
+        '{"Mail": "email", "Name": "full_name"}',
+        "--update-existing",
+        "--no-progress",
+        stdout=out,
+    )
     assert "1 updated" in out.getvalue()
     assert Contact.objects.get(email="jane@acme.com").full_name == "Jane Updated"
 
@@ -87,8 +112,17 @@ def test_import_contacts_command_positional_and_errors(tmp_path, workspace):
     path = tmp_path / "x.csv"
     path.write_text("jane@acme.com,Jane\n")
     out = io.StringIO()
-    call_command("import_contacts", str(path), "--workspace", "Acme", "--no-header", "--mapping", "0=email,1=full_name",
-                 "--no-progress", stdout=out)
+    call_command(
+        "import_contacts",
+        str(path),
+        "--workspace",
+        "Acme",
+        "--no-header",
+        "--mapping",
+        "0=email,1=full_name",
+        "--no-progress",
+        stdout=out,
+    )
     assert "1 created" in out.getvalue()
     with pytest.raises(CommandError, match="No workspace"):
         call_command("import_contacts", str(path), "--workspace", "Nope")

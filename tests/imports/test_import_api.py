@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from contacts.models import Contact, ContactEmail, Tag
 from imports.models import ImportJob
@@ -18,8 +20,15 @@ def post(keyed, body, **extra):
 
 
 def test_it_imports_rows_synchronously_and_answers_the_contract_shape(owner):
-    response = post(owner, {"rows": [{"full_name": "Jane Doe", "email": "jane@acme.com"},
-                                     {"full_name": "Bob Smith", "email": "bob@beta.com"}]})
+    response = post(
+        owner,
+        {
+            "rows": [
+                {"full_name": "Jane Doe", "email": "jane@acme.com"},
+                {"full_name": "Bob Smith", "email": "bob@beta.com"},
+            ]
+        },
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert set(body) == {"data"}
@@ -29,7 +38,9 @@ def test_it_imports_rows_synchronously_and_answers_the_contract_shape(owner):
     assert data["job_id"].startswith("imp_")
     assert (data["created_count"], data["updated_count"], data["skipped_count"], data["errors"]) == (2, 0, 0, [])
     assert set(Contact.objects.filter(workspace=owner.workspace).values_list("email", flat=True)) == {
-        "jane@acme.com", "bob@beta.com"}
+        "jane@acme.com",
+        "bob@beta.com",
+    }
     assert ContactEmail.objects.filter(contact__workspace=owner.workspace, is_primary=True).count() == 2
     assert response["X-RateLimit-Limit"] == "60"
 
@@ -79,8 +90,13 @@ def test_it_stores_phones_normalised_to_e164(owner):
 
 def test_tags_are_added_to_every_imported_row_but_not_to_skipped_ones(owner):
     make_contact(owner.workspace, email="old@acme.com")
-    response = post(owner, {"rows": [{"email": "a@acme.com", "tags": ["vip"]}, {"email": "b@acme.com"},
-                                     {"email": "old@acme.com"}], "tags": ["expo-2024", "lead"]})
+    response = post(
+        owner,
+        {
+            "rows": [{"email": "a@acme.com", "tags": ["vip"]}, {"email": "b@acme.com"}, {"email": "old@acme.com"}],
+            "tags": ["expo-2024", "lead"],
+        },
+    )
     assert response.json()["data"]["skipped_count"] == 1
     a = Contact.objects.get(email="a@acme.com")
     b = Contact.objects.get(email="b@acme.com")
@@ -92,33 +108,49 @@ def test_tags_are_added_to_every_imported_row_but_not_to_skipped_ones(owner):
 
 
 def test_a_bad_row_is_reported_and_skipped_without_aborting_the_good_rows(owner):
-    response = post(owner, {"rows": [
-        {"full_name": "Good", "email": "good@acme.com"},
-        {"full_name": "Bad", "email": "not-an-email"},
-        {"full_name": "Bad phone", "phone": "12"},
-        {"full_name": "Bad url", "email": "u@acme.com", "linkedin_url": "ht!tp://x y"},
-        {"full_name": "Bad date", "email": "d@acme.com", "created_at": "yesterday"},
-        "not an object",
-        {"job_title": "nobody"},
-        {"full_name": "Good 2", "email": "good2@acme.com", "created_at": "2020-01-02T03:04:05Z"},
-    ]})
+    response = post(
+        owner,
+        {
+            "rows": [
+                {"full_name": "Good", "email": "good@acme.com"},
+                {"full_name": "Bad", "email": "not-an-email"},
+                {"full_name": "Bad phone", "phone": "12"},
+                {"full_name": "Bad url", "email": "u@acme.com", "linkedin_url": "ht!tp://x y"},
+                {"full_name": "Bad date", "email": "d@acme.com", "created_at": "yesterday"},
+                "not an object",
+                {"job_title": "nobody"},
+                {"full_name": "Good 2", "email": "good2@acme.com", "created_at": "2020-01-02T03:04:05Z"},
+            ]
+        },
+    )
     assert response.status_code == 200
     data = response.json()["data"]
     assert data["created_count"] == 2
     errors = {(e["row"], e["field"], e["code"]) for e in data["errors"]}
-    assert errors == {(2, "email", "invalid_email"), (3, "phone", "invalid_phone"), (4, "linkedin_url", "invalid_url"),
-                      (5, "created_at", "invalid_datetime"), (6, "", "invalid_row"), (7, "", "missing_identity")}
+    assert errors == {
+        (2, "email", "invalid_email"),
+        (3, "phone", "invalid_phone"),
+        (4, "linkedin_url", "invalid_url"),
+        (5, "created_at", "invalid_datetime"),
+        (6, "", "invalid_row"),
+        (7, "", "missing_identity"),
+    }
     assert all(set(e) == {"row", "field", "code", "message"} and e["message"] for e in data["errors"])
     assert Contact.objects.get(email="good2@acme.com").created_at.year == 2020
 
 
 def test_duplicates_inside_one_file_the_later_row_updates_the_earlier(owner):
-    response = post(owner, {"rows": [
-        {"full_name": "First", "email": "dup@acme.com", "job_title": "CEO"},
-        {"full_name": "Second", "email": "DUP@acme.com"},
-        {"full_name": "Phone", "phone": "+14155550123"},
-        {"full_name": "Phone later", "phone": "4155550123"},
-    ]})
+    response = post(
+        owner,
+        {
+            "rows": [
+                {"full_name": "First", "email": "dup@acme.com", "job_title": "CEO"},
+                {"full_name": "Second", "email": "DUP@acme.com"},
+                {"full_name": "Phone", "phone": "+14155550123"},
+                {"full_name": "Phone later", "phone": "4155550123"},
+            ]
+        },
+    )
     data = response.json()["data"]
     assert (data["created_count"], data["updated_count"], data["skipped_count"]) == (2, 2, 0)
     contact = Contact.objects.get(email__iexact="dup@acme.com")
@@ -136,7 +168,7 @@ def test_csv_with_header_mapping_ignores_unknown_columns(owner):
 
 
 def test_csv_without_mapping_maps_headers_that_are_field_names(owner):
-    csv_text = "full_name,email,phone,tags,custom.plan,shoe_size\nJane,jane@acme.com,+14155550111,\"a, b\",gold,44\n"
+    csv_text = 'full_name,email,phone,tags,custom.plan,shoe_size\nJane,jane@acme.com,+14155550111,"a, b",gold,44\n'
     response = post(owner, {"csv": csv_text})
     assert response.json()["data"]["created_count"] == 1
     contact = Contact.objects.get(workspace=owner.workspace)
@@ -162,7 +194,9 @@ def test_csv_row_numbers_count_the_header_as_row_one(owner):
 
 
 def test_csv_with_bom_crlf_and_quoted_multiline_fields(owner):
-    csv_text = "\ufefffull_name,email,job_title\r\n\"Jane\r\nDoe\",jane@acme.com,\"Head of \"\"Sales\"\"\"\r\nBob,bob@acme.com,CTO\r\n"
+    csv_text = (
+        '\ufefffull_name,email,job_title\r\n"Jane\r\nDoe",jane@acme.com,"Head of ""Sales"""\r\nBob,bob@acme.com,CTO\r\n'
+    )
     data = post(owner, {"csv": csv_text}).json()["data"]
     assert data["created_count"] == 2 and data["errors"] == []
     jane = Contact.objects.get(email="jane@acme.com")
@@ -171,11 +205,13 @@ def test_csv_with_bom_crlf_and_quoted_multiline_fields(owner):
 
 
 def test_malformed_csv_gives_row_errors_and_imports_the_rest(owner):
-    csv_text = ("full_name,email\n"
-                "Good,good@acme.com\n"
-                "Long,long@acme.com,extra\n"
-                "Quote,\"unterminated@acme.com\n"
-                "After,after@acme.com\n")
+    csv_text = (
+        "full_name,email\n"
+        "Good,good@acme.com\n"
+        "Long,long@acme.com,extra\n"
+        'Quote,"unterminated@acme.com\n'
+        "After,after@acme.com\n"
+    )
     response = post(owner, {"csv": csv_text})
     assert response.status_code == 200
     data = response.json()["data"]
@@ -183,21 +219,24 @@ def test_malformed_csv_gives_row_errors_and_imports_the_rest(owner):
     assert set(Contact.objects.values_list("email", flat=True)) == {"good@acme.com", "after@acme.com"}
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "rows"),
-    ({"rows": "nope"}, "rows"),
-    ({"rows": [], "csv": "email\n"}, "rows"),
-    ({"csv": 5}, "csv"),
-    ({"csv": "email\n", "mapping": ["email"]}, "mapping"),
-    ({"csv": "email\n", "mapping": {"email": "shoe_size"}}, "mapping"),
-    ({"csv": "email\n", "mapping": {"E-mail": "email"}}, "mapping"),
-    ({"csv": "a,b\n", "has_header": False, "mapping": {"a": "email"}}, "mapping"),
-    ({"csv": "a,b\n", "has_header": False}, "mapping"),
-    ({"csv": "colour\nblue\n"}, "mapping"),
-    ({"rows": [], "update_existing": "maybe"}, "update_existing"),
-    ({"rows": [], "tags": 5}, "tags"),
-    ({"rows": [], "colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "rows"),
+        ({"rows": "nope"}, "rows"),
+        ({"rows": [], "csv": "email\n"}, "rows"),
+        ({"csv": 5}, "csv"),
+        ({"csv": "email\n", "mapping": ["email"]}, "mapping"),
+        ({"csv": "email\n", "mapping": {"email": "shoe_size"}}, "mapping"),
+        ({"csv": "email\n", "mapping": {"E-mail": "email"}}, "mapping"),
+        ({"csv": "a,b\n", "has_header": False, "mapping": {"a": "email"}}, "mapping"),
+        ({"csv": "a,b\n", "has_header": False}, "mapping"),
+        ({"csv": "colour\nblue\n"}, "mapping"),
+        ({"rows": [], "update_existing": "maybe"}, "update_existing"),
+        ({"rows": [], "tags": 5}, "tags"),
+        ({"rows": [], "colour": "blue"}, "colour"),
+    ],
+)
 def test_bad_parameters_answer_400_validation_error(owner, body, field):
     response = post(owner, body)
     assert response.status_code == 400, response.content
@@ -237,8 +276,11 @@ def test_body_over_the_limit_is_refused_with_413(owner, settings):
 
 
 def test_text_csv_body_with_query_parameters(owner):
-    response = owner.client.post(f"{URL}?mapping=Mail%3Demail,Name%3Dfull_name&tags=a,b&update_existing=true",
-                                 data="Name,Mail\nJane,jane@acme.com\n".encode(), content_type="text/csv")
+    response = owner.client.post(
+        f"{URL}?mapping=Mail%3Demail,Name%3Dfull_name&tags=a,b&update_existing=true",
+        data=b"Name,Mail\nJane,jane@acme.com\n",
+        content_type="text/csv",
+    )
     assert response.status_code == 200, response.content
     contact = Contact.objects.get(workspace=owner.workspace)
     assert (contact.full_name, contact.email) == ("Jane", "jane@acme.com")
@@ -248,8 +290,9 @@ def test_text_csv_body_with_query_parameters(owner):
 def test_multipart_upload_of_a_file(owner):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    upload = SimpleUploadedFile("contacts.csv", b"\xef\xbb\xbfemail,full_name\r\njane@acme.com,Jane\r\n",
-                                content_type="text/csv")
+    upload = SimpleUploadedFile(
+        "contacts.csv", b"\xef\xbb\xbfemail,full_name\r\njane@acme.com,Jane\r\n", content_type="text/csv"
+    )
     response = owner.client.post(URL, {"file": upload, "tags": "fair"}, format="multipart")
     assert response.status_code == 200, response.content
     contact = Contact.objects.get(workspace=owner.workspace)
@@ -333,10 +376,15 @@ def test_rows_may_name_lists_by_id_or_by_name_and_unknown_ids_are_row_errors(own
 
     mine = ContactList.objects.create(workspace=owner.workspace, name="Customers")
     theirs = ContactList.objects.create(workspace=stranger.workspace, name="Secret")
-    data = post(owner, {"rows": [
-        {"email": "a@acme.com", "lists": [str(mine.id), "Prospects"]},
-        {"email": "b@acme.com", "lists": [str(theirs.id)]},
-    ]}).json()["data"]
+    data = post(
+        owner,
+        {
+            "rows": [
+                {"email": "a@acme.com", "lists": [str(mine.id), "Prospects"]},
+                {"email": "b@acme.com", "lists": [str(theirs.id)]},
+            ]
+        },
+    ).json()["data"]
     assert data["created_count"] == 1
     assert [(e["row"], e["code"]) for e in data["errors"]] == [(2, "unknown_list")]
     contact = Contact.objects.get(email="a@acme.com")
@@ -375,8 +423,9 @@ def test_the_sweeper_drops_expired_idempotency_keys(owner):
     assert list(ImportIdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
 
 
-def test_a_job_interrupted_too_often_is_failed_by_the_sweeper_with_import_failed(owner, settings,
-                                                                                django_capture_on_commit_callbacks):
+def test_a_job_interrupted_too_often_is_failed_by_the_sweeper_with_import_failed(
+    owner, settings, django_capture_on_commit_callbacks
+):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -389,8 +438,9 @@ def test_a_job_interrupted_too_often_is_failed_by_the_sweeper_with_import_failed
     with django_capture_on_commit_callbacks(execute=False):
         data = post(owner, {"rows": [{"email": f"p{i}@acme.com"} for i in range(501)]}).json()["data"]
     job = ImportJob.objects.get()
-    ImportJob.objects.filter(pk=job.pk).update(status="processing", attempts=MAX_ATTEMPTS,
-                                               heartbeat_at=timezone.now() - timedelta(hours=1))
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="processing", attempts=MAX_ATTEMPTS, heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
     with django_capture_on_commit_callbacks(execute=False):
         assert import_jobs_sweep(stale_after=timedelta(minutes=5)) == []
     status = owner.client.get(f"{URL}/{data['job_id']}").json()["data"]
@@ -405,40 +455,67 @@ def test_a_synchronous_import_whose_request_died_is_failed_not_requeued(owner):
 
     from imports.services import import_jobs_sweep
 
-    job = ImportJob.objects.create(workspace=owner.workspace, source="rows", status="processing", attempts=1,
-                                   heartbeat_at=timezone.now() - timedelta(hours=1))
+    job = ImportJob.objects.create(
+        workspace=owner.workspace,
+        source="rows",
+        status="processing",
+        attempts=1,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
     assert import_jobs_sweep(stale_after=timedelta(minutes=5)) == []
     job.refresh_from_db()
     assert job.status == "failed" and job.error
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
-                           lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8),
-                                                                                             children, max_size=3),
-                           max_leaves=6)
-field_names = st.sampled_from(["full_name", "email", "phone", "job_title", "company_name", "company_id",
-                               "linkedin_url", "tags", "custom", "created_at", "lists", "id", "nonsense"])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=6,
+)
+field_names = st.sampled_from(
+    [
+        "full_name",
+        "email",
+        "phone",
+        "job_title",
+        "company_name",
+        "company_id",
+        "linkedin_url",
+        "tags",
+        "custom",
+        "created_at",
+        "lists",
+        "id",
+        "nonsense",
+    ]
+)
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.dictionaries(field_names, json_values, max_size=5) | json_values, max_size=4),
-       extra=st.dictionaries(st.sampled_from(["update_existing", "tags", "mapping", "has_header"]), json_values,
-                             max_size=2))
+@given(
+    rows=st.lists(st.dictionaries(field_names, json_values, max_size=5) | json_values, max_size=4),
+    extra=st.dictionaries(
+        st.sampled_from(["update_existing", "tags", "mapping", "has_header"]), json_values, max_size=2
+    ),
+)
 def test_any_json_body_gets_an_answer_in_the_contract_never_a_500(owner, settings, rows, extra):
     settings.LEADLEX_RATE_LIMITS = {**settings.LEADLEX_RATE_LIMITS, "import_contacts": "100000/minute"}
     response = post(owner, {"rows": rows, **extra})
     assert response.status_code in (200, 400), response.content
     body = response.json()
     if response.status_code == 200:
-        assert len(body["data"]["errors"]) + body["data"]["created_count"] + body["data"]["updated_count"] \
-            + body["data"]["skipped_count"] >= len(rows)
+        assert len(body["data"]["errors"]) + body["data"]["created_count"] + body["data"]["updated_count"] + body[
+            "data"
+        ]["skipped_count"] >= len(rows)
     else:
         assert body["error"]["code"] == "validation_error"
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.text(alphabet=st.sampled_from(list('ab@.,"\r\n {}[]:+1é\ufeff0')), max_size=120),
-       header=st.sampled_from(["email,full_name,tags,custom,lists,created_at,phone\n", "", "\ufeffemail\r\n"]))
+@given(
+    text=st.text(alphabet=st.sampled_from(list('ab@.,"\r\n {}[]:+1é\ufeff0')), max_size=120),
+    header=st.sampled_from(["email,full_name,tags,custom,lists,created_at,phone\n", "", "\ufeffemail\r\n"]),
+)
 def test_any_csv_text_gets_an_answer_in_the_contract_never_a_500(owner, settings, text, header):
     settings.LEADLEX_RATE_LIMITS = {**settings.LEADLEX_RATE_LIMITS, "import_contacts": "100000/minute"}
     response = post(owner, {"csv": header + text})

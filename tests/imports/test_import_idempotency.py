@@ -80,8 +80,12 @@ def test_a_csv_upload_replays_even_with_a_new_multipart_boundary(owner):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     def upload():
-        return owner.client.post(URL, {"file": SimpleUploadedFile("c.csv", b"email\na@acme.com\n")},
-                                 format="multipart", HTTP_IDEMPOTENCY_KEY="file-1")
+        return owner.client.post(
+            URL,
+            {"file": SimpleUploadedFile("c.csv", b"email\na@acme.com\n")},
+            format="multipart",
+            HTTP_IDEMPOTENCY_KEY="file-1",
+        )
 
     assert upload().json() == upload().json()
     assert ImportJob.objects.count() == 1

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def worker(import_queue):  # noqa: ANN001
+def worker(import_queue):
     w = QueueWorker("imports-a", import_queue, extra_env=WORKER_ENV)
     yield w
     w.stop()
@@ -43,12 +43,16 @@ def job_of(data: dict) -> ImportJob:
 
 
 def finished(job_id: str, timeout: float = 120) -> ImportJob:
-    return wait_for(lambda: (j := ImportJob.objects.get(id=job_id)).is_finished and j, timeout=timeout,
-                    message=f"import {job_id} to finish")
+    return wait_for(
+        lambda: (j := ImportJob.objects.get(id=job_id)).is_finished and j,
+        timeout=timeout,
+        message=f"import {job_id} to finish",
+    )
 
 
-def test_a_queued_import_runs_on_the_worker_and_sends_a_signed_import_completed_webhook(owner, worker, receiver,
-                                                                                       settings):
+def test_a_queued_import_runs_on_the_worker_and_sends_a_signed_import_completed_webhook(
+    owner, worker, receiver, settings
+):
     settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
     hook = owner.client.post("/v1/webhooks", {"url": receiver.url, "events": ["import.completed"]}, format="json")
     assert hook.status_code == 201, hook.content
@@ -72,8 +76,11 @@ def test_a_queued_import_runs_on_the_worker_and_sends_a_signed_import_completed_
     assert Contact.objects.filter(workspace=owner.workspace, tags__name="bulk").count() == 519
     assert not storage.exists(job.payload_key)  # the raw rows do not outlive the job
 
-    delivery = wait_for(lambda: WebhookDelivery.objects.filter(event="import.completed").first(), timeout=30,
-                        message="the import.completed delivery row")
+    delivery = wait_for(
+        lambda: WebhookDelivery.objects.filter(event="import.completed").first(),
+        timeout=30,
+        message="the import.completed delivery row",
+    )
     assert delivery.payload["data"]["job_id"] == data["job_id"]
     assert delivery.payload["data"]["created_count"] == 519
     if not wait_for_quietly(lambda: receiver.requests, timeout=30):
@@ -90,7 +97,7 @@ def test_a_queued_import_runs_on_the_worker_and_sends_a_signed_import_completed_
     assert webhook_signature_verify(secret, received.headers["x-leadlex-signature"], received.body)
 
 
-def wait_for_quietly(predicate, timeout: float) -> bool:  # noqa: ANN001
+def wait_for_quietly(predicate, timeout: float) -> bool:
     try:
         wait_for(predicate, timeout=timeout)
     except AssertionError:
@@ -99,9 +106,16 @@ def wait_for_quietly(predicate, timeout: float) -> bool:  # noqa: ANN001
 
 
 def test_a_queued_csv_upload_is_processed_by_the_worker(owner, worker):
-    lines = ["Name,Mail,Phone"] + [f"Person {i},p{i}@acme.com,+1415555{i:04d}" for i in range(700)] + ["Bad,bad,+14155559999"]
-    response = owner.client.post(f"{URL}?mapping=Name%3Dfull_name,Mail%3Demail,Phone%3Dphone",
-                                 data=("\r\n".join(lines) + "\r\n").encode(), content_type="text/csv")
+    lines = (
+        ["Name,Mail,Phone"]
+        + [f"Person {i},p{i}@acme.com,+1415555{i:04d}" for i in range(700)]
+        + ["Bad,bad,+14155559999"]
+    )
+    response = owner.client.post(
+        f"{URL}?mapping=Name%3Dfull_name,Mail%3Demail,Phone%3Dphone",
+        data=("\r\n".join(lines) + "\r\n").encode(),
+        content_type="text/csv",
+    )
     assert response.status_code == 202, response.content
     job = finished(job_of(response.json()["data"]).id)
     assert (job.status, job.created_count, job.error_count) == ("completed", 700, 1), job.error
@@ -109,8 +123,9 @@ def test_a_queued_csv_upload_is_processed_by_the_worker(owner, worker):
     assert Contact.objects.get(email="p699@acme.com").phone == "+14155550699"
 
 
-def test_a_job_whose_payload_vanished_fails_and_sends_import_failed(owner, worker, settings,
-                                                                    django_capture_on_commit_callbacks):
+def test_a_job_whose_payload_vanished_fails_and_sends_import_failed(
+    owner, worker, settings, django_capture_on_commit_callbacks
+):
     settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
     owner.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["import.failed"]}, format="json")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -129,8 +144,16 @@ def test_a_job_whose_payload_vanished_fails_and_sends_import_failed(owner, worke
 def snapshot(workspace: Workspace) -> list[tuple]:
     rows = []
     for c in Contact.objects.filter(workspace=workspace).prefetch_related("tags"):
-        rows.append((c.email, c.phone, c.full_name, c.job_title, json.dumps(c.custom, sort_keys=True),
-                     tuple(sorted(t.name for t in c.tags.all()))))
+        rows.append(
+            (
+                c.email,
+                c.phone,
+                c.full_name,
+                c.job_title,
+                json.dumps(c.custom, sort_keys=True),
+                tuple(sorted(t.name for t in c.tags.all())),
+            )
+        )
     return sorted(rows, key=lambda r: (r[0] or "", r[1] or ""))
 
 
@@ -157,8 +180,12 @@ def test_a_killed_worker_resumes_at_the_next_batch_and_the_result_equals_an_unin
     try:
         data = interrupted.client.post(URL, body, format="json").json()["data"]
         job_id = job_of(data).id
-        wait_for(lambda: ImportJob.objects.get(id=job_id).processed_rows >= 300, timeout=120, interval=0.02,
-                 message="a few batches")
+        wait_for(
+            lambda: ImportJob.objects.get(id=job_id).processed_rows >= 300,
+            timeout=120,
+            interval=0.02,
+            message="a few batches",
+        )
         first.kill()
     finally:
         first.stop()

@@ -28,12 +28,15 @@ def lines_about(log: str, job: ImportJob) -> list[str]:
 
 
 def finished(job_id: uuid.UUID) -> ImportJob:
-    return wait_for(lambda: (j := ImportJob.objects.get(id=job_id)).is_finished and j, timeout=120,
-                    message=f"import {job_id} to finish")
+    return wait_for(
+        lambda: (j := ImportJob.objects.get(id=job_id)).is_finished and j,
+        timeout=120,
+        message=f"import {job_id} to finish",
+    )
 
 
 @pytest.fixture
-def worker(import_queue):  # noqa: ANN001
+def worker(import_queue):
     w = QueueWorker("imports-reqid", import_queue, extra_env=WORKER_ENV)
     yield w
     w.stop()
@@ -41,9 +44,10 @@ def worker(import_queue):  # noqa: ANN001
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_queued_imports_request_id_is_on_its_status_and_on_every_worker_line_about_it(owner, worker) -> None:  # noqa: ANN001
-    WebhookEndpoint.objects.create(workspace=owner.workspace, url="https://hooks.example.com/lx",
-                                   events=["import.completed"], secret="whsec_test")
+def test_a_queued_imports_request_id_is_on_its_status_and_on_every_worker_line_about_it(owner, worker) -> None:
+    WebhookEndpoint.objects.create(
+        workspace=owner.workspace, url="https://hooks.example.com/lx", events=["import.completed"], secret="whsec_test"
+    )
     response = owner.client.post(URL, {"rows": import_rows(520)}, format="json", HTTP_X_REQUEST_ID="abc-123")
     assert response.status_code == 202, response.content
     data = response.json()["data"]
@@ -55,15 +59,19 @@ def test_a_queued_imports_request_id_is_on_its_status_and_on_every_worker_line_a
     about = lines_about(worker.log(), job)
     assert about and all("request_id=abc-123" in line for line in about), worker.log()[-3000:]
     assert "completed" in about[-1]
-    delivery = wait_for(lambda: WebhookDelivery.objects.filter(event="import.completed").first(), timeout=30,
-                        message="the import.completed delivery")
+    delivery = wait_for(
+        lambda: WebhookDelivery.objects.filter(event="import.completed").first(),
+        timeout=30,
+        message="the import.completed delivery",
+    )
     assert delivery.payload["data"]["job_id"] == data["job_id"] and delivery.payload["data"]["request_id"] == "abc-123"
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_the_failure_lines_of_a_queued_import_carry_its_request_id(owner, worker,
-                                                                   django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+def test_the_failure_lines_of_a_queued_import_carry_its_request_id(
+    owner, worker, django_capture_on_commit_callbacks
+) -> None:
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = owner.client.post(URL, {"rows": import_rows(600)}, format="json", HTTP_X_REQUEST_ID="broken-77")
     job = ImportJob.objects.get(id=response.json()["data"]["job_id"].removeprefix("imp_"))
@@ -78,7 +86,7 @@ def test_the_failure_lines_of_a_queued_import_carry_its_request_id(owner, worker
 
 
 @pytest.mark.django_db
-def test_a_synchronous_import_keeps_its_request_id_too(owner) -> None:  # noqa: ANN001
+def test_a_synchronous_import_keeps_its_request_id_too(owner) -> None:
     response = owner.client.post(URL, {"rows": import_rows(3)}, format="json", HTTP_X_REQUEST_ID="sync-1")
     assert response.status_code == 200, response.content
     job_id = response.json()["data"]["job_id"]
@@ -86,10 +94,12 @@ def test_a_synchronous_import_keeps_its_request_id_too(owner) -> None:  # noqa: 
 
 
 @pytest.mark.django_db
-def test_an_import_started_from_the_admin_carries_the_admin_requests_id(client, workspace) -> None:  # noqa: ANN001
+def test_an_import_started_from_the_admin_carries_the_admin_requests_id(client, workspace) -> None:
     client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw-123456789"))
-    upload = client.post("/admin/imports/importjob/upload/", {
-        "workspace": workspace.pk, "file": io.BytesIO(b"Name,Mail\r\nJane,jane@acme.com\r\n"), "has_header": "on"})
+    upload = client.post(
+        "/admin/imports/importjob/upload/",
+        {"workspace": workspace.pk, "file": io.BytesIO(b"Name,Mail\r\nJane,jane@acme.com\r\n"), "has_header": "on"},
+    )
     assert upload.status_code == 302
     started = client.post(upload["Location"], {"col_0": "full_name", "col_1": "email"}, HTTP_X_REQUEST_ID="adm-5")
     assert started.status_code == 302
@@ -100,7 +110,7 @@ def test_an_import_started_from_the_admin_carries_the_admin_requests_id(client, 
 
 
 @pytest.mark.django_db
-def test_an_import_no_request_started_shows_a_null_request_id(owner, tmp_path) -> None:  # noqa: ANN001
+def test_an_import_no_request_started_shows_a_null_request_id(owner, tmp_path) -> None:
     from django.core.management import call_command
 
     path = tmp_path / "people.csv"

@@ -33,8 +33,10 @@ def find(keyed, **query):
 # --- special-use domains: refused by every door ---------------------------------------------
 
 
-@pytest.mark.parametrize("address", ["someone@foo.local", "someone@foo.test", "someone@foo.invalid",
-                                     "someone@mail.localhost", "someone@x.onion"])
+@pytest.mark.parametrize(
+    "address",
+    ["someone@foo.local", "someone@foo.test", "someone@foo.invalid", "someone@mail.localhost", "someone@x.onion"],
+)
 def test_an_import_refuses_what_post_contacts_refuses(owner, address):
     refused = owner.client.post("/v1/contacts", {"email": address}, format="json")
     assert refused.status_code == 400
@@ -54,8 +56,9 @@ def test_an_import_refuses_what_post_contacts_refuses(owner, address):
 # --- IDN: one spelling, found by either ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("spelling", ["someone@xn--bcher-kva.de", "someone@bücher.de", "someone@BÜCHER.de",
-                                      "someone@XN--BCHER-KVA.DE"])
+@pytest.mark.parametrize(
+    "spelling", ["someone@xn--bcher-kva.de", "someone@bücher.de", "someone@BÜCHER.de", "someone@XN--BCHER-KVA.DE"]
+)
 def test_an_imported_idn_address_is_stored_in_unicode_and_found_by_either_spelling(owner, spelling):
     data = import_rows(owner, [{"full_name": "Jürgen", "email": spelling}])
     assert data["created_count"] == 1, data
@@ -83,8 +86,7 @@ def test_the_api_and_an_import_see_one_mailbox_in_two_spellings_of_an_idn_domain
 def test_an_import_matches_a_contact_the_api_created_with_the_unicode_spelling(owner):
     created = owner.client.post("/v1/contacts", {"email": "jürgen@bücher.de", "full_name": "J"}, format="json")
     assert created.status_code == 201, created.content
-    data = import_rows(owner, [{"email": "jürgen@xn--bcher-kva.de", "job_title": "CEO"}],
-                       update_existing=True)
+    data = import_rows(owner, [{"email": "jürgen@xn--bcher-kva.de", "job_title": "CEO"}], update_existing=True)
     assert (data["created_count"], data["updated_count"]) == (0, 1), data
     (contact,) = find(owner, email="jürgen@xn--bcher-kva.de")
     assert contact["job_title"] == "CEO"

@@ -6,7 +6,9 @@ import csv
 import io
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from imports.parsing import MappingError, count_csv_records, iter_csv, iter_ndjson, iter_rows, validate_mapping
 
@@ -17,20 +19,30 @@ def parse(text, **kwargs):
 
 def test_header_is_row_one_and_multiline_records_count_once():
     rows = parse('email,full_name\r\na@x.com,"two\r\nlines"\r\nb@x.com,B\r\n')
-    assert [(r.row, r.data) for r in rows] == [(2, {"email": "a@x.com", "full_name": "two\r\nlines"}),
-                                               (3, {"email": "b@x.com", "full_name": "B"})]
+    assert [(r.row, r.data) for r in rows] == [
+        (2, {"email": "a@x.com", "full_name": "two\r\nlines"}),
+        (3, {"email": "b@x.com", "full_name": "B"}),
+    ]
 
 
-@pytest.mark.parametrize("data", [
-    "\ufeffemail\na@x.com\n", b"\xef\xbb\xbfemail\r\na@x.com\r\n", b"email\ra@x.com\r", "email\na@x.com",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "\ufeffemail\na@x.com\n",
+        b"\xef\xbb\xbfemail\r\na@x.com\r\n",
+        b"email\ra@x.com\r",
+        "email\na@x.com",
+    ],
+)
 def test_bom_and_every_line_ending(data):
     assert [r.data for r in parse(data)] == [{"email": "a@x.com"}]
 
 
 def test_bytes_stream_input_streams():
-    assert [r.data for r in parse(io.BytesIO(b"email\na@x.com\nb@x.com\n"))] == [{"email": "a@x.com"},
-                                                                                 {"email": "b@x.com"}]
+    assert [r.data for r in parse(io.BytesIO(b"email\na@x.com\nb@x.com\n"))] == [
+        {"email": "a@x.com"},
+        {"email": "b@x.com"},
+    ]
 
 
 def test_unbalanced_quote_is_one_row_error_and_later_rows_survive():
@@ -67,10 +79,18 @@ def test_mapping_by_position_without_header():
     assert rows[0].data == {"email": "a@x.com", "full_name": "A"} and rows[0].row == 1
 
 
-@pytest.mark.parametrize("mapping, has_header", [
-    ({"a": "nope"}, True), ({"a": "email", "b": "email"}, True), ({"x": "email"}, False), ([], True), ({}, True),
-    ("{not json", True), ({"a": 1}, True),
-])
+@pytest.mark.parametrize(
+    "mapping, has_header",
+    [
+        ({"a": "nope"}, True),
+        ({"a": "email", "b": "email"}, True),
+        ({"x": "email"}, False),
+        ([], True),
+        ({}, True),
+        ("{not json", True),
+        ({"a": 1}, True),
+    ],
+)
 def test_bad_mappings_are_refused(mapping, has_header):
     with pytest.raises(MappingError):
         validate_mapping(mapping, has_header=has_header)
@@ -88,7 +108,9 @@ def test_custom_columns_and_a_json_custom_column_merge():
 
 def test_rows_and_ndjson_number_from_one_and_ignore_read_only_fields():
     assert [(r.row, r.data) for r in iter_rows([{"id": "x", "email": "a"}, {"email": "b"}])] == [
-        (1, {"email": "a"}), (2, {"email": "b"})]
+        (1, {"email": "a"}),
+        (2, {"email": "b"}),
+    ]
     rows = list(iter_ndjson(b'{"email": "a", "updated_at": "x"}\nnot json\n[1]\n'))
     assert rows[0].data == {"email": "a"}
     assert [(r.row, r.error.code) for r in rows[1:]] == [(2, "invalid_row"), (3, "invalid_row")]
@@ -98,20 +120,23 @@ cell = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_ch
 
 
 @hsettings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(cell, min_size=3, max_size=3), min_size=1, max_size=8),
-       st.sampled_from(["\r\n", "\n"]), st.booleans())
+@given(
+    st.lists(st.lists(cell, min_size=3, max_size=3), min_size=1, max_size=8),
+    st.sampled_from(["\r\n", "\n"]),
+    st.booleans(),
+)
 def test_any_table_written_as_csv_reads_back(table, newline, bom):
     if newline == "\n":
         # Python's writer quotes only the terminator's characters: with "\n" it would
         # leave a bare "\r" unquoted, which no reader can tell from a line end.
         table = [[c.replace("\r", "") for c in row] for row in table]
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator=newline, quoting=csv.QUOTE_MINIMAL).writerows([["full_name", "email", "job_title"],
-                                                                                      *table])
+    csv.writer(buffer, lineterminator=newline, quoting=csv.QUOTE_MINIMAL).writerows(
+        [["full_name", "email", "job_title"], *table]
+    )
     text = ("\ufeff" if bom else "") + buffer.getvalue()
     got = [r for r in parse(text.encode()) if r.data is not None or r.error is not None]
-    expected = [{k: v.strip() for k, v in zip(("full_name", "email", "job_title"), row) if v.strip()}
-                for row in table]
+    expected = [{k: v.strip() for k, v in zip(("full_name", "email", "job_title"), row) if v.strip()} for row in table]
     # Rows whose cells are all blank are blank lines to a spreadsheet: nothing to import.
     assert [r.data for r in got] == [e for e, row in zip(expected, table) if any(c.strip() for c in row)]
 

@@ -13,8 +13,8 @@ import pytest
 from django.core.management import call_command
 
 from contacts.models import Contact, ContactList, ContactTag, ListMembership, Tag
-from tests.conftest import keyed_client
 from leadlex.models import Workspace
+from tests.conftest import keyed_client
 
 pytestmark = pytest.mark.django_db
 
@@ -25,15 +25,20 @@ def seed(workspace: Workspace) -> None:
     customers = ContactList.objects.create(workspace=workspace, name="Customers")
     vips = ContactList.objects.create(workspace=workspace, name="VIPs")
     tags = {n: Tag.objects.create(workspace=workspace, name=n) for n in ("alpha", "beta", "Ünïcode")}
-    base = dt.datetime(2021, 3, 4, 5, 6, 7, 123456, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2021, 3, 4, 5, 6, 7, 123456, tzinfo=dt.UTC)
     specs = [
-        dict(full_name="Jane Doe", email="jane@acme.com", phone="+14155550100", job_title="CEO",
-             company_name="Acme, Inc.", linkedin_url="https://www.linkedin.com/in/jane",
-             custom={"plan": "gold", "seats": 12, "nested": {"a": [1, 2]}}),
+        dict(
+            full_name="Jane Doe",
+            email="jane@acme.com",
+            phone="+14155550100",
+            job_title="CEO",
+            company_name="Acme, Inc.",
+            linkedin_url="https://www.linkedin.com/in/jane",
+            custom={"plan": "gold", "seats": 12, "nested": {"a": [1, 2]}},
+        ),
         dict(full_name='Bob "the builder"\nSmith', email="Bob.Smith@example.org", custom={}),
         dict(full_name="Phone Only", phone="+442071838750", custom={"note": "no email"}),
-        dict(full_name="Zoë Ünïcode", email="zoë@example.com",
-             job_title="Ingénieure", custom={"é": "ü"}),
+        dict(full_name="Zoë Ünïcode", email="zoë@example.com", job_title="Ingénieure", custom={"é": "ü"}),
     ]
     # Stored as the API stores them (domain lower-cased, phone E.164): the data an export holds.
     for i, spec in enumerate(specs):
@@ -46,18 +51,31 @@ def seed(workspace: Workspace) -> None:
         ContactTag.objects.create(contact=contact, tag=tags["Ünïcode" if i == 3 else "beta"])
 
 
-def ndjson_export(workspace: Workspace, tmp_path) -> list[dict]:  # noqa: ANN001
+def ndjson_export(workspace: Workspace, tmp_path) -> list[dict]:
     out = tmp_path / f"{workspace.pk}.ndjson"
-    call_command("export_contacts", "--workspace", workspace.name, "--format", "ndjson", "--out", str(out),
-                 "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
+    call_command(
+        "export_contacts",
+        "--workspace",
+        workspace.name,
+        "--format",
+        "ndjson",
+        "--out",
+        str(out),
+        "--no-progress",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
     return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
 
 
-def csv_export(keyed) -> str:  # noqa: ANN001
+def csv_export(keyed) -> str:
     response = keyed.client.get(f"/v1/contacts/export?fields={CSV_FIELDS}")
     assert response.status_code == 200, response.content
-    return b"".join(response.streaming_content).decode() if hasattr(response, "streaming_content") \
+    return (
+        b"".join(response.streaming_content).decode()
+        if hasattr(response, "streaming_content")
         else response.content.decode()
+    )
 
 
 def comparable(rows: list[dict], drop: tuple[str, ...] = ("id", "updated_at")) -> list[dict]:

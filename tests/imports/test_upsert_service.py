@@ -23,7 +23,7 @@ def clean(rows: list[dict]) -> list:
 
     out = []
     for n, data in enumerate(rows, start=1):
-        row, errors = validate_row(n, data, tz=dt.timezone.utc)
+        row, errors = validate_row(n, data, tz=dt.UTC)
         assert not errors, errors
         out.append(row)
     return out
@@ -48,8 +48,14 @@ def test_a_batch_costs_a_fixed_number_of_queries_whatever_its_size(workspace):
 def test_counts_are_exact_for_a_mix_of_new_existing_and_duplicate_rows(workspace):
     Contact.objects.create(workspace=workspace, email="a@acme.com")
     Contact.objects.create(workspace=workspace, phone="+14155550100")
-    rows = clean([{"email": "A@acme.com"}, {"phone": "+14155550100", "full_name": "P"}, {"email": "new@acme.com"},
-                  {"email": "new@acme.com", "full_name": "dup"}])
+    rows = clean(
+        [
+            {"email": "A@acme.com"},
+            {"phone": "+14155550100", "full_name": "P"},
+            {"email": "new@acme.com"},
+            {"email": "new@acme.com", "full_name": "dup"},
+        ]
+    )
     with transaction.atomic():
         skipped = contact_upsert_batch(workspace=workspace, rows=rows, update_existing=False)
     assert (skipped.created, skipped.updated, skipped.skipped) == (1, 1, 2)
@@ -58,8 +64,9 @@ def test_counts_are_exact_for_a_mix_of_new_existing_and_duplicate_rows(workspace
         updated = contact_upsert_batch(workspace=workspace, rows=rows, update_existing=True)
     assert (updated.created, updated.updated, updated.skipped) == (0, 2, 0)
     assert Contact.objects.get(email="a@acme.com").full_name == "A"
-    assert list(ContactEmail.objects.filter(contact__workspace=workspace, is_primary=True)
-                .values_list("email", flat=True)) == ["new@acme.com"]
+    assert list(
+        ContactEmail.objects.filter(contact__workspace=workspace, is_primary=True).values_list("email", flat=True)
+    ) == ["new@acme.com"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -73,9 +80,14 @@ def test_an_import_racing_an_api_write_of_the_same_email_neither_fails_nor_dupli
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {owner.raw_key}")
         try:
-            response = client.post(URL, {"rows": [{"email": "race@acme.com", "full_name": "From import"},
-                                                  {"email": "other@acme.com"}], "update_existing": True},
-                                   format="json")
+            response = client.post(
+                URL,
+                {
+                    "rows": [{"email": "race@acme.com", "full_name": "From import"}, {"email": "other@acme.com"}],
+                    "update_existing": True,
+                },
+                format="json",
+            )
             results.append((response.status_code, response.json()))
         finally:
             connections.close_all()

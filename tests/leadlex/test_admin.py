@@ -18,7 +18,7 @@ KEY_IN_PAGE = re.compile(r"wbk_[A-Za-z0-9_-]{32,}")
 
 
 @pytest.fixture
-def staff(db) -> Client:  # noqa: ANN001
+def staff(db) -> Client:
     user = User.objects.create_superuser("admin", "admin@example.com", "pw-123456789")
     client = Client()
     client.force_login(user)
@@ -26,10 +26,11 @@ def staff(db) -> Client:  # noqa: ANN001
 
 
 @pytest.fixture
-def delivery(workspace, settings):  # noqa: ANN001
+def delivery(workspace, settings):
     settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
-    WebhookEndpoint.objects.create(workspace=workspace, url="http://127.0.0.1:9/h", events=["export.failed"],
-                                   secret="whsec_s")
+    WebhookEndpoint.objects.create(
+        workspace=workspace, url="http://127.0.0.1:9/h", events=["export.failed"], secret="whsec_s"
+    )
     (pk,) = webhook_emit(workspace_id=workspace.pk, event="export.failed", data={"error": "boom"})
     return WebhookDelivery.objects.get(pk=pk)
 
@@ -38,22 +39,32 @@ def test_every_platform_admin_page_renders_for_staff(staff, workspace, delivery)
     key, _ = make_key(workspace)
     endpoint = delivery.endpoint
     pages = [
-        "/admin/", "/admin/leadlex/workspace/", "/admin/leadlex/workspace/add/",
-        f"/admin/leadlex/workspace/{workspace.pk}/change/", "/admin/leadlex/workspace/?is_active__exact=1&q=Ac",
-        "/admin/leadlex/apikey/", "/admin/leadlex/apikey/add/", f"/admin/leadlex/apikey/{key.pk}/change/",
-        "/admin/leadlex/apikey/?status=usable", "/admin/leadlex/apikey/?status=revoked",
-        "/admin/leadlex/apikey/?status=expired", "/admin/leadlex/apikey/?q=owner",
-        "/admin/leadlex/webhookendpoint/", "/admin/leadlex/webhookendpoint/add/",
+        "/admin/",
+        "/admin/leadlex/workspace/",
+        "/admin/leadlex/workspace/add/",
+        f"/admin/leadlex/workspace/{workspace.pk}/change/",
+        "/admin/leadlex/workspace/?is_active__exact=1&q=Ac",
+        "/admin/leadlex/apikey/",
+        "/admin/leadlex/apikey/add/",
+        f"/admin/leadlex/apikey/{key.pk}/change/",
+        "/admin/leadlex/apikey/?status=usable",
+        "/admin/leadlex/apikey/?status=revoked",
+        "/admin/leadlex/apikey/?status=expired",
+        "/admin/leadlex/apikey/?q=owner",
+        "/admin/leadlex/webhookendpoint/",
+        "/admin/leadlex/webhookendpoint/add/",
         f"/admin/leadlex/webhookendpoint/{endpoint.pk}/change/",
-        "/admin/leadlex/webhookdelivery/", "/admin/leadlex/webhookdelivery/?status__exact=pending",
-        "/admin/leadlex/webhookdelivery/?event=export.failed", f"/admin/leadlex/webhookdelivery/{delivery.pk}/change/",
+        "/admin/leadlex/webhookdelivery/",
+        "/admin/leadlex/webhookdelivery/?status__exact=pending",
+        "/admin/leadlex/webhookdelivery/?event=export.failed",
+        f"/admin/leadlex/webhookdelivery/{delivery.pk}/change/",
     ]
     for page in pages:
         response = staff.get(page)
         assert response.status_code == 200, page
 
 
-def test_the_admin_needs_a_staff_login(client, workspace):  # noqa: ANN001
+def test_the_admin_needs_a_staff_login(client, workspace):
     response = client.get("/admin/leadlex/workspace/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
@@ -76,10 +87,18 @@ def test_the_workspace_list_shows_counts_in_a_fixed_number_of_queries(staff, dja
 
 
 def test_creating_a_key_shows_it_once_and_it_authenticates(staff, workspace):
-    response = staff.post("/admin/leadlex/apikey/add/", {
-        "workspace": workspace.pk, "name": "CI", "owner_email": "ops@example.com",
-        "scopes": ["read:contacts"], "expires_at_0": "", "expires_at_1": "",
-    }, follow=True)
+    response = staff.post(
+        "/admin/leadlex/apikey/add/",
+        {
+            "workspace": workspace.pk,
+            "name": "CI",
+            "owner_email": "ops@example.com",
+            "scopes": ["read:contacts"],
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
+        follow=True,
+    )
     assert response.status_code == 200
     html = response.content.decode()
     keys = KEY_IN_PAGE.findall(html)
@@ -134,8 +153,9 @@ def test_the_delivery_log_is_read_only_and_retry_now_makes_it_due(staff, deliver
     page = staff.get(f"/admin/leadlex/webhookdelivery/{delivery.pk}/change/").content.decode()
     assert 'name="_save"' not in page
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = staff.post("/admin/leadlex/webhookdelivery/",
-                              {"action": "retry_now", "_selected_action": [delivery.pk]}, follow=True)
+        response = staff.post(
+            "/admin/leadlex/webhookdelivery/", {"action": "retry_now", "_selected_action": [delivery.pk]}, follow=True
+        )
     assert "Queued 1 delivery(ies)" in response.content.decode()
     assert len(callbacks) == 1
     delivery.refresh_from_db()
@@ -146,8 +166,9 @@ def test_retry_now_says_which_deliveries_it_left_alone_because_they_are_in_fligh
     from leadlex.webhooks import _claim
 
     assert _claim(delivery.pk, timezone.now())  # a worker holds it: its POST may be on the wire
-    response = staff.post("/admin/leadlex/webhookdelivery/",
-                          {"action": "retry_now", "_selected_action": [delivery.pk]}, follow=True)
+    response = staff.post(
+        "/admin/leadlex/webhookdelivery/", {"action": "retry_now", "_selected_action": [delivery.pk]}, follow=True
+    )
     page = response.content.decode()
     assert "Queued 0 delivery(ies)" in page
     assert "1 delivery(ies) are being attempted right now and were left alone" in page
@@ -158,18 +179,27 @@ def test_retry_now_says_which_deliveries_it_left_alone_because_they_are_in_fligh
 
 def test_adding_a_webhook_endpoint_checks_the_url_and_shows_the_secret_once(staff, workspace, settings):
     settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = False
-    response = staff.post("/admin/leadlex/webhookendpoint/add/", {
-        "workspace": workspace.pk, "url": "http://127.0.0.1/x", "events": ["export.failed"], "is_active": "on"})
+    response = staff.post(
+        "/admin/leadlex/webhookendpoint/add/",
+        {"workspace": workspace.pk, "url": "http://127.0.0.1/x", "events": ["export.failed"], "is_active": "on"},
+    )
     assert response.status_code == 200 and "private" in response.content.decode()
-    response = staff.post("/admin/leadlex/webhookendpoint/add/", {
-        "workspace": workspace.pk, "url": "http://93.184.215.14/x", "events": ["export.failed"], "is_active": "on",
-    }, follow=True)
+    response = staff.post(
+        "/admin/leadlex/webhookendpoint/add/",
+        {
+            "workspace": workspace.pk,
+            "url": "http://93.184.215.14/x",
+            "events": ["export.failed"],
+            "is_active": "on",
+        },
+        follow=True,
+    )
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.secret.startswith("whsec_") and endpoint.secret in response.content.decode()
     assert endpoint.secret not in staff.get(f"/admin/leadlex/webhookendpoint/{endpoint.pk}/change/").content.decode()
 
 
-def test_the_admins_static_files_are_served_after_collectstatic(settings, tmp_path, db):  # noqa: ANN001
+def test_the_admins_static_files_are_served_after_collectstatic(settings, tmp_path, db):
     from django.core.management import call_command
 
     settings.STATIC_ROOT = tmp_path / "static"

@@ -13,7 +13,7 @@ ASSET = re.compile(r'(?:src|href)="([^"]+)"')
 
 
 @pytest.fixture
-def collected_static(settings, tmp_path, db):  # noqa: ANN001
+def collected_static(settings, tmp_path, db):
     """What `bin/leadlex` and the compose file do before serving: collectstatic."""
     settings.STATIC_ROOT = tmp_path / "static"
     call_command("collectstatic", "--noinput", verbosity=0)
@@ -26,7 +26,8 @@ def test_a_docs_page_loads_only_local_assets_and_each_is_served(collected_static
     assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
     html = response.content.decode()
     assert "//" not in re.sub(r"<script>.*?</script>", "", html, flags=re.DOTALL).replace("<!DOCTYPE html>", ""), (
-        "an absolute or protocol-relative URL (a CDN, web fonts) in the page")
+        "an absolute or protocol-relative URL (a CDN, web fonts) in the page"
+    )
     assets = ASSET.findall(html)
     assert any(url.endswith(".js") for url in assets)
     for url in assets:

@@ -76,8 +76,12 @@ def test_a_key_hashed_before_the_hash_secret_existed_still_works_and_moves_to_it
     """Before the upgrade, key hashes were keyed with SECRET_KEY."""
     settings.LEADLEX_API_KEY_HASH_SECRET = "the-new-hash-secret-" + "h" * 30
     raw = ApiKey.generate()
-    key = ApiKey(workspace=workspace, scopes=["read:contacts"], lookup=raw[:12],
-                 key_hash=hmac.new(settings.SECRET_KEY.encode(), raw.encode(), hashlib.sha256).hexdigest())
+    key = ApiKey(
+        workspace=workspace,
+        scopes=["read:contacts"],
+        lookup=raw[:12],
+        key_hash=hmac.new(settings.SECRET_KEY.encode(), raw.encode(), hashlib.sha256).hexdigest(),
+    )
     key.save()
     assert status_with(raw) == 200
     assert ApiKey.objects.get(pk=key.pk).key_hash == hash_key(raw, secret="the-new-hash-secret-" + "h" * 30)
@@ -126,8 +130,11 @@ def test_fallbacks_cost_hashes_on_the_one_row_the_prefix_finds_not_a_scan(worksp
     settings.LEADLEX_API_KEY_HASH_SECRET_FALLBACKS = ["newer-" + "m" * 30, "new-" + "l" * 30, "oldest-" + "o" * 30]
     with CaptureQueriesContext(connection) as queries:
         assert status_with(raw) == 200
-    key_reads = [q["sql"] for q in queries.captured_queries
-                 if q["sql"].startswith("SELECT") and "leadlex_apikey" in q["sql"].split("FROM", 1)[1][:40]]
+    key_reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and "leadlex_apikey" in q["sql"].split("FROM", 1)[1][:40]
+    ]
     assert len(key_reads) == 1 and "lookup" in key_reads[0] and "LIMIT 1" in key_reads[0]
 
 
@@ -143,13 +150,26 @@ def test_the_embedded_profile_generates_one_hash_secret_of_its_own(tmp_path):
     """Four processes starting at once on a fresh data dir (web and worker do) agree
     on one generated secret, kept in the data dir, readable by its owner only, and
     not the SECRET_KEY."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCKET_NAME",
-                        "DJANGO_SECRET_KEY", "LEADLEX_API_KEY_HASH_SECRET", "LEADLEX_SQLITE_PATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CELERY_BROKER_URL",
+            "AWS_STORAGE_BUCKET_NAME",
+            "DJANGO_SECRET_KEY",
+            "LEADLEX_API_KEY_HASH_SECRET",
+            "LEADLEX_SQLITE_PATH",
+        )
+    }
     env.update(LEADLEX_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings")
     code = "import config.settings as s; print(s.LEADLEX_API_KEY_HASH_SECRET, s.SECRET_KEY)"
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     outputs = [p.communicate(timeout=60)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     hash_secrets = {out[0] for out in outputs}

@@ -46,15 +46,18 @@ def test_the_scheme_name_is_case_insensitive(workspace):
     assert client_with(f"bearer {raw}").get("/v1/contacts").status_code == 200
 
 
-@pytest.mark.parametrize("header", [
-    None,
-    "Bearer ",
-    "Bearer wbk_" + "x" * 43,  # well-formed, unknown
-    "Bearer not-a-key",
-    "Token wbk_" + "x" * 43,
-    "Basic !!!not-base64!!!",
-    "Basic " + base64.b64encode(b":").decode(),
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer ",
+        "Bearer wbk_" + "x" * 43,  # well-formed, unknown
+        "Bearer not-a-key",
+        "Token wbk_" + "x" * 43,
+        "Basic !!!not-base64!!!",
+        "Basic " + base64.b64encode(b":").decode(),
+    ],
+)
 def test_a_missing_or_bad_key_is_401_invalid_key(workspace, header):
     response = client_with(header).get("/v1/contacts")
     assert_error(response, 401, "invalid_key")

@@ -37,8 +37,17 @@ def test_create_workspace_refuses_a_taken_name_and_an_unknown_timezone(db):
 
 def test_create_api_key_prints_only_a_key_that_authenticates_with_its_scopes(db):
     run("create_workspace", "Initech")
-    out, _ = run("create_api_key", "--workspace", "Initech", "--scopes", "read:contacts",
-                 "--owner-email", "ops@example.com", "--name", "reporting")
+    out, _ = run(
+        "create_api_key",
+        "--workspace",
+        "Initech",
+        "--scopes",
+        "read:contacts",
+        "--owner-email",
+        "ops@example.com",
+        "--name",
+        "reporting",
+    )
     raw = out.strip()
     assert out == raw + "\n" and raw.startswith("wbk_") and len(raw) >= 36
     key = ApiKey.objects.get()
@@ -54,20 +63,30 @@ def test_create_api_key_prints_only_a_key_that_authenticates_with_its_scopes(db)
 
 def test_create_api_key_with_both_scopes_and_an_expiry(db):
     run("create_workspace", "Initech")
-    out, _ = run("create_api_key", "--workspace", "Initech", "--scopes", "write:contacts, read:contacts",
-                 "--expires-in-days", "30")
+    out, _ = run(
+        "create_api_key",
+        "--workspace",
+        "Initech",
+        "--scopes",
+        "write:contacts, read:contacts",
+        "--expires-in-days",
+        "30",
+    )
     key = ApiKey.objects.get()
     assert key.scopes == ["read:contacts", "write:contacts"] and key.expires_at is not None
     assert key.matches(out.strip())
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--workspace", "Nope", "--scopes", "read:contacts"], "No workspace"),
-    (["--workspace", "Initech", "--scopes", "read:contacts,admin:all"], "unknown: admin:all"),
-    (["--workspace", "Initech", "--scopes", ","], "non-empty"),
-    (["--workspace", "Initech", "--scopes", "read:contacts", "--owner-email", "not-an-email"], "email"),
-    (["--workspace", "Initech", "--expires-in-days", "0"], "positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workspace", "Nope", "--scopes", "read:contacts"], "No workspace"),
+        (["--workspace", "Initech", "--scopes", "read:contacts,admin:all"], "unknown: admin:all"),
+        (["--workspace", "Initech", "--scopes", ","], "non-empty"),
+        (["--workspace", "Initech", "--scopes", "read:contacts", "--owner-email", "not-an-email"], "email"),
+        (["--workspace", "Initech", "--expires-in-days", "0"], "positive"),
+    ],
+)
 def test_create_api_key_refuses_bad_input_without_creating_a_key(db, args, message):
     run("create_workspace", "Initech")
     with pytest.raises(CommandError, match=message):
@@ -82,8 +101,14 @@ def test_create_api_key_exits_non_zero_from_the_shell():
 
     from tests.support.worker import ROOT, worker_env
 
-    result = subprocess.run([sys.executable, "manage.py", "create_api_key", "--workspace", "Missing-Workspace-xyz"],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT, env=worker_env())
+    result = subprocess.run(
+        [sys.executable, "manage.py", "create_api_key", "--workspace", "Missing-Workspace-xyz"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=worker_env(),
+    )
     assert result.returncode != 0
     assert result.stdout == ""
     assert "No workspace" in result.stderr

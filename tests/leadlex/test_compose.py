@@ -69,7 +69,9 @@ def test_app_services_set_only_variables_the_settings_read(service):
     unknown = set(env) - variables_read_by_the_code()
     assert not unknown, f"{service} sets variables nothing reads: {sorted(unknown)}"
     # The production profile: PostgreSQL, Redis and S3 all switched on.
-    assert {"DATABASE_URL", "REDIS_URL", "AWS_STORAGE_BUCKET_NAME", "AWS_S3_ENDPOINT_URL", "DJANGO_SECRET_KEY"} <= set(env)
+    assert {"DATABASE_URL", "REDIS_URL", "AWS_STORAGE_BUCKET_NAME", "AWS_S3_ENDPOINT_URL", "DJANGO_SECRET_KEY"} <= set(
+        env
+    )
 
 
 def test_the_infrastructure_matches_the_apps_variables():
@@ -77,13 +79,18 @@ def test_the_infrastructure_matches_the_apps_variables():
     db = urlsplit(env["DATABASE_URL"])
     pg = env_of("postgres")
     assert db.hostname == "postgres" and db.port == 5432
-    assert (db.username, db.password, db.path.lstrip("/")) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"],
-                                                                pg["POSTGRES_DB"])
+    assert (db.username, db.password, db.path.lstrip("/")) == (
+        pg["POSTGRES_USER"],
+        pg["POSTGRES_PASSWORD"],
+        pg["POSTGRES_DB"],
+    )
     assert urlsplit(env["REDIS_URL"]).hostname == "redis"
     minio = env_of("minio")
     assert urlsplit(env["AWS_S3_ENDPOINT_URL"]).hostname == "minio"
-    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (minio["MINIO_ROOT_USER"],
-                                                                         minio["MINIO_ROOT_PASSWORD"])
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+        minio["MINIO_ROOT_USER"],
+        minio["MINIO_ROOT_PASSWORD"],
+    )
     script = " ".join(SERVICES["createbucket"]["command"])
     assert f"local/{env['AWS_STORAGE_BUCKET_NAME']}" in script
     assert f"{minio['MINIO_ROOT_USER']} {minio['MINIO_ROOT_PASSWORD']}" in script
@@ -107,7 +114,7 @@ def _module_attr(spec: str) -> object:
 
 def assert_gunicorn_command(command: list[str]) -> None:
     """The product's server configuration (config/gunicorn.py) and a WSGI app that exists."""
-    args = command[command.index("gunicorn") + 1:]
+    args = command[command.index("gunicorn") + 1 :]
     assert args[:2] == ["-c", "python:config.gunicorn"], args
     assert importlib.import_module("config.gunicorn").worker_class
     assert callable(_module_attr(args[2]))  # config.wsgi:application
@@ -168,8 +175,11 @@ def test_the_dockerfile_takes_its_dependencies_from_pyproject_alone():
     requirements file or the test extra, so the two cannot drift apart."""
     text = (ROOT / "Dockerfile").read_text()
     pieces = re.split(r"&&|\n", text.replace("\\\n", " "))
-    installs = [shlex.split(piece)[2:] for piece in (p.strip().removeprefix("RUN ").strip() for p in pieces)
-                if piece.startswith("pip install")]
+    installs = [
+        shlex.split(piece)[2:]
+        for piece in (p.strip().removeprefix("RUN ").strip() for p in pieces)
+        if piece.startswith("pip install")
+    ]
     assert installs, "the Dockerfile installs nothing with pip"
     for args in installs:
         assert args in (["."], ["--no-deps", "."]), f"pip install {' '.join(args)}"

@@ -12,8 +12,19 @@ from leadlex.env import env_bool, env_int, env_list, env_optional, env_str
 from tests.support.worker import ROOT
 
 
-@pytest.mark.parametrize("raw, value", [("1", True), ("true", True), ("TRUE", True), (" on ", True), ("0", False),
-                                        ("false", False), ("Off", False), ("", False)])
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        (" on ", True),
+        ("0", False),
+        ("false", False),
+        ("Off", False),
+        ("", False),
+    ],
+)
 def test_booleans_parse_strictly(monkeypatch, raw, value):
     monkeypatch.setenv("LEADLEX_X", raw)
     assert env_bool("LEADLEX_X", False) is value
@@ -45,18 +56,22 @@ def test_integers_and_lists(monkeypatch):
     assert env_list("LEADLEX_X", []) == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("name, value", [("LEADLEX_WEBHOOKS_ALLOW_PRIVATE", "yess"), ("LEADLEX_MAX_BODY_BYTES", "20MB"),
-                                         ("DJANGO_DEBUG", "maybe")])
+@pytest.mark.parametrize(
+    "name, value",
+    [("LEADLEX_WEBHOOKS_ALLOW_PRIVATE", "yess"), ("LEADLEX_MAX_BODY_BYTES", "20MB"), ("DJANGO_DEBUG", "maybe")],
+)
 def test_a_bad_value_stops_the_process_at_start_up(name, value, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "LEADLEX_DATA_DIR": str(tmp_path), name: value}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and name in result.stderr
 
 
 def test_a_good_environment_starts(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "LEADLEX_DATA_DIR": str(tmp_path), "LEADLEX_WEBHOOKS_ALLOW_PRIVATE": "false"}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr

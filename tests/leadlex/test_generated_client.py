@@ -24,7 +24,7 @@ GENERATOR_CONFIG = {"content_type_overrides": {"text/csv": "application/octet-st
 
 
 @pytest.fixture
-def server(transactional_db) -> Iterator[WebServer]:  # noqa: ANN001
+def server(transactional_db) -> Iterator[WebServer]:
     web = WebServer(workers=1)
     try:
         yield web
@@ -37,9 +37,22 @@ def _generate(document: bytes, where: Path) -> str:
     (where / "config.json").write_text(json.dumps(GENERATOR_CONFIG))
     generator = Path(sys.executable).with_name("openapi-python-client")
     result = subprocess.run(
-        [str(generator), "generate", "--path", str(where / "openapi.json"), "--config", str(where / "config.json"),
-         "--meta", "none", "--output-path", str(where / "leadlex_client")],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(generator),
+            "generate",
+            "--path",
+            str(where / "openapi.json"),
+            "--config",
+            str(where / "config.json"),
+            "--meta",
+            "none",
+            "--output-path",
+            str(where / "leadlex_client"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -60,7 +73,8 @@ def generated(server: WebServer, tmp_path: Path) -> Iterator[tuple[Any, str]]:
 
 
 def test_a_generated_client_imports_contacts_and_lists_them_on_the_live_server(
-        server: WebServer, generated: tuple[Any, str]) -> None:
+    server: WebServer, generated: tuple[Any, str]
+) -> None:
     package, output = generated
     assert "Warning" not in output and "WARNING" not in output, output  # nothing of the document was skipped
     workspace = Workspace.objects.create(name="Generated", timezone="UTC")
@@ -70,9 +84,16 @@ def test_a_generated_client_imports_contacts_and_lists_them_on_the_live_server(
     models = importlib.import_module("leadlex_client.models")
 
     client = package.AuthenticatedClient(base_url=server.url, token=raw_key)
-    rows = [models.ImportRequestRowsItem.from_dict({"full_name": "Ada Lovelace", "email": "ada@example.com"}),
-            models.ImportRequestRowsItem.from_dict({"full_name": "Grace Hopper", "email": "grace@example.com",
-                                                     "linkedin_url": "https://www.linkedin.com/in/grace"})]
+    rows = [
+        models.ImportRequestRowsItem.from_dict({"full_name": "Ada Lovelace", "email": "ada@example.com"}),
+        models.ImportRequestRowsItem.from_dict(
+            {
+                "full_name": "Grace Hopper",
+                "email": "grace@example.com",
+                "linkedin_url": "https://www.linkedin.com/in/grace",
+            }
+        ),
+    ]
     response = import_contacts.sync_detailed(client=client, body=models.ImportRequest(rows=rows, tags=["generated"]))
     assert response.status_code == 200, response.content
     summary = response.parsed.data
@@ -83,8 +104,9 @@ def test_a_generated_client_imports_contacts_and_lists_them_on_the_live_server(
     assert isinstance(page, models.ContactPage)
     # One import may give both rows the same created_at: the page is then ordered by id.
     assert sorted((c.full_name, c.email, c.linkedin_url) for c in page.data) == [
-        ("Ada Lovelace", "ada@example.com", ""), ("Grace Hopper", "grace@example.com",
-                                                  "https://www.linkedin.com/in/grace")]
+        ("Ada Lovelace", "ada@example.com", ""),
+        ("Grace Hopper", "grace@example.com", "https://www.linkedin.com/in/grace"),
+    ]
     assert page.next_cursor is None
 
     # An error comes back as the documented Error model, not an unparsed body.

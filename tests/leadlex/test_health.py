@@ -59,7 +59,8 @@ def test_readyz_answers_200_when_database_broker_and_storage_answer(anon: APICli
 
 @pytest.mark.django_db
 def test_the_probes_are_neither_behind_the_api_key_nor_rate_limited(
-        anon: APIClient, owner: KeyedClient, settings, storage_ready: None) -> None:  # noqa: ANN001
+    anon: APIClient, owner: KeyedClient, settings, storage_ready: None
+) -> None:
     settings.LEADLEX_RATE_LIMITS = {group: "1/minute" for group in settings.LEADLEX_RATE_LIMITS}
     # The same limits do bite on the API...
     assert owner.client.get("/v1/contacts").status_code == 200
@@ -75,7 +76,8 @@ def test_the_probes_are_neither_behind_the_api_key_nor_rate_limited(
 
 @pytest.mark.django_db
 def test_readyz_answers_503_naming_the_broker_when_it_does_not_answer(
-        anon: APIClient, settings, closed_port: int, storage_ready: None) -> None:  # noqa: ANN001
+    anon: APIClient, settings, closed_port: int, storage_ready: None
+) -> None:
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port}/0"
     started = time.monotonic()
     response = anon.get("/readyz")
@@ -93,7 +95,8 @@ def test_readyz_answers_503_naming_the_broker_when_it_does_not_answer(
 
 @pytest.mark.django_db
 def test_readyz_answers_503_naming_the_storage_when_s3_does_not_answer(
-        anon: APIClient, settings, closed_port: int) -> None:  # noqa: ANN001
+    anon: APIClient, settings, closed_port: int
+) -> None:
     settings.LEADLEX_STORAGE_BACKEND = "s3"
     settings.AWS_STORAGE_BUCKET_NAME = "leadlex-health"
     settings.AWS_S3_ENDPOINT_URL = f"http://127.0.0.1:{closed_port}"
@@ -109,7 +112,8 @@ def test_readyz_answers_503_naming_the_storage_when_s3_does_not_answer(
 
 @pytest.mark.django_db
 def test_readyz_answers_503_when_the_s3_bucket_does_not_exist(
-        anon: APIClient, settings, request: pytest.FixtureRequest) -> None:  # noqa: ANN001
+    anon: APIClient, settings, request: pytest.FixtureRequest
+) -> None:
     if settings.LEADLEX_STORAGE_BACKEND != "s3":
         pytest.skip("needs the production profile's S3 server")
     request.getfixturevalue("s3_bucket")  # the server answers; only the bucket is wrong
@@ -121,7 +125,8 @@ def test_readyz_answers_503_when_the_s3_bucket_does_not_exist(
 
 @pytest.mark.django_db
 def test_readyz_answers_503_when_the_local_files_directory_cannot_be_made(
-        anon: APIClient, settings, tmp_path: Path) -> None:  # noqa: ANN001
+    anon: APIClient, settings, tmp_path: Path
+) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the files directory should be")
     settings.LEADLEX_STORAGE_BACKEND = "local"
@@ -141,10 +146,13 @@ def test_a_real_server_without_its_database_is_alive_but_not_ready(closed_port: 
     503 naming the database."""
     from tests.support.server import WebServer
 
-    server = WebServer(workers=1, extra_env={
-        "DATABASE_URL": f"postgres://leadlex@127.0.0.1:{closed_port}/leadlex",
-        "DATABASE_CONN_MAX_AGE": "0",
-    })
+    server = WebServer(
+        workers=1,
+        extra_env={
+            "DATABASE_URL": f"postgres://leadlex@127.0.0.1:{closed_port}/leadlex",
+            "DATABASE_CONN_MAX_AGE": "0",
+        },
+    )
     try:
         assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
         started = time.monotonic()

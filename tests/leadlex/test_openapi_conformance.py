@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -58,15 +58,23 @@ fuzzed = _schema(phases=["examples", "fuzzing"])
 # Coverage: every boundary and every invalid variant the schema defines, once (deterministic).
 covered = _schema(phases=["examples", "coverage"])
 
-HYPOTHESIS = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
-CONFORMANCE_CHECKS = [status_code_conformance, response_schema_conformance, content_type_conformance,
-                      response_headers_conformance]
+HYPOTHESIS = settings(
+    max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
+CONFORMANCE_CHECKS = [
+    status_code_conformance,
+    response_schema_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+]
 
 
 def _contact(workspace: Workspace) -> str:
-    return str(Contact.objects.create(workspace=workspace, full_name="Ada Lovelace",
-                                      email=f"ada-{uuid.uuid4().hex[:8]}@example.com").pk)
+    return str(
+        Contact.objects.create(
+            workspace=workspace, full_name="Ada Lovelace", email=f"ada-{uuid.uuid4().hex[:8]}@example.com"
+        ).pk
+    )
 
 
 def _export_job(workspace: Workspace, *, kind: str, prefix: str = "") -> str:
@@ -88,8 +96,9 @@ MAKERS: dict[str, Callable[[Workspace], str]] = {
     "company_id": lambda ws: str(Company.objects.create(workspace=ws, name="Initech").pk),
     "opportunity_id": lambda ws: str(Opportunity.objects.create(workspace=ws).pk),
     "activity_id": lambda ws: str(Activity.objects.create(workspace=ws, type="note").pk),
-    "endpoint_id": lambda ws: str(WebhookEndpoint.objects.create(workspace=ws, url="https://example.com/hook",
-                                                                 events=["import.completed"]).pk),
+    "endpoint_id": lambda ws: str(
+        WebhookEndpoint.objects.create(workspace=ws, url="https://example.com/hook", events=["import.completed"]).pk
+    ),
     "job_id": _import_job,
 }
 
@@ -120,7 +129,7 @@ class Fuzzing:
 
 
 @pytest.fixture
-def fuzzing(db, settings) -> Iterator[Fuzzing]:  # noqa: ANN001
+def fuzzing(db, settings) -> Iterator[Fuzzing]:
     # The limits are the rate-limit tests' business; here they would turn most cases into 429s.
     settings.LEADLEX_RATE_LIMITS = {group: "1000000/minute" for group in settings.LEADLEX_RATE_LIMITS}
     workspace = Workspace.objects.create(name=f"Fuzz {uuid.uuid4().hex[:6]}", timezone="UTC")

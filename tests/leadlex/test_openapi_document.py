@@ -14,7 +14,7 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
 @pytest.fixture(scope="module")
-def document(django_db_blocker) -> dict[str, Any]:  # noqa: ANN001
+def document(django_db_blocker) -> dict[str, Any]:
     with django_db_blocker.unblock():
         response = Client().get("/v1/openapi.json")
     assert response.status_code == 200
@@ -22,8 +22,12 @@ def document(django_db_blocker) -> dict[str, Any]:  # noqa: ANN001
 
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(method.upper(), path, operation) for path, item in document["paths"].items()
-            for method, operation in item.items() if method in METHODS]
+    return [
+        (method.upper(), path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS
+    ]
 
 
 def test_the_error_component_is_the_contracts_envelope(document: dict[str, Any]) -> None:
@@ -73,8 +77,7 @@ def test_every_response_documents_the_request_id_and_rate_limit_headers(document
             assert headers["X-Request-ID"]["required"] is True, (method, path, code)
             if path == "/v1/export/{export_id}/download" or code in ("401", "403"):
                 continue  # not rate-limited / refused before the limit is counted
-            rate = {name: headers[name] for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining",
-                                                     "X-RateLimit-Reset")}
+            rate = {name: headers[name] for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")}
             assert all(h["schema"] == {"type": "integer"} for h in rate.values())
             assert all(h["required"] is (code < "300" or code == "429") for h in rate.values()), (method, path, code)
         assert operation["responses"].get("429", {"headers": {"Retry-After": {}}})["headers"]["Retry-After"] is not None
@@ -92,7 +95,8 @@ def test_removing_contacts_from_a_list_is_documented_as_it_behaves(document: dic
     assert "contact_ids" in document["components"]["schemas"]["ListMembership"]["properties"]
     assert "204" not in operation["responses"]
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ListMembershipResultEnvelope"}
+        "$ref": "#/components/schemas/ListMembershipResultEnvelope"
+    }
 
 
 def test_a_blank_url_is_a_documented_answer(document: dict[str, Any]) -> None:

@@ -24,8 +24,10 @@ def test_the_counter_is_exact_across_processes(tmp_path):
     processes, hits = 4, 15
     barrier, results = ctx.Barrier(processes), ctx.Queue()
     workspace_id = str(uuid.uuid4())
-    workers = [ctx.Process(target=hammer, args=(str(tmp_path / "rl.sqlite3"), workspace_id, "25/hour", hits, barrier,
-                                                results)) for _ in range(processes)]
+    workers = [
+        ctx.Process(target=hammer, args=(str(tmp_path / "rl.sqlite3"), workspace_id, "25/hour", hits, barrier, results))
+        for _ in range(processes)
+    ]
     for w in workers:
         w.start()
     allowed = [results.get(timeout=60) for _ in workers]
@@ -33,7 +35,7 @@ def test_the_counter_is_exact_across_processes(tmp_path):
         w.join(timeout=30)
         assert w.exitcode == 0
     assert sum(allowed) == 25  # 60 hits at a limit of 25: exactly 25 pass, whatever the interleaving
-    assert settings.LEADLEX_RATELIMIT_STORE == ("redis" if settings.REDIS_URL else "sqlite")
+    assert ("redis" if settings.REDIS_URL else "sqlite") == settings.LEADLEX_RATELIMIT_STORE
 
 
 @pytest.mark.django_db(transaction=True)
@@ -43,6 +45,7 @@ def test_a_real_multi_process_server_lets_exactly_the_limit_through(workspace):
     _, other_raw = make_key(workspace.__class__.objects.create(name="Other"))
     server = WebServer(workers=3, extra_env={"LEADLEX_RATE_LIMITS": f"default={limit}/hour"})
     try:
+
         def get(_: int) -> requests.Response:
             return requests.get(server.url + "/v1/webhooks", headers={"Authorization": f"Bearer {raw}"}, timeout=30)
 
@@ -62,13 +65,21 @@ def test_a_real_multi_process_server_lets_exactly_the_limit_through(workspace):
         other = requests.get(server.url + "/v1/webhooks", headers={"Authorization": f"Bearer {other_raw}"}, timeout=30)
         assert other.status_code == 200 and other.headers["X-RateLimit-Remaining"] == str(limit - 1)
         # Several worker processes really answered.
-        assert len({line.split("[")[2].split("]")[0] for line in server.log().splitlines()
-                    if "Booting worker with pid" in line}) >= 2
+        assert (
+            len(
+                {
+                    line.split("[")[2].split("]")[0]
+                    for line in server.log().splitlines()
+                    if "Booting worker with pid" in line
+                }
+            )
+            >= 2
+        )
     finally:
         server.stop()
 
 
-def test_limits_are_per_group(workspace, settings):  # noqa: ANN001
+def test_limits_are_per_group(workspace, settings):
     settings.LEADLEX_RATE_LIMITS = {"default": "2/minute", "contacts_export": "1/hour"}
     ws = str(workspace.pk)
     assert [rate_limit_hit(workspace_id=ws, group="contacts_export").allowed for _ in range(2)] == [True, False]
@@ -77,7 +88,7 @@ def test_limits_are_per_group(workspace, settings):  # noqa: ANN001
     assert rate_limit_hit(workspace_id=ws, group="something_new").limit == 2
 
 
-def test_a_new_window_starts_from_zero(workspace, settings):  # noqa: ANN001
+def test_a_new_window_starts_from_zero(workspace, settings):
     settings.LEADLEX_RATE_LIMITS = {"default": "1/minute"}
     ws = str(workspace.pk)
     first = rate_limit_hit(workspace_id=ws, group="default", now=1_800_000_000)
@@ -88,8 +99,10 @@ def test_a_new_window_starts_from_zero(workspace, settings):  # noqa: ANN001
     assert second.headers()["X-RateLimit-Remaining"] == "0" and "Retry-After" in second.headers()
 
 
-@pytest.mark.parametrize("text, limit, period", [("10/hour", 10, 3600), ("5/minute", 5, 60), ("600/minutes", 600, 60),
-                                                 ("1/second", 1, 1), ("3/day", 3, 86400)])
+@pytest.mark.parametrize(
+    "text, limit, period",
+    [("10/hour", 10, 3600), ("5/minute", 5, 60), ("600/minutes", 600, 60), ("1/second", 1, 1), ("3/day", 3, 86400)],
+)
 def test_rates_parse(text, limit, period):
     rate = parse_rate(text)
     assert (rate.limit, rate.period) == (limit, period)

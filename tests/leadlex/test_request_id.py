@@ -38,9 +38,8 @@ def test_the_request_id_is_on_the_log_line_of_the_request(owner, caplog):
     assert any("request_id=trace-me-42" in line and "GET /v1/webhooks 200" in line for line in lines), lines
 
 
-def test_an_unexpected_error_is_logged_with_the_request_id_and_answered_500_in_the_envelope(owner, caplog,
-                                                                                            monkeypatch):
-    def explode(**kwargs):  # noqa: ANN003
+def test_an_unexpected_error_is_logged_with_the_request_id_and_answered_500_in_the_envelope(owner, caplog, monkeypatch):
+    def explode(**kwargs):
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr("leadlex.webhooks.webhook_endpoint_list", explode)

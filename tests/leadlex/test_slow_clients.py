@@ -35,8 +35,10 @@ def stalled_reader(server: WebServer, key: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(30)
     sock.connect(("127.0.0.1", server.port))
-    sock.sendall(f"GET /v1/contacts/export?limit=50000 HTTP/1.1\r\nHost: localhost\r\n"
-                 f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n".encode())
+    sock.sendall(
+        f"GET /v1/contacts/export?limit=50000 HTTP/1.1\r\nHost: localhost\r\n"
+        f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n".encode()
+    )
     assert sock.recv(12).startswith(b"HTTP/1.1 200")  # the stream has started; now it stops being read
     return sock
 
@@ -61,8 +63,9 @@ def test_idle_and_stalled_clients_do_not_keep_other_requests_waiting(workspace):
         session = requests.Session()
         for _ in range(200):
             started = time.monotonic()
-            response = session.get(server.url + "/v1/contacts?limit=5", headers={"Authorization": f"Bearer {key}"},
-                                   timeout=5)
+            response = session.get(
+                server.url + "/v1/contacts?limit=5", headers={"Authorization": f"Bearer {key}"}, timeout=5
+            )
             slowest = max(slowest, time.monotonic() - started)
             assert response.status_code == 200
         assert slowest < 1.0, f"slowest ordinary request took {slowest:.2f}s"

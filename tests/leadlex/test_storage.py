@@ -14,12 +14,13 @@ from django.conf import settings
 from leadlex import storage
 from leadlex.storage import ObjectMeta
 
-needs_s3 = pytest.mark.skipif(settings.LEADLEX_STORAGE_BACKEND != "s3",
-                              reason="the embedded profile stores files on local disk (no S3 by design)")
+needs_s3 = pytest.mark.skipif(
+    settings.LEADLEX_STORAGE_BACKEND != "s3", reason="the embedded profile stores files on local disk (no S3 by design)"
+)
 
 
 @pytest.fixture
-def local_storage(settings, tmp_path):  # noqa: ANN001
+def local_storage(settings, tmp_path):
     settings.LEADLEX_STORAGE_BACKEND = "local"
     settings.LEADLEX_FILES_DIR = tmp_path / "files"
     return tmp_path / "files"
@@ -29,7 +30,7 @@ def path_of(url: str) -> str:
     return url.split("://", 1)[1].split("/", 1)[1].join(["/", ""])
 
 
-def test_a_local_signed_link_downloads_the_file_with_its_headers(client, local_storage):  # noqa: ANN001
+def test_a_local_signed_link_downloads_the_file_with_its_headers(client, local_storage):
     data = gzip.compress(b'{"a":1}\n' * 1000)
     storage.put_bytes("exports/abc.ndjson.gz", data)
     meta = ObjectMeta(content_type="application/x-ndjson", content_encoding="gzip", filename="contacts.ndjson.gz")
@@ -43,7 +44,7 @@ def test_a_local_signed_link_downloads_the_file_with_its_headers(client, local_s
     assert response["Content-Disposition"] == 'attachment; filename="contacts.ndjson.gz"'
 
 
-def test_a_local_link_expires(client, local_storage, monkeypatch):  # noqa: ANN001
+def test_a_local_link_expires(client, local_storage, monkeypatch):
     storage.put_bytes("x.bin", b"x")
     url = storage.presigned_get("x.bin", expires=60)
     real_time = time.time
@@ -53,7 +54,7 @@ def test_a_local_link_expires(client, local_storage, monkeypatch):  # noqa: ANN0
     assert response.json()["error"]["code"] == "link_expired"
 
 
-def test_a_forged_or_tampered_token_is_refused(client, local_storage):  # noqa: ANN001
+def test_a_forged_or_tampered_token_is_refused(client, local_storage):
     storage.put_bytes("x.bin", b"secret bytes")
     path = path_of(storage.presigned_get("x.bin", expires=60))
     tampered = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
@@ -63,7 +64,7 @@ def test_a_forged_or_tampered_token_is_refused(client, local_storage):  # noqa: 
         assert response.json()["error"]["code"] == "invalid_signature"
 
 
-def test_a_link_to_a_deleted_file_answers_404(client, local_storage):  # noqa: ANN001
+def test_a_link_to_a_deleted_file_answers_404(client, local_storage):
     storage.put_bytes("gone.bin", b"x")
     url = storage.presigned_get("gone.bin", expires=60)
     storage.delete("gone.bin")
@@ -97,7 +98,7 @@ def test_the_s3_multipart_writer_uploads_several_parts_and_a_presigned_get_downl
     meta = ObjectMeta(content_type="application/x-ndjson", content_encoding="gzip", filename="c.ndjson.gz")
     writer = storage.S3MultipartWriter("tests/multipart.ndjson.gz", meta, part_size=5 * 1024 * 1024)
     for start in range(0, len(data), 1024 * 1024):
-        writer.write(data[start:start + 1024 * 1024])
+        writer.write(data[start : start + 1024 * 1024])
     assert writer.close() == len(data)
     assert len(writer.parts) == 2
 

@@ -20,8 +20,14 @@ from django.utils import timezone
 
 from leadlex.models import WebhookDelivery, WebhookEndpoint, Workspace
 from leadlex.webhooks import (
-    backoff_for, in_flight_lease, webhook_delivery_attempt, webhook_delivery_retry, webhook_emit, webhook_signature,
-    webhook_signature_verify, webhook_sweep,
+    backoff_for,
+    in_flight_lease,
+    webhook_delivery_attempt,
+    webhook_delivery_retry,
+    webhook_emit,
+    webhook_signature,
+    webhook_signature_verify,
+    webhook_sweep,
 )
 from tests.support.receiver import Receiver
 from tests.support.worker import WorkerProcess, wait_for
@@ -37,18 +43,18 @@ def receiver():
 
 
 @pytest.fixture
-def allow_private(settings):  # noqa: ANN001
+def allow_private(settings):
     settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
     return settings
 
 
-def register(client, url: str, events: list[str]) -> dict:  # noqa: ANN001
+def register(client, url: str, events: list[str]) -> dict:
     response = client.post("/v1/webhooks", {"url": url, "events": events}, format="json")
     assert response.status_code == 201, response.content
     return response.json()
 
 
-def delivery(pk) -> WebhookDelivery:  # noqa: ANN001
+def delivery(pk) -> WebhookDelivery:
     return WebhookDelivery.objects.get(pk=pk)
 
 
@@ -59,8 +65,9 @@ def test_a_failed_delivery_is_retried_with_backoff_and_then_delivered(owner, all
     endpoint = register(owner.client, receiver.url, ["export.completed"])
     before = timezone.now()
     with transaction.atomic():
-        ids = webhook_emit(workspace_id=owner.workspace.pk, event="export.completed",
-                           data={"export_id": "e1", "total_contacts": 3})
+        ids = webhook_emit(
+            workspace_id=owner.workspace.pk, event="export.completed", data={"export_id": "e1", "total_contacts": 3}
+        )
         assert len(ids) == 1
         assert WebhookDelivery.objects.get(pk=ids[0]).status == "pending"  # nothing sent before commit
     first = wait_for(lambda: delivery(ids[0]).attempts == 1 and delivery(ids[0]), timeout=60, message="attempt 1")
@@ -73,8 +80,9 @@ def test_a_failed_delivery_is_retried_with_backoff_and_then_delivered(owner, all
     # Time passes: the sweeper finds the delivery due and the worker sends it again.
     WebhookDelivery.objects.filter(pk=ids[0]).update(next_attempt_at=timezone.now())
     assert webhook_sweep() == 1
-    done = wait_for(lambda: delivery(ids[0]).status == "delivered" and delivery(ids[0]), timeout=60,
-                    message="delivered")
+    done = wait_for(
+        lambda: delivery(ids[0]).status == "delivered" and delivery(ids[0]), timeout=60, message="delivered"
+    )
     assert done.attempts == 2 and done.last_status_code == 200 and done.last_error == ""
     assert done.delivered_at is not None and done.next_attempt_at is None
 
@@ -101,15 +109,15 @@ def test_nothing_is_queued_when_the_transaction_rolls_back(owner, allow_private,
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom):
-        with transaction.atomic():
-            webhook_emit(workspace_id=owner.workspace.pk, event="import.completed", data={})
-            raise Boom
+    with pytest.raises(Boom), transaction.atomic():
+        webhook_emit(workspace_id=owner.workspace.pk, event="import.completed", data={})
+        raise Boom
     assert not WebhookDelivery.objects.exists()
 
 
-def test_emit_only_targets_subscribed_active_endpoints_of_the_workspace(owner, stranger, allow_private, receiver,
-                                                                        django_capture_on_commit_callbacks):
+def test_emit_only_targets_subscribed_active_endpoints_of_the_workspace(
+    owner, stranger, allow_private, receiver, django_capture_on_commit_callbacks
+):
     subscribed = register(owner.client, receiver.url, ["export.completed", "export.failed"])
     register(owner.client, receiver.url, ["import.completed"])
     paused = register(owner.client, receiver.url, ["export.completed"])
@@ -146,8 +154,9 @@ def test_it_connects_to_the_address_it_checked_not_to_a_second_lookup(owner, all
     # "hooks.rebind.test" resolves (once) to the receiver; any second lookup - what a
     # DNS-rebinding attacker would answer differently - would fail the request.
     port = receiver.server.server_port
-    WebhookEndpoint.objects.create(workspace=owner.workspace, url=f"http://hooks.rebind.test:{port}/in",
-                                   events=["export.failed"], secret="whsec_x")
+    WebhookEndpoint.objects.create(
+        workspace=owner.workspace, url=f"http://hooks.rebind.test:{port}/in", events=["export.failed"], secret="whsec_x"
+    )
     lookups: list[str] = []
 
     def resolver(host: str, p: int) -> list[str]:
@@ -157,7 +166,7 @@ def test_it_connects_to_the_address_it_checked_not_to_a_second_lookup(owner, all
     monkeypatch.setattr("leadlex.ssrf._system_resolver", resolver)
     real_getaddrinfo = socket.getaddrinfo
 
-    def no_rebinding(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def no_rebinding(host, *args, **kwargs):
         assert host != "hooks.rebind.test", "the delivery resolved the name a second time"
         return real_getaddrinfo(host, *args, **kwargs)
 
@@ -220,8 +229,9 @@ def test_a_claimed_or_not_yet_due_delivery_is_not_sent_twice(owner, allow_privat
     assert len(receiver.requests) == 1
 
 
-def test_the_sweeper_does_not_redispatch_a_delivery_it_just_dispatched(owner, allow_private, receiver,
-                                                                       django_capture_on_commit_callbacks):
+def test_the_sweeper_does_not_redispatch_a_delivery_it_just_dispatched(
+    owner, allow_private, receiver, django_capture_on_commit_callbacks
+):
     register(owner.client, receiver.url, ["export.failed"])
     d = emit_one(owner.workspace)
     now = timezone.now()
@@ -241,9 +251,17 @@ def test_backoff_doubles_from_a_minute_and_is_capped_at_six_hours():
     assert timedelta(hours=18) < total < timedelta(hours=24)  # 12 attempts span about a day
 
 
-@pytest.mark.parametrize("header", [
-    "", "t=abc,v1=00", "v1=00", "t=1", "garbage", "t=1,v1=",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "",
+        "t=abc,v1=00",
+        "v1=00",
+        "t=1",
+        "garbage",
+        "t=1,v1=",
+    ],
+)
 def test_signature_verification_rejects_malformed_headers(header):
     assert not webhook_signature_verify("whsec_s", header, b"{}")
 
@@ -273,8 +291,14 @@ def test_retry_now_leaves_a_delivery_that_is_on_the_wire_alone(owner, allow_priv
     # left running by another test would take it) and the sweeper leaves a freshly
     # dispatched row alone, so the thread below is the one sender.
     now = timezone.now()
-    d = WebhookDelivery.objects.create(endpoint_id=endpoint["id"], event="export.failed", payload={"error": "x"},
-                                       status="pending", next_attempt_at=now, dispatched_at=now)
+    d = WebhookDelivery.objects.create(
+        endpoint_id=endpoint["id"],
+        event="export.failed",
+        payload={"error": "x"},
+        status="pending",
+        next_attempt_at=now,
+        dispatched_at=now,
+    )
     outcome: list[str] = []
 
     def attempt() -> None:
@@ -311,8 +335,11 @@ def test_retry_now_makes_a_delivery_waiting_for_its_backoff_due(owner, allow_pri
 
 
 # Short timeouts so the lease is seconds, not the production default's 25 s.
-SHORT_TIMEOUTS = {"LEADLEX_WEBHOOK_CONNECT_TIMEOUT": 1, "LEADLEX_WEBHOOK_READ_TIMEOUT": 3,
-                  "LEADLEX_WEBHOOK_LEASE_MARGIN": 2}
+SHORT_TIMEOUTS = {
+    "LEADLEX_WEBHOOK_CONNECT_TIMEOUT": 1,
+    "LEADLEX_WEBHOOK_READ_TIMEOUT": 3,
+    "LEADLEX_WEBHOOK_LEASE_MARGIN": 2,
+}
 
 
 def test_the_in_flight_lease_is_the_delivery_timeouts_plus_a_margin(settings):
@@ -324,8 +351,7 @@ def test_the_in_flight_lease_is_the_delivery_timeouts_plus_a_margin(settings):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_delivery_on_the_wire_when_its_worker_is_killed_is_sent_again_within_a_minute(owner, allow_private,
-                                                                                        receiver):
+def test_a_delivery_on_the_wire_when_its_worker_is_killed_is_sent_again_within_a_minute(owner, allow_private, receiver):
     """SIGKILL the worker while the receiver holds its POST open: the delivery is
     sent again by another worker once the lease (connect + read + margin) is over,
     not before, and its log counts both attempts."""
@@ -341,8 +367,14 @@ def test_a_delivery_on_the_wire_when_its_worker_is_killed_is_sent_again_within_a
     now = timezone.now()
     # Made by hand and queued to a queue only the doomed worker reads (see the
     # on-the-wire test above for why).
-    d = WebhookDelivery.objects.create(endpoint_id=endpoint["id"], event="export.completed", payload={"n": 1},
-                                       status="pending", next_attempt_at=now, dispatched_at=now)
+    d = WebhookDelivery.objects.create(
+        endpoint_id=endpoint["id"],
+        event="export.completed",
+        payload={"n": 1},
+        status="pending",
+        next_attempt_at=now,
+        dispatched_at=now,
+    )
     from leadlex.tasks import webhook_deliver
 
     doomed = WorkerProcess("webhook-doomed", extra_env=env, queues="leadlex-webhook-kill")
@@ -374,8 +406,11 @@ def test_a_delivery_on_the_wire_when_its_worker_is_killed_is_sent_again_within_a
                 raise AssertionError(f"{exc}\nrow: {row}\nsuccessor log:\n{successor.log()[-4000:]}") from None
             assert time.monotonic() - killed_at < 60
             assert dispatched_at and dispatched_at[0] >= lost.leased_until  # not while it could be on the wire
-            done = wait_for(lambda: delivery(d.pk).status == "delivered" and delivery(d.pk), timeout=30,
-                            message="the delivery to be recorded")
+            done = wait_for(
+                lambda: delivery(d.pk).status == "delivered" and delivery(d.pk),
+                timeout=30,
+                message="the delivery to be recorded",
+            )
         finally:
             successor.kill()  # its work is recorded; a warm shutdown only costs time here
     finally:
@@ -450,8 +485,14 @@ class DrippingReceiver:
                 return False
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), 0)
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
         while len(body) < length:
             chunk = conn.recv(65536)
             if not chunk:
@@ -465,7 +506,7 @@ class DrippingReceiver:
 
 
 @pytest.fixture
-def localhost_tls(tmp_path, monkeypatch) -> ssl.SSLContext:  # noqa: ANN001
+def localhost_tls(tmp_path, monkeypatch) -> ssl.SSLContext:
     """A server context with a self-signed certificate for "localhost", which the
     delivery's TLS verification is made to trust (it trusts only that)."""
     from cryptography import x509
@@ -476,24 +517,30 @@ def localhost_tls(tmp_path, monkeypatch) -> ssl.SSLContext:  # noqa: ANN001
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = timezone.now()
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     monkeypatch.setattr("requests.adapters.DEFAULT_CA_BUNDLE_PATH", str(cert_path))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     return context
 
 
-def test_an_https_delivery_goes_to_the_checked_address_and_verifies_the_host_name(owner, allow_private,
-                                                                                    localhost_tls):
+def test_an_https_delivery_goes_to_the_checked_address_and_verifies_the_host_name(owner, allow_private, localhost_tls):
     receiver = DrippingReceiver(drip=False, tls=localhost_tls)
     try:
         register(owner.client, f"https://localhost:{receiver.port}/in", ["export.failed"])
@@ -540,14 +587,16 @@ def test_an_answer_dripped_byte_by_byte_is_cut_off_within_the_lease(owner, allow
 
 def test_a_lease_margin_below_two_seconds_stops_the_process_at_start_up(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "LEADLEX_DATA_DIR": str(tmp_path), "LEADLEX_WEBHOOK_LEASE_MARGIN": "1"}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and "LEADLEX_WEBHOOK_LEASE_MARGIN" in result.stderr
 
 
-def test_an_attempt_lost_with_its_worker_counts_so_a_delivery_that_kills_workers_ends_failed(owner, allow_private,
-                                                                                             receiver, settings):
+def test_an_attempt_lost_with_its_worker_counts_so_a_delivery_that_kills_workers_ends_failed(
+    owner, allow_private, receiver, settings
+):
     settings.LEADLEX_WEBHOOK_MAX_ATTEMPTS = 3
     receiver.statuses = [500]
     endpoint = register(owner.client, receiver.url, ["export.failed"])
@@ -555,9 +604,15 @@ def test_an_attempt_lost_with_its_worker_counts_so_a_delivery_that_kills_workers
 
     def lost_delivery(attempts: int) -> WebhookDelivery:
         # What a SIGKILLed worker leaves: a lease that ran out without an outcome.
-        return WebhookDelivery.objects.create(endpoint_id=endpoint["id"], event="export.failed", payload={},
-                                              status="pending", attempts=attempts, next_attempt_at=expired,
-                                              leased_until=expired)
+        return WebhookDelivery.objects.create(
+            endpoint_id=endpoint["id"],
+            event="export.failed",
+            payload={},
+            status="pending",
+            attempts=attempts,
+            next_attempt_at=expired,
+            leased_until=expired,
+        )
 
     once = lost_delivery(attempts=1)  # attempt 2 was lost: this is attempt 3, the last
     assert webhook_delivery_attempt(delivery_id=once.pk) == "failed"

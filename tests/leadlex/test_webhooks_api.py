@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from leadlex.models import SCOPE_READ_CONTACTS, WebhookEndpoint
+from leadlex.models import WebhookEndpoint
 
 PUBLIC_URL = "http://93.184.215.14/hooks"  # a literal public address: no DNS needed
 
 
 @pytest.fixture
-def strict(settings):  # noqa: ANN001
+def strict(settings):
     settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = False
     return settings
 
@@ -30,11 +30,23 @@ def test_it_registers_an_endpoint_and_shows_the_secret_only_once(owner, strict):
     assert body["secret"] not in owner.client.get("/v1/webhooks").content.decode()
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1/hook", "http://localhost:8000/hook", "http://10.1.2.3/", "http://192.168.0.10/",
-    "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://[::ffff:127.0.0.1]/",
-    "http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://0/", "http://100.64.0.1/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://localhost:8000/hook",
+        "http://10.1.2.3/",
+        "http://192.168.0.10/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://0177.0.0.1/",
+        "http://0/",
+        "http://100.64.0.1/",
+    ],
+)
 def test_it_refuses_urls_that_reach_private_addresses(owner, strict, url):
     response = owner.client.post("/v1/webhooks", {"url": url, "events": ["export.completed"]}, format="json")
     assert response.status_code == 400
@@ -46,21 +58,25 @@ def test_it_refuses_urls_that_reach_private_addresses(owner, strict, url):
 
 def test_private_urls_are_accepted_when_the_setting_allows_them(owner, settings):
     settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
-    response = owner.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["import.completed"]},
-                                 format="json")
+    response = owner.client.post(
+        "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["import.completed"]}, format="json"
+    )
     assert response.status_code == 201
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"url": PUBLIC_URL, "events": ["export.exploded"]}, "events"),
-    ({"url": PUBLIC_URL, "events": []}, "events"),
-    ({"url": PUBLIC_URL}, "events"),
-    ({"url": PUBLIC_URL, "events": "export.completed"}, "events"),
-    ({"events": ["export.completed"]}, "url"),
-    ({"url": "ftp://example.com/x", "events": ["export.completed"]}, "url"),
-    ({"url": "http://user:pw@93.184.215.14/", "events": ["export.completed"]}, "url"),
-    ({"url": PUBLIC_URL, "events": ["export.completed"], "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"url": PUBLIC_URL, "events": ["export.exploded"]}, "events"),
+        ({"url": PUBLIC_URL, "events": []}, "events"),
+        ({"url": PUBLIC_URL}, "events"),
+        ({"url": PUBLIC_URL, "events": "export.completed"}, "events"),
+        ({"events": ["export.completed"]}, "url"),
+        ({"url": "ftp://example.com/x", "events": ["export.completed"]}, "url"),
+        ({"url": "http://user:pw@93.184.215.14/", "events": ["export.completed"]}, "url"),
+        ({"url": PUBLIC_URL, "events": ["export.completed"], "colour": "red"}, "colour"),
+    ],
+)
 def test_bad_bodies_answer_400_in_the_envelope(owner, strict, body, field):
     response = owner.client.post("/v1/webhooks", body, format="json")
     assert response.status_code == 400, response.content
@@ -76,8 +92,9 @@ def test_a_json_list_body_is_a_validation_error(owner, strict):
 
 
 def test_delete_removes_the_endpoint(owner, strict):
-    endpoint_id = owner.client.post("/v1/webhooks", {"url": PUBLIC_URL, "events": ["export.failed"]},
-                                    format="json").json()["id"]
+    endpoint_id = owner.client.post(
+        "/v1/webhooks", {"url": PUBLIC_URL, "events": ["export.failed"]}, format="json"
+    ).json()["id"]
     assert owner.client.delete(f"/v1/webhooks/{endpoint_id}").status_code == 204
     assert owner.client.get("/v1/webhooks").json()["data"] == []
     assert owner.client.delete(f"/v1/webhooks/{endpoint_id}").status_code == 404
@@ -97,11 +114,14 @@ def test_without_a_key_it_answers_401(anon):
 
 
 def test_another_workspaces_endpoints_are_invisible(owner, stranger, strict):
-    endpoint_id = owner.client.post("/v1/webhooks", {"url": PUBLIC_URL, "events": ["export.failed"]},
-                                    format="json").json()["id"]
+    endpoint_id = owner.client.post(
+        "/v1/webhooks", {"url": PUBLIC_URL, "events": ["export.failed"]}, format="json"
+    ).json()["id"]
     assert stranger.client.get("/v1/webhooks").json()["data"] == []
-    for response in (stranger.client.get(f"/v1/webhooks/{endpoint_id}"),
-                     stranger.client.delete(f"/v1/webhooks/{endpoint_id}")):
+    for response in (
+        stranger.client.get(f"/v1/webhooks/{endpoint_id}"),
+        stranger.client.delete(f"/v1/webhooks/{endpoint_id}"),
+    ):
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
     assert WebhookEndpoint.objects.filter(pk=endpoint_id).exists()
@@ -110,8 +130,12 @@ def test_another_workspaces_endpoints_are_invisible(owner, stranger, strict):
 
 def test_a_workspace_holds_at_most_twenty_endpoints(owner, strict):
     for _ in range(20):
-        assert owner.client.post("/v1/webhooks", {"url": PUBLIC_URL, "events": ["export.failed"]},
-                                 format="json").status_code == 201
+        assert (
+            owner.client.post(
+                "/v1/webhooks", {"url": PUBLIC_URL, "events": ["export.failed"]}, format="json"
+            ).status_code
+            == 201
+        )
     response = owner.client.post("/v1/webhooks", {"url": PUBLIC_URL, "events": ["export.failed"]}, format="json")
     assert response.status_code == 400
 

@@ -155,12 +155,13 @@ class Curl:
         if self.user is not None:
             user, _, password = self.user.replace(PLACEHOLDER_KEYS[1], key).partition(":")
             auth = (user, password)
-        return requests.request(self.method, url, headers=headers, data=self.data.encode() if self.data else None,
-                                auth=auth, timeout=60)
+        return requests.request(
+            self.method, url, headers=headers, data=self.data.encode() if self.data else None, auth=auth, timeout=60
+        )
 
 
 @pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker):  # noqa: ANN001
+def server(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():  # the server must open the test database, not the default one
         server = WebServer(workers=2)
     yield server
@@ -196,21 +197,35 @@ def test_seed_000_example_downloads_the_csv(server, key):
     assert response.headers["Content-Disposition"] == 'attachment; filename="contacts-export.csv"'
     assert_api_headers(response)
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8"))))
-    assert rows[0] == ["id", "full_name", "email", "phone", "job_title", "company_name", "linkedin_url", "tags",
-                       "created_at"]
+    assert rows[0] == [
+        "id",
+        "full_name",
+        "email",
+        "phone",
+        "job_title",
+        "company_name",
+        "linkedin_url",
+        "tags",
+        "created_at",
+    ]
     assert len(rows) == 4
 
 
 def test_seed_001_example_values_queue_an_export(server, key):
     # Seed 001 shows no curl line; its documented examples are the two dates.
-    response = requests.post(server.url + "/v1/contacts/exports", headers={"Authorization": f"Bearer {key}"},
-                             json={"start_date": "2024-01-15 00:00:00", "end_date": "2024-01-15 23:59:59"}, timeout=60)
+    response = requests.post(
+        server.url + "/v1/contacts/exports",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"start_date": "2024-01-15 00:00:00", "end_date": "2024-01-15 23:59:59"},
+        timeout=60,
+    )
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["status"] == "queued" and set(body) == {"id", "status"}
     assert_api_headers(response)
-    status = requests.get(server.url + f"/v1/contacts/exports/{body['id']}",
-                          headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    status = requests.get(
+        server.url + f"/v1/contacts/exports/{body['id']}", headers={"Authorization": f"Bearer {key}"}, timeout=60
+    )
     assert status.status_code == 200 and status.json()["id"] == body["id"]
 
 
@@ -218,9 +233,25 @@ def test_seed_002_example_creates_a_close_lead_export(server, key):
     response = Curl.parse(SEED_002_EXAMPLE).send(server.url, key)
     assert response.status_code == 200, response.text
     body = response.json()
-    documented = {"created_by", "date_created", "date_format", "date_updated", "download_url", "fields", "format",
-                  "id", "n_docs", "n_docs_processed", "results_limit", "s_query", "send_done_email", "sort",
-                  "status", "type", "updated_by"}
+    documented = {
+        "created_by",
+        "date_created",
+        "date_format",
+        "date_updated",
+        "download_url",
+        "fields",
+        "format",
+        "id",
+        "n_docs",
+        "n_docs_processed",
+        "results_limit",
+        "s_query",
+        "send_done_email",
+        "sort",
+        "status",
+        "type",
+        "updated_by",
+    }
     assert documented <= set(body), documented - set(body)
     assert body["id"].startswith("expo_")
     assert body["status"] == "created" and body["format"] == "csv" and body["type"] == "leads"

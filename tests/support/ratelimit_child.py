@@ -4,7 +4,7 @@ from Django at module level: the child must call django.setup() first."""
 from __future__ import annotations
 
 
-def hammer(path: str, workspace_id: str, rate: str, hits: int, barrier, results) -> None:  # noqa: ANN001
+def hammer(path: str, workspace_id: str, rate: str, hits: int, barrier, results) -> None:
     import django
 
     django.setup()

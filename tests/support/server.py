@@ -31,9 +31,25 @@ class WebServer:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             # The product's own server configuration, as ./bin/leadlex and the Dockerfile use it.
-            [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application",
-             "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--log-level", "info"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:config.gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--log-level",
+                "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait_ready()

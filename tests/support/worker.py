@@ -32,8 +32,14 @@ def worker_env() -> dict[str, str]:
 
 
 class WorkerProcess:
-    def __init__(self, name: str = "w1", concurrency: int = 1, extra_env: dict[str, str] | None = None,
-                 queues: str | None = None, hostname: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "w1",
+        concurrency: int = 1,
+        extra_env: dict[str, str] | None = None,
+        queues: str | None = None,
+        hostname: str | None = None,
+    ) -> None:
         """``queues``: "-Q" for the worker (default: the "celery" queue alone), so a test
         can own the worker it kills whatever other workers run."""
         self.log_path = Path(settings.DATA_DIR) / f"worker-{name}-{os.getpid()}.log"
@@ -42,10 +48,27 @@ class WorkerProcess:
         env.update(extra_env or {})
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
-             "--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             f"--hostname={hostname or name}@%h", *(["-Q", queues] if queues else [])],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={concurrency}",
+                "--pool=prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                f"--hostname={hostname or name}@%h",
+                *(["-Q", queues] if queues else []),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.wait_ready()
 
@@ -94,7 +117,7 @@ def purge_broker() -> None:
         conn.default_channel.queue_purge("celery")
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = "condition"):  # noqa: ANN001
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()

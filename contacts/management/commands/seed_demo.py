@@ -16,8 +16,9 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
@@ -39,10 +40,33 @@ from contacts.models import (
 from contacts.services import tags_ensure
 from leadlex.models import Workspace
 
-TAG_NAMES = ["customer", "prospect", "vip", "newsletter", "webinar", "trial", "churned", "partner", "investor",
-             "press", "event-2024", "inbound", "outbound", "decision-maker", "champion"]
-LIST_NAMES = ["Newsletter subscribers", "Q3 campaign", "Conference leads", "Enterprise accounts", "Beta testers",
-              "Re-engagement", "Partners", "Hot leads"]
+TAG_NAMES = [
+    "customer",
+    "prospect",
+    "vip",
+    "newsletter",
+    "webinar",
+    "trial",
+    "churned",
+    "partner",
+    "investor",
+    "press",
+    "event-2024",
+    "inbound",
+    "outbound",
+    "decision-maker",
+    "champion",
+]
+LIST_NAMES = [
+    "Newsletter subscribers",
+    "Q3 campaign",
+    "Conference leads",
+    "Enterprise accounts",
+    "Beta testers",
+    "Re-engagement",
+    "Partners",
+    "Hot leads",
+]
 COMPANY_STATUSES = ["Potential", "Bad Fit", "Qualified", "Customer", "Cancelled"]
 LEAD_SOURCES = ["website", "referral", "linkedin", "conference", "cold outreach", "webinar", "partner"]
 PERSONAL_DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "icloud.com", "proton.me", "fastmail.com"]
@@ -70,8 +94,17 @@ class Pools:
             jobs=[fake.job() for _ in range(300)],
             company_words=[fake.last_name() for _ in range(800)],
             sentences=[fake.sentence(nb_words=12) for _ in range(300)],
-            addresses=[{"label": "business", "address_1": fake.street_address(), "city": fake.city(),
-                        "state": fake.state_abbr(), "zipcode": fake.postcode(), "country": "US"} for _ in range(400)],
+            addresses=[
+                {
+                    "label": "business",
+                    "address_1": fake.street_address(),
+                    "city": fake.city(),
+                    "state": fake.state_abbr(),
+                    "zipcode": fake.postcode(),
+                    "country": "US",
+                }
+                for _ in range(400)
+            ],
             catch_phrases=[fake.catch_phrase() for _ in range(300)],
         )
 
@@ -107,21 +140,28 @@ class Command(BaseCommand):
         workspace, created = Workspace.objects.get_or_create(name=options["workspace"])
         pools = Pools.build(fake)
         tags = list(tags_ensure(workspace=workspace, names=TAG_NAMES).values())
-        ContactList.objects.bulk_create([ContactList(workspace=workspace, name=name) for name in LIST_NAMES],
-                                        ignore_conflicts=True)
+        ContactList.objects.bulk_create(
+            [ContactList(workspace=workspace, name=name) for name in LIST_NAMES], ignore_conflicts=True
+        )
         lists = list(ContactList.objects.filter(workspace=workspace, name__in=LIST_NAMES))
 
         counts = {"contacts": 0, "companies": 0, "emails": 0, "comet_tokens": 0, "opportunities": 0, "activities": 0}
-        progress = tqdm(total=total, unit="contacts", file=sys.stderr, disable=options["no_progress"] or None,
-                        desc=f"Seeding {workspace.name}")
+        progress = tqdm(
+            total=total,
+            unit="contacts",
+            file=sys.stderr,
+            disable=options["no_progress"] or None,
+            desc=f"Seeding {workspace.name}",
+        )
         done = 0
         restore = _fast_bulk_load()
         try:
             while done < total:
                 n = min(batch_size, total - done)
                 with transaction.atomic():
-                    batch_counts = self._seed_batch(workspace=workspace, n=n, rng=rng, pools=pools, tags=tags,
-                                                    lists=lists)
+                    batch_counts = self._seed_batch(
+                        workspace=workspace, n=n, rng=rng, pools=pools, tags=tags, lists=lists
+                    )
                 for key, value in batch_counts.items():
                     counts[key] += value
                 done += n
@@ -135,8 +175,9 @@ class Command(BaseCommand):
         verb = "Created" if created else "Added to"
         self.stdout.write(f"{verb} workspace {workspace.name!r}: {summary} in {elapsed:.1f}s")
 
-    def _seed_batch(self, *, workspace: Workspace, n: int, rng: random.Random, pools: Pools, tags: list,
-                    lists: list[ContactList]) -> dict[str, int]:
+    def _seed_batch(
+        self, *, workspace: Workspace, n: int, rng: random.Random, pools: Pools, tags: list, lists: list[ContactList]
+    ) -> dict[str, int]:
         now = timezone.now()
         two_years = 2 * 365 * 24 * 3600
         ws_id = workspace.pk
@@ -148,19 +189,33 @@ class Command(BaseCommand):
         for _ in range(max(1, n // CONTACTS_PER_COMPANY)):
             words = rng.sample(pools.company_words, 2)
             style = rng.randrange(4)
-            name = (f"{words[0]} {rng.choice(['Inc', 'LLC', 'Group', 'Ltd', 'and Sons', 'PLC'])}" if style == 0 else
-                    f"{words[0]}-{words[1]}" if style == 1 else f"{words[0]}, {words[1]} and Co" if style == 2 else
-                    f"{words[0]} {rng.choice(['Labs', 'Systems', 'Analytics', 'Logistics', 'Health', 'Capital'])}")
+            name = (
+                f"{words[0]} {rng.choice(['Inc', 'LLC', 'Group', 'Ltd', 'and Sons', 'PLC'])}"
+                if style == 0
+                else f"{words[0]}-{words[1]}"
+                if style == 1
+                else f"{words[0]}, {words[1]} and Co"
+                if style == 2
+                else f"{words[0]} {rng.choice(['Labs', 'Systems', 'Analytics', 'Logistics', 'Health', 'Capital'])}"
+            )
             created_at = past()
-            companies.append(dict(
-                id=uuid.uuid4(), workspace_id=ws_id, name=name,
-                url=f"https://www.{_slug(words[0])}{_slug(words[1])}.example",
-                description=rng.choice(pools.catch_phrases), status=rng.choice(COMPANY_STATUSES),
-                addresses=[rng.choice(pools.addresses)],
-                custom={"industry": rng.choice(["software", "retail", "finance", "healthcare", "manufacturing"]),
-                        "employees": rng.choice([5, 20, 50, 200, 1000, 5000])},
-                created_at=created_at, updated_at=created_at,
-            ))
+            companies.append(
+                dict(
+                    id=uuid.uuid4(),
+                    workspace_id=ws_id,
+                    name=name,
+                    url=f"https://www.{_slug(words[0])}{_slug(words[1])}.example",
+                    description=rng.choice(pools.catch_phrases),
+                    status=rng.choice(COMPANY_STATUSES),
+                    addresses=[rng.choice(pools.addresses)],
+                    custom={
+                        "industry": rng.choice(["software", "retail", "finance", "healthcare", "manufacturing"]),
+                        "employees": rng.choice([5, 20, 50, 200, 1000, 5000]),
+                    },
+                    created_at=created_at,
+                    updated_at=created_at,
+                )
+            )
         companies.sort(key=lambda row: row["id"])
         bulk_insert(Company, companies)
 
@@ -170,19 +225,29 @@ class Command(BaseCommand):
             company = rng.choice(companies) if rng.random() < 0.75 else None
             domain = f"{_slug(company['name'])[:30]}.example" if company else rng.choice(PERSONAL_DOMAINS)
             created_at = past()
-            contacts.append(dict(
-                id=uuid.uuid4(), workspace_id=ws_id, full_name=f"{first} {last}",
-                # A UUID fragment keeps re-runs clear of the unique-email constraint.
-                email=f"{_slug(first)}.{_slug(last)}.{uuid.uuid4().hex[:10]}@{domain}",
-                phone=f"+1{rng.randrange(201, 990)}555{rng.randrange(10000):04d}" if rng.random() < 0.8 else None,
-                job_title=rng.choice(pools.jobs), company_id=company["id"] if company else None,
-                company_name=company["name"] if company else "",
-                linkedin_url=f"https://www.linkedin.com/in/{_slug(first)}-{_slug(last)}-{rng.randrange(10**6)}"
-                if rng.random() < 0.6 else "",
-                custom={"lead_source": rng.choice(LEAD_SOURCES), "score": rng.randrange(101),
-                        "newsletter": rng.random() < 0.4},
-                created_at=created_at, updated_at=created_at + dt.timedelta(days=rng.randrange(30)),
-            ))
+            contacts.append(
+                dict(
+                    id=uuid.uuid4(),
+                    workspace_id=ws_id,
+                    full_name=f"{first} {last}",
+                    # A UUID fragment keeps re-runs clear of the unique-email constraint.
+                    email=f"{_slug(first)}.{_slug(last)}.{uuid.uuid4().hex[:10]}@{domain}",
+                    phone=f"+1{rng.randrange(201, 990)}555{rng.randrange(10000):04d}" if rng.random() < 0.8 else None,
+                    job_title=rng.choice(pools.jobs),
+                    company_id=company["id"] if company else None,
+                    company_name=company["name"] if company else "",
+                    linkedin_url=f"https://www.linkedin.com/in/{_slug(first)}-{_slug(last)}-{rng.randrange(10**6)}"
+                    if rng.random() < 0.6
+                    else "",
+                    custom={
+                        "lead_source": rng.choice(LEAD_SOURCES),
+                        "score": rng.randrange(101),
+                        "newsletter": rng.random() < 0.4,
+                    },
+                    created_at=created_at,
+                    updated_at=created_at + dt.timedelta(days=rng.randrange(30)),
+                )
+            )
         # Inserting in key order turns random B-tree inserts into appends for the
         # primary key and for every index that leads with contact_id below.
         contacts.sort(key=lambda row: row["id"])
@@ -194,12 +259,20 @@ class Command(BaseCommand):
         tokens: list[dict[str, Any]] = []
         for contact in contacts:
             cid, created_at = contact["id"], contact["created_at"]
-            emails.append(dict(contact_id=cid, email=contact["email"], is_primary=True, merged_from=None,
-                               created_at=created_at))
+            emails.append(
+                dict(contact_id=cid, email=contact["email"], is_primary=True, merged_from=None, created_at=created_at)
+            )
             if rng.random() < 0.2:  # a profile merged in earlier brought a second address
                 local = contact["email"].split("@", 1)[0].rsplit(".", 1)[0]
-                emails.append(dict(contact_id=cid, email=f"{local}.{uuid.uuid4().hex[:6]}@{rng.choice(PERSONAL_DOMAINS)}",
-                                   is_primary=False, merged_from=uuid.uuid4(), created_at=created_at))
+                emails.append(
+                    dict(
+                        contact_id=cid,
+                        email=f"{local}.{uuid.uuid4().hex[:6]}@{rng.choice(PERSONAL_DOMAINS)}",
+                        is_primary=False,
+                        merged_from=uuid.uuid4(),
+                        created_at=created_at,
+                    )
+                )
             for tag in rng.sample(tags, rng.choice((0, 1, 1, 2, 2, 3))):
                 contact_tags.append(dict(contact_id=cid, tag_id=tag.pk))
             if rng.random() < 0.3:
@@ -208,8 +281,14 @@ class Command(BaseCommand):
             if rng.random() < 0.5:
                 age = max(1, int((now - created_at).total_seconds()))
                 for _ in range(rng.randrange(1, 7)):
-                    tokens.append(dict(contact_id=cid, token=f"{rng.getrandbits(128):032x}",
-                                       seen_at=created_at + dt.timedelta(seconds=rng.randrange(age)), created_at=now))
+                    tokens.append(
+                        dict(
+                            contact_id=cid,
+                            token=f"{rng.getrandbits(128):032x}",
+                            seen_at=created_at + dt.timedelta(seconds=rng.randrange(age)),
+                            created_at=now,
+                        )
+                    )
         bulk_insert(ContactEmail, emails)
         bulk_insert(ContactTag, contact_tags)
         bulk_insert(ListMembership, memberships)
@@ -225,25 +304,45 @@ class Command(BaseCommand):
             people = by_company.get(company["id"], [])
             for _ in range(rng.choice((0, 1, 1, 2))):
                 status = rng.choice(["active", "active", "won", "lost"])
-                opportunities.append(dict(
-                    id=uuid.uuid4(), workspace_id=ws_id, company_id=company["id"],
-                    contact_id=rng.choice(people) if people else None, status=status,
-                    value=rng.randrange(10, 5000) * 100, currency=rng.choice(["USD", "USD", "EUR"]),
-                    confidence=100 if status == "won" else rng.randrange(0, 100, 10),
-                    note=rng.choice(pools.sentences),
-                    date_won=(now - dt.timedelta(days=rng.randrange(365))).date() if status == "won" else None,
-                    created_at=company["created_at"], updated_at=company["created_at"],
-                ))
+                opportunities.append(
+                    dict(
+                        id=uuid.uuid4(),
+                        workspace_id=ws_id,
+                        company_id=company["id"],
+                        contact_id=rng.choice(people) if people else None,
+                        status=status,
+                        value=rng.randrange(10, 5000) * 100,
+                        currency=rng.choice(["USD", "USD", "EUR"]),
+                        confidence=100 if status == "won" else rng.randrange(0, 100, 10),
+                        note=rng.choice(pools.sentences),
+                        date_won=(now - dt.timedelta(days=rng.randrange(365))).date() if status == "won" else None,
+                        created_at=company["created_at"],
+                        updated_at=company["created_at"],
+                    )
+                )
             for _ in range(rng.randrange(0, 4)):
-                activities.append(dict(
-                    id=uuid.uuid4(), workspace_id=ws_id, type=rng.choice(["note", "call", "email", "meeting"]),
-                    company_id=company["id"], contact_id=rng.choice(people) if people else None,
-                    body=rng.choice(pools.sentences), occurred_at=past(), created_at=now,
-                ))
+                activities.append(
+                    dict(
+                        id=uuid.uuid4(),
+                        workspace_id=ws_id,
+                        type=rng.choice(["note", "call", "email", "meeting"]),
+                        company_id=company["id"],
+                        contact_id=rng.choice(people) if people else None,
+                        body=rng.choice(pools.sentences),
+                        occurred_at=past(),
+                        created_at=now,
+                    )
+                )
         bulk_insert(Opportunity, opportunities)
         bulk_insert(Activity, activities)
-        return {"contacts": len(contacts), "companies": len(companies), "emails": len(emails),
-                "comet_tokens": len(tokens), "opportunities": len(opportunities), "activities": len(activities)}
+        return {
+            "contacts": len(contacts),
+            "companies": len(companies),
+            "emails": len(emails),
+            "comet_tokens": len(tokens),
+            "opportunities": len(opportunities),
+            "activities": len(activities),
+        }
 
 
 def _fast_bulk_load() -> Callable[[], None]:
@@ -283,7 +382,7 @@ def _adapter(field: Any) -> Callable[[Any], Any]:
         return lambda value: value.hex if value is not None else None
     if kind == "DateTimeField":
         # Django's own format for SQLite: naive UTC, "YYYY-MM-DD HH:MM:SS[.ffffff]".
-        utc = dt.timezone.utc
+        utc = dt.UTC
         return lambda value: str(value.astimezone(utc).replace(tzinfo=None)) if value is not None else None
     if kind == "DateField":
         return lambda value: value.isoformat() if value is not None else None
@@ -314,5 +413,7 @@ def bulk_insert(model: type, rows: list[dict[str, Any]]) -> None:
                     copy.write_row([adapt(row[name]) for adapt, name in zip(adapters, columns)])
         else:
             placeholders = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders})",
-                               [tuple(adapt(row[name]) for adapt, name in zip(adapters, columns)) for row in rows])
+            cursor.executemany(
+                f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders})",
+                [tuple(adapt(row[name]) for adapt, name in zip(adapters, columns)) for row in rows],
+            )

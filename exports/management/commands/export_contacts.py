@@ -47,9 +47,15 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         if start and end and end <= start:
             raise CommandError("--end must be after --start")
-        job = contact_export_start(workspace=workspace, format=opts["format"], start=start, end=end,
-                                   include_comet_tokens=opts["include_comet_tokens"],
-                                   include_all_emails=opts["include_all_emails"], enqueue=False)
+        job = contact_export_start(
+            workspace=workspace,
+            format=opts["format"],
+            start=start,
+            end=end,
+            include_comet_tokens=opts["include_comet_tokens"],
+            include_all_emails=opts["include_all_emails"],
+            enqueue=False,
+        )
         bar = tqdm(total=None, unit="rows", file=self.stderr._out, disable=opts["no_progress"], desc="export")
 
         def progress(rows: int, total: int | None) -> None:

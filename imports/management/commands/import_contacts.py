@@ -53,9 +53,13 @@ class Command(BaseCommand):
             raise CommandError(f"No workspace named {options['workspace']!r}") from None
         raw = path.read_bytes()
         try:
-            params = import_params_clean(update_existing=options["update_existing"], tags=options["tags"] or None,
-                                         mapping=parse_mapping(options["mapping"]),
-                                         has_header=not options["no_header"], file_name=path.name)
+            params = import_params_clean(
+                update_existing=options["update_existing"],
+                tags=options["tags"] or None,
+                mapping=parse_mapping(options["mapping"]),
+                has_header=not options["no_header"],
+                file_name=path.name,
+            )
             if path.suffix.lower() in (".ndjson", ".jsonl"):
                 rows = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
                 data = ImportInput(rows=rows)
@@ -78,8 +82,10 @@ class Command(BaseCommand):
         finished = import_job_run(job_id=job.id, progress=progress)
         bar.close()
         job = finished or ImportJob.objects.get(id=job.id)
-        summary = (f"{job.public_id} {job.status}: {job.created_count} created, {job.updated_count} updated, "
-                   f"{job.skipped_count} skipped, {job.error_count} errors")
+        summary = (
+            f"{job.public_id} {job.status}: {job.created_count} created, {job.updated_count} updated, "
+            f"{job.skipped_count} skipped, {job.error_count} errors"
+        )
         if job.status != ImportJob.Status.COMPLETED:
             raise CommandError(f"{summary}. {job.error}")
         self.stdout.write(summary)

@@ -20,14 +20,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workspace", required=True, help="workspace name")
-        parser.add_argument("--scopes", default=",".join(ALL_SCOPES),
-                            help=f"comma-separated, from {', '.join(ALL_SCOPES)} (default: all)")
+        parser.add_argument(
+            "--scopes",
+            default=",".join(ALL_SCOPES),
+            help=f"comma-separated, from {', '.join(ALL_SCOPES)} (default: all)",
+        )
         parser.add_argument("--owner-email", default="", help="notified by jobs started with this key")
         parser.add_argument("--name", default="", help="a label for humans")
         parser.add_argument("--expires-in-days", type=int, default=None, help="expire after this many days")
 
-    def handle(self, *args: Any, workspace: str, scopes: str, owner_email: str, name: str,
-               expires_in_days: int | None, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        workspace: str,
+        scopes: str,
+        owner_email: str,
+        name: str,
+        expires_in_days: int | None,
+        **options: Any,
+    ) -> None:
         from leadlex.models import Workspace
         from leadlex.services import api_key_create, scopes_parse
 
@@ -39,8 +50,9 @@ class Command(BaseCommand):
             raise CommandError("--expires-in-days must be a positive number of days.")
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
         try:
-            _, raw = api_key_create(workspace=ws, scopes=scopes_parse(scopes), owner_email=owner_email, name=name,
-                                    expires_at=expires_at)
+            _, raw = api_key_create(
+                workspace=ws, scopes=scopes_parse(scopes), owner_email=owner_email, name=name, expires_at=expires_at
+            )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         self.stdout.write(raw)

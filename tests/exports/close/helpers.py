@@ -19,23 +19,59 @@ SEED_REQUEST = {
     "s_query": {
         "queries": [
             {"object_type": "lead", "type": "object_type"},
-            {"condition": {"mode": "full_words", "type": "text", "value": "ACME Inc."},
-             "field": {"field_name": "name", "object_type": "lead", "type": "regular_field"},
-             "type": "field_condition"},
+            {
+                "condition": {"mode": "full_words", "type": "text", "value": "ACME Inc."},
+                "field": {"field_name": "name", "object_type": "lead", "type": "regular_field"},
+                "type": "field_condition",
+            },
         ],
         "type": "and",
     },
     "send_done_email": False,
-    "sort": [{"direction": "desc", "field": {"field_name": "date_created", "object_type": "lead", "type": "regular_field"}}],
+    "sort": [
+        {"direction": "desc", "field": {"field_name": "date_created", "object_type": "lead", "type": "regular_field"}}
+    ],
     "type": "leads",
 }
 
-SEED_RESPONSE_KEYS = {"created_by", "date_created", "date_format", "date_updated", "download_url", "fields", "format",
-                      "id", "n_docs", "n_docs_processed", "organization_id", "results_limit", "s_query",
-                      "send_done_email", "sort", "status", "type", "updated_by"}
-SEED_LEAD_FIELDS = ["addresses", "contacts", "created_by", "created_by_name", "custom", "date_created", "date_updated",
-                    "description", "display_name", "id", "name", "status_id", "status_label", "updated_by",
-                    "updated_by_name", "url"]
+SEED_RESPONSE_KEYS = {
+    "created_by",
+    "date_created",
+    "date_format",
+    "date_updated",
+    "download_url",
+    "fields",
+    "format",
+    "id",
+    "n_docs",
+    "n_docs_processed",
+    "organization_id",
+    "results_limit",
+    "s_query",
+    "send_done_email",
+    "sort",
+    "status",
+    "type",
+    "updated_by",
+}
+SEED_LEAD_FIELDS = [
+    "addresses",
+    "contacts",
+    "created_by",
+    "created_by_name",
+    "custom",
+    "date_created",
+    "date_updated",
+    "description",
+    "display_name",
+    "id",
+    "name",
+    "status_id",
+    "status_label",
+    "updated_by",
+    "updated_by_name",
+    "url",
+]
 
 
 def start(client: Any, body: dict[str, Any], endpoint: str = "lead") -> dict[str, Any]:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(client):  # noqa: ANN001
+def staff(client):
     user = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw")
     client.force_login(user)
     return client
@@ -42,25 +42,42 @@ def test_the_change_page_shows_the_parameters_readably(world, owner, staff):
 
 
 def test_the_start_form_queues_an_export_from_a_pasted_s_query(world, staff):
-    response = staff.post("/admin/exports/closeexport/start/", {
-        "workspace": str(world.workspace.pk), "type": "contacts", "format": "csv", "date_format": "excel",
-        "s_query": json.dumps(SEED_REQUEST["s_query"]), "sort": "", "fields": "name, lead_name",
-    })
+    response = staff.post(
+        "/admin/exports/closeexport/start/",
+        {
+            "workspace": str(world.workspace.pk),
+            "type": "contacts",
+            "format": "csv",
+            "date_format": "excel",
+            "s_query": json.dumps(SEED_REQUEST["s_query"]),
+            "sort": "",
+            "fields": "name, lead_name",
+        },
+    )
     job = CloseExport.objects.get()
     assert response.status_code == 302 and response["Location"].endswith(f"/closeexport/{job.pk}/change/")
     assert job.kind == "close_contacts" and job.created_by_user.username == "admin"
     assert job.parameters["s_query"] == SEED_REQUEST["s_query"] and job.parameters["fields"] == ["name", "lead_name"]
 
 
-@pytest.mark.parametrize(("s_query", "message"), [
-    ('{"type": "and", "queries": [{"type": "nope"}]}', "queries[0].type: unknown query type"),
-    ("{not json", "Not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("s_query", "message"),
+    [
+        ('{"type": "and", "queries": [{"type": "nope"}]}', "queries[0].type: unknown query type"),
+        ("{not json", "Not valid JSON"),
+    ],
+)
 def test_the_start_form_shows_query_errors(world, staff, s_query, message):
-    response = staff.post("/admin/exports/closeexport/start/", {
-        "workspace": str(world.workspace.pk), "type": "leads", "format": "json", "date_format": "original",
-        "s_query": s_query,
-    })
+    response = staff.post(
+        "/admin/exports/closeexport/start/",
+        {
+            "workspace": str(world.workspace.pk),
+            "type": "leads",
+            "format": "json",
+            "date_format": "original",
+            "s_query": s_query,
+        },
+    )
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not ExportJob.objects.exists()

@@ -15,8 +15,15 @@ from exports.engine import export_job_cancel
 from exports.models import ExportJob
 from leadlex.models import SCOPE_READ_CONTACTS
 from tests.conftest import basic_auth, keyed_client
-from tests.exports.close.helpers import (SEED_LEAD_FIELDS, SEED_REQUEST, SEED_RESPONSE_KEYS, export_and_read, fetch,
-                                         run, start)
+from tests.exports.close.helpers import (
+    SEED_LEAD_FIELDS,
+    SEED_REQUEST,
+    SEED_RESPONSE_KEYS,
+    export_and_read,
+    fetch,
+    run,
+    start,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -91,8 +98,10 @@ def test_every_type_format_and_date_format(world, owner, export_type, fmt, date_
         acme = next(r for r in rows if r["name"] == "ACME Inc.")
         if fmt != "csv":
             assert [c["name"] for c in acme["contacts"]] == ["Wile E. Coyote", "Road Runner"]
-            assert acme["contacts"][0]["emails"] == [{"email": "wile@acme.example", "type": "office"},
-                                                     {"email": "genius@desert.example", "type": "office"}]
+            assert acme["contacts"][0]["emails"] == [
+                {"email": "wile@acme.example", "type": "office"},
+                {"email": "genius@desert.example", "type": "office"},
+            ]
             assert [o["status_type"] for o in acme["opportunities"]] == ["won", "active"]
             assert acme["addresses"] == [{"city": "Paris", "country": "FR"}]
             assert acme["custom"] == {"tier": "gold", "seats": 12, "vip": True, "region": "EMEA"}
@@ -116,22 +125,24 @@ def test_every_type_format_and_date_format(world, owner, export_type, fmt, date_
 def test_excel_dates_are_utc_with_a_12_hour_clock(world, owner):
     world.workspace.timezone = "America/New_York"
     world.workspace.save()
-    rows = export_and_read(owner.client, {"type": "leads", "format": "csv", "date_format": "excel",
-                                          "fields": ["name", "date_created"]})
+    rows = export_and_read(
+        owner.client, {"type": "leads", "format": "csv", "date_format": "excel", "fields": ["name", "date_created"]}
+    )
     globex = next(r for r in rows if r["name"] == "Globex Corporation")
     assert globex["date_created"] == "2024-03-05 11:30:00 PM"
-    rows = export_and_read(owner.client, {"type": "leads", "format": "csv", "date_format": "original",
-                                          "fields": ["name", "date_created"]})
+    rows = export_and_read(
+        owner.client, {"type": "leads", "format": "csv", "date_format": "original", "fields": ["name", "date_created"]}
+    )
     globex = next(r for r in rows if r["name"] == "Globex Corporation")
     assert globex["date_created"] == "2024-03-05 18:30:00.000000-05:00"  # original: workspace zone, microseconds
 
 
 def test_json_is_one_valid_array_document_even_when_empty(world, owner):
-    rows = export_and_read(owner.client, {"type": "leads", "format": "json",
-                                          "s_query": {"type": "or", "queries": []}})
+    rows = export_and_read(owner.client, {"type": "leads", "format": "json", "s_query": {"type": "or", "queries": []}})
     assert rows == []
-    rows = export_and_read(owner.client, {"type": "contacts", "format": "csv",
-                                          "s_query": {"type": "or", "queries": []}})
+    rows = export_and_read(
+        owner.client, {"type": "contacts", "format": "csv", "s_query": {"type": "or", "queries": []}}
+    )
     assert rows == []
 
 
@@ -148,14 +159,19 @@ def test_fields_narrow_every_type(world, owner):
     assert next(r for r in rows if r["name"] == "ACME Inc.")["custom"] == {"tier": "gold"}
     rows = export_and_read(owner.client, {"type": "contacts", "format": "csv", "fields": ["name", "lead_name"]})
     assert list(rows[0]) == ["name", "lead_name"]
-    rows = export_and_read(owner.client, {"type": "lead_opps", "format": "ndjson", "fields": ["value", "lead_custom.tier"]})
+    rows = export_and_read(
+        owner.client, {"type": "lead_opps", "format": "ndjson", "fields": ["value", "lead_custom.tier"]}
+    )
     assert {r["value"] for r in rows} == {500_000, 1_000, 90_000}
 
 
 def test_include_activities_nests_them_in_json_leads(world, owner):
     rows = export_and_read(owner.client, {"type": "leads", "format": "json", "include_activities": True})
     acme = next(r for r in rows if r["name"] == "ACME Inc.")
-    assert [(a["_type"], a["note"]) for a in acme["activities"]] == [("Call", "Discussed anvils"), ("Note", "Follow up")]
+    assert [(a["_type"], a["note"]) for a in acme["activities"]] == [
+        ("Call", "Discussed anvils"),
+        ("Note", "Follow up"),
+    ]
     assert next(r for r in rows if r["name"] == "Initech")["activities"] == []
 
 
@@ -166,57 +182,119 @@ def test_include_smart_fields_are_computed_counts(world, owner):
     assert acme["last_activity_date"] == "2024-03-12T09:00:00.000000+00:00"
     initech = next(r for r in rows if r["name"] == "Initech")
     assert (initech["num_contacts"], initech["last_activity_date"]) == (0, None)
-    rows = export_and_read(owner.client, {"type": "contacts", "format": "csv", "include_smart_fields": True,
-                                          "date_format": "iso8601"})
+    rows = export_and_read(
+        owner.client, {"type": "contacts", "format": "csv", "include_smart_fields": True, "date_format": "iso8601"}
+    )
     hank = next(r for r in rows if r["name"] == "Hank Scorpio")
     assert hank["lead_num_emails"] == "1" and hank["lead_last_activity_date"] == "2024-03-20T09:00:00+00:00"
 
 
 # --- Sort, limit, has_related --------------------------------------------------------------------
 def test_sort_and_results_limit(world, owner):
-    body = {"type": "leads", "format": "csv", "fields": ["name"], "results_limit": 3,
-            "sort": [{"direction": "desc", "field": {"type": "regular_field", "field_name": "status"}},
-                     {"direction": "asc", "field": {"type": "regular_field", "field_name": "name"}}]}
-    assert [r["name"] for r in export_and_read(owner.client, body)] == ["Café Crème Ltd", "ACME Inc.", "Globex Corporation"]
+    body = {
+        "type": "leads",
+        "format": "csv",
+        "fields": ["name"],
+        "results_limit": 3,
+        "sort": [
+            {"direction": "desc", "field": {"type": "regular_field", "field_name": "status"}},
+            {"direction": "asc", "field": {"type": "regular_field", "field_name": "name"}},
+        ],
+    }
+    assert [r["name"] for r in export_and_read(owner.client, body)] == [
+        "Café Crème Ltd",
+        "ACME Inc.",
+        "Globex Corporation",
+    ]
     detail = owner.client.get("/v1/export/").json()["data"][0]
     assert detail["n_docs"] == 3 and detail["results_limit"] == 3
 
 
 def test_results_limit_counts_leads_for_the_contacts_type(world, owner):
-    body = {"type": "contacts", "format": "ndjson", "results_limit": 1,
-            "sort": [{"field": {"type": "regular_field", "field_name": "name"}}]}
+    body = {
+        "type": "contacts",
+        "format": "ndjson",
+        "results_limit": 1,
+        "sort": [{"field": {"type": "regular_field", "field_name": "name"}}],
+    }
     assert [r["name"] for r in export_and_read(owner.client, body)] == ["Wile E. Coyote", "Road Runner"]
 
 
 def test_has_related_in_an_export_query(world, owner):
-    body = {"type": "leads", "format": "ndjson", "fields": ["name"],
-            "s_query": {"type": "has_related", "this_object_type": "lead", "related_object_type": "opportunity",
-                        "related_query": {"type": "field_condition",
-                                          "field": {"type": "regular_field", "field_name": "value"},
-                                          "condition": {"type": "number_range", "gte": 50_000}}}}
+    body = {
+        "type": "leads",
+        "format": "ndjson",
+        "fields": ["name"],
+        "s_query": {
+            "type": "has_related",
+            "this_object_type": "lead",
+            "related_object_type": "opportunity",
+            "related_query": {
+                "type": "field_condition",
+                "field": {"type": "regular_field", "field_name": "value"},
+                "condition": {"type": "number_range", "gte": 50_000},
+            },
+        },
+    }
     assert {r["name"] for r in export_and_read(owner.client, body)} == {"ACME Inc.", "Globex Corporation"}
 
 
 def test_relative_dates_are_frozen_when_the_export_is_requested(world, owner):
-    export = start(owner.client, {"type": "leads", "format": "json", "s_query": {
-        "type": "field_condition", "field": {"type": "regular_field", "field_name": "date_created"},
-        "condition": {"type": "moment_range", "on_or_after": {"type": "offset", "direction": "past",
-                                                              "offset": {"days": 1}}}}})
+    export = start(
+        owner.client,
+        {
+            "type": "leads",
+            "format": "json",
+            "s_query": {
+                "type": "field_condition",
+                "field": {"type": "regular_field", "field_name": "date_created"},
+                "condition": {
+                    "type": "moment_range",
+                    "on_or_after": {"type": "offset", "direction": "past", "offset": {"days": 1}},
+                },
+            },
+        },
+    )
     assert job_of(export).parameters["now"] and job_of(export).parameters["tz"] == "UTC"
 
 
 # --- Errors -------------------------------------------------------------------------------------
 BAD_REQUESTS = [
-    ({**SEED_REQUEST, "s_query": {"type": "and", "queries": [
-        {"type": "object_type", "object_type": "lead"},
-        {"type": "field_condition", "field": {"type": "regular_field", "field_name": "name"},
-         "condition": {"type": "text", "mode": "fuzzy", "value": "x"}}]}},
-     'queries[1].condition.mode: unknown mode "fuzzy"', {"parameter": "s_query", "path": "queries[1].condition.mode"}),
-    ({**SEED_REQUEST, "s_query": {"type": "field_condition", "field": {"type": "regular_field", "field_name": "nope"},
-                                  "condition": {"type": "exists"}}},
-     "field.field_name: unknown lead field 'nope'", {"parameter": "s_query", "path": "field.field_name"}),
-    ({**SEED_REQUEST, "sort": [{"direction": "sideways", "field": {"type": "regular_field", "field_name": "name"}}]},
-     "sort[0].direction: unknown direction 'sideways'", {"parameter": "sort", "path": "sort[0].direction"}),
+    (
+        {
+            **SEED_REQUEST,
+            "s_query": {
+                "type": "and",
+                "queries": [
+                    {"type": "object_type", "object_type": "lead"},
+                    {
+                        "type": "field_condition",
+                        "field": {"type": "regular_field", "field_name": "name"},
+                        "condition": {"type": "text", "mode": "fuzzy", "value": "x"},
+                    },
+                ],
+            },
+        },
+        'queries[1].condition.mode: unknown mode "fuzzy"',
+        {"parameter": "s_query", "path": "queries[1].condition.mode"},
+    ),
+    (
+        {
+            **SEED_REQUEST,
+            "s_query": {
+                "type": "field_condition",
+                "field": {"type": "regular_field", "field_name": "nope"},
+                "condition": {"type": "exists"},
+            },
+        },
+        "field.field_name: unknown lead field 'nope'",
+        {"parameter": "s_query", "path": "field.field_name"},
+    ),
+    (
+        {**SEED_REQUEST, "sort": [{"direction": "sideways", "field": {"type": "regular_field", "field_name": "name"}}]},
+        "sort[0].direction: unknown direction 'sideways'",
+        {"parameter": "sort", "path": "sort[0].direction"},
+    ),
     ({**SEED_REQUEST, "results_limit": -1}, "results_limit: expected a whole number", None),
     ({**SEED_REQUEST, "format": "xlsx"}, "format: ", {"field": "format"}),
     ({**SEED_REQUEST, "type": "people"}, "type: ", {"field": "type"}),
@@ -342,20 +420,25 @@ def test_opportunity_export_filters(world, owner):
 
 
 def test_opportunity_export_object_and_csv(world, owner):
-    export = start(owner.client, {"format": "csv", "status_type": "won", "date_format": "excel"}, endpoint="opportunity")
+    export = start(
+        owner.client, {"format": "csv", "status_type": "won", "date_format": "excel"}, endpoint="opportunity"
+    )
     assert export["type"] == "lead_opps" and export["params"] == {"status": ["won"]} and export["s_query"] is None
     run(export)
     _, data = fetch(owner.client, export)
     assert b"Wile E. Coyote" in data and b"Globex" not in data
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"status_type": "maybe"}, "params.status_type: unknown status 'maybe'"),
-    ({"value__gte": "lots"}, "params.value__gte: expected a number"),
-    ({"date_won__gte": "yesterday"}, "params.date_won__gte: expected a date"),
-    ({"lead_id": "lead_123"}, "params.lead_id: not a valid id"),
-    ({"owner": "me"}, "params.owner: unknown filter"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"status_type": "maybe"}, "params.status_type: unknown status 'maybe'"),
+        ({"value__gte": "lots"}, "params.value__gte: expected a number"),
+        ({"date_won__gte": "yesterday"}, "params.date_won__gte: expected a date"),
+        ({"lead_id": "lead_123"}, "params.lead_id: not a valid id"),
+        ({"owner": "me"}, "params.owner: unknown filter"),
+    ],
+)
 def test_opportunity_filter_errors_are_400(owner, params, message):
     response = owner.client.post("/v1/export/opportunity/", {"format": "csv", "params": params}, format="json")
     assert response.status_code == 400

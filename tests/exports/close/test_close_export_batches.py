@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -17,27 +17,42 @@ from exports.close.services import close_lead_export_parameters
 from exports.models import ExportJob
 
 pytestmark = pytest.mark.django_db
-BASE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+BASE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def seed(workspace, n: int) -> None:  # noqa: ANN001
-    companies = [Company(workspace=workspace, name=f"Company {i:04d}", created_at=BASE + timedelta(minutes=i),
-                         custom={"n": i}) for i in range(n)]
+def seed(workspace, n: int) -> None:
+    companies = [
+        Company(workspace=workspace, name=f"Company {i:04d}", created_at=BASE + timedelta(minutes=i), custom={"n": i})
+        for i in range(n)
+    ]
     Company.objects.bulk_create(companies)
-    contacts = [Contact(workspace=workspace, company=c, full_name=f"{c.name} person {j}", email=f"{c.pk.hex[:8]}{j}@x.example",
-                        created_at=BASE + timedelta(seconds=j)) for c in companies for j in range(3)]
+    contacts = [
+        Contact(
+            workspace=workspace,
+            company=c,
+            full_name=f"{c.name} person {j}",
+            email=f"{c.pk.hex[:8]}{j}@x.example",
+            created_at=BASE + timedelta(seconds=j),
+        )
+        for c in companies
+        for j in range(3)
+    ]
     Contact.objects.bulk_create(contacts)
     ContactEmail.objects.bulk_create([ContactEmail(contact=c, email=c.email, is_primary=True) for c in contacts])
-    Opportunity.objects.bulk_create([Opportunity(workspace=workspace, company=c, value=100 * j) for c in companies
-                                     for j in range(2)])
-    Activity.objects.bulk_create([Activity(workspace=workspace, company=c, type="call", occurred_at=BASE) for c in companies
-                                  for _ in range(5)])
+    Opportunity.objects.bulk_create(
+        [Opportunity(workspace=workspace, company=c, value=100 * j) for c in companies for j in range(2)]
+    )
+    Activity.objects.bulk_create(
+        [Activity(workspace=workspace, company=c, type="call", occurred_at=BASE) for c in companies for _ in range(5)]
+    )
 
 
-def make_job(workspace, **body) -> ExportJob:  # noqa: ANN001
+def make_job(workspace, **body) -> ExportJob:
     params = close_lead_export_parameters(workspace=workspace, data={"format": "json", "type": "leads", **body})
     kind = kinds.LEAD_KINDS[params["type"]]
-    return ExportJob.objects.create(workspace=workspace, kind=kind, format=body.get("format", "json"), parameters=params)
+    return ExportJob.objects.create(
+        workspace=workspace, kind=kind, format=body.get("format", "json"), parameters=params
+    )
 
 
 def queries_for_full_run(job: ExportJob) -> tuple[int, bytes]:
@@ -76,8 +91,12 @@ def test_one_batch_costs_at_most_seven_queries(workspace, settings, django_asser
 def test_resuming_from_a_cursor_writes_every_row_exactly_once(workspace, settings, fmt, export_type):
     settings.LEADLEX_CLOSE_EXPORT_BATCH = 7
     seed(workspace, 30)
-    job = make_job(workspace, format=fmt, type=export_type,
-                   sort=[{"direction": "desc", "field": {"type": "regular_field", "field_name": "name"}}])
+    job = make_job(
+        workspace,
+        format=fmt,
+        type=export_type,
+        sort=[{"direction": "desc", "field": {"type": "regular_field", "field_name": "name"}}],
+    )
     whole = kinds.header(job) + b"".join(b.data for b in kinds.iter_batches(job, None)) + kinds.footer(job)
     # A run killed after its second batch: the next one starts from that batch's cursor.
     head = list(kinds.iter_batches(job, None))[:2]

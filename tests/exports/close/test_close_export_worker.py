@@ -11,8 +11,7 @@ import pytest
 from exports.close.serializers import export_id_parse
 from tests.conftest import basic_auth
 from tests.exports.close.conftest import build_world
-from tests.exports.close.helpers import SEED_REQUEST
-from tests.exports.close.helpers import lower_keys
+from tests.exports.close.helpers import SEED_REQUEST, lower_keys
 from tests.exports.conftest import download, wait_job
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -21,9 +20,11 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def test_a_json_leads_export_runs_on_the_worker(celery_worker, workspace, owner, settings):
     build_world(workspace)
     owner.client.credentials(HTTP_AUTHORIZATION=basic_auth(owner.raw_key))
-    response = owner.client.post("/v1/export/lead/", {**SEED_REQUEST, "format": "json", "s_query": None,
-                                                      "include_activities": True, "include_smart_fields": True},
-                                 format="json")
+    response = owner.client.post(
+        "/v1/export/lead/",
+        {**SEED_REQUEST, "format": "json", "s_query": None, "include_activities": True, "include_smart_fields": True},
+        format="json",
+    )
     assert response.status_code == 200
     export = response.json()
     job = wait_job(export_id_parse(export["id"]))
@@ -33,7 +34,9 @@ def test_a_json_leads_export_runs_on_the_worker(celery_worker, workspace, owner,
     assert (detail["status"], detail["n_docs"], detail["n_docs_processed"]) == ("done", 4, 4)
     status, headers, raw = download(detail["download_url"])
     assert status == 200
-    assert lower_keys(headers)["content-encoding"] == "gzip" and lower_keys(headers)["content-type"].startswith("application/json")
+    assert lower_keys(headers)["content-encoding"] == "gzip" and lower_keys(headers)["content-type"].startswith(
+        "application/json"
+    )
     leads = json.loads(gzip.decompress(raw))
     assert [lead["name"] for lead in leads] == ["Globex Corporation", "Café Crème Ltd", "ACME Inc.", "Initech"]
     acme = leads[2]
@@ -42,8 +45,11 @@ def test_a_json_leads_export_runs_on_the_worker(celery_worker, workspace, owner,
 
 def test_a_csv_contacts_export_runs_on_the_worker(celery_worker, workspace, owner):
     build_world(workspace)
-    response = owner.client.post("/v1/export/lead/", {"type": "contacts", "format": "csv", "date_format": "excel",
-                                                      "send_done_email": False}, format="json")
+    response = owner.client.post(
+        "/v1/export/lead/",
+        {"type": "contacts", "format": "csv", "date_format": "excel", "send_done_email": False},
+        format="json",
+    )
     job = wait_job(export_id_parse(response.json()["id"]))
     assert job.status == "completed", job.error
     detail = owner.client.get(f"/v1/export/{response.json()['id']}/").json()

@@ -14,8 +14,7 @@ from django.test import Client
 from exports.close.serializers import export_id_parse
 from exports.models import ExportJob
 from tests.conftest import make_key
-from tests.exports.close.helpers import SEED_REQUEST, run, start
-from tests.exports.close.helpers import lower_keys
+from tests.exports.close.helpers import SEED_REQUEST, lower_keys, run, start
 from tests.exports.conftest import download
 
 pytestmark = pytest.mark.django_db

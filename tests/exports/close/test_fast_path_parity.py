@@ -12,11 +12,14 @@ from exports.close import kinds
 from tests.conftest import is_postgres
 from tests.exports.close.test_close_export_batches import make_job
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres,
-              pytest.mark.skipif(not is_postgres(), reason="the fast path is PostgreSQL's")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.postgres,
+    pytest.mark.skipif(not is_postgres(), reason="the fast path is PostgreSQL's"),
+]
 
 
-def records(job, settings, fast: bool) -> list[dict]:  # noqa: ANN001
+def records(job, settings, fast: bool) -> list[dict]:
     settings.LEADLEX_CLOSE_EXPORT_FAST_PATH = fast
     assert kinds.uses_fast_path(job) is fast
     data = kinds.header(job) + b"".join(b.data for b in kinds.iter_batches(job, None)) + kinds.footer(job)
@@ -30,9 +33,17 @@ def records(job, settings, fast: bool) -> list[dict]:  # noqa: ANN001
 def test_fast_path_records_equal_the_generic_ones(world, settings, fmt, activities, smart):
     assert is_postgres()
     ws = world.workspace
-    odd = Company.objects.create(workspace=ws, name='Ünïcødé "quoted"\nline', status="Hot Lead — Ä!", url="",
-                                 custom={"nested": {"b": [1, 2.5, None]}, "a": "x"}, addresses=[])
-    c = Contact.objects.create(workspace=ws, company=odd, full_name="Zoë", email="", phone="", linkedin_url="https://z.example")
+    odd = Company.objects.create(
+        workspace=ws,
+        name='Ünïcødé "quoted"\nline',
+        status="Hot Lead — Ä!",
+        url="",
+        custom={"nested": {"b": [1, 2.5, None]}, "a": "x"},
+        addresses=[],
+    )
+    c = Contact.objects.create(
+        workspace=ws, company=odd, full_name="Zoë", email="", phone="", linkedin_url="https://z.example"
+    )
     ContactEmail.objects.create(contact=c, email="ZOE@x.example")
     Opportunity.objects.create(workspace=ws, company=odd, value=-1_234_567, currency="EUR", contact=None)
     Opportunity.objects.create(workspace=ws, company=odd, value=None, confidence=None)
