@@ -191,9 +191,16 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Every periodic task, in one place (celery beat).
 CELERY_BEAT_SCHEDULE: dict = {
     # Re-dispatches webhook deliveries whose next attempt is due (retries, lost tasks).
     "leadlex-webhook-sweep": {"task": "leadlex.webhook_sweep", "schedule": 30.0},
+    # The job runtime's sweepers (leadlex.jobs): requeue jobs whose worker died,
+    # re-dispatch lost tasks, fail jobs out of attempts.
+    "exports-sweep-stale": {"task": "exports.sweep_stale", "schedule": 60.0},
+    "imports-stale-job-sweep": {"task": "imports.import_jobs_sweep", "schedule": 60.0},
+    # Export files past their retention are deleted and their jobs marked expired.
+    "exports-sweep-expired": {"task": "exports.sweep_expired", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 

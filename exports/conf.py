@@ -1,33 +1,29 @@
 """Export engine settings: defaults in code, overridable by Django settings (tests)
 or by the environment (parsed only through ``leadlex.env``, strictly).
 
-They are read on each use, not at import, so ``settings`` overrides in tests and
-env vars passed to a test's worker process both take effect.
+They are read on each use, not at import (``leadlex.conf``), so ``settings``
+overrides in tests and env vars passed to a test's worker process both take effect.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 
-from leadlex.env import env_bool, env_int
+from leadlex.conf import setting_bool, setting_int
 
 S3_MIN_PART_SIZE = 5 * 1024 * 1024
 
 
-def _get(name: str, default: object) -> object:
-    return getattr(settings, name, default)
-
-
 def batch_size() -> int:
     """Rows per keyset batch (one or a few queries each)."""
-    return int(_get("LEADLEX_EXPORT_BATCH_SIZE", env_int("LEADLEX_EXPORT_BATCH_SIZE", 5000)))
+    return setting_int("LEADLEX_EXPORT_BATCH_SIZE", 5000)
 
 
 def chunk_bytes() -> int:
     """Compressed bytes after which the current gzip member is closed and committed
     (one S3 part, or an fsync'd append locally) and a checkpoint is written. S3 needs
     every part but the last to be at least 5 MiB, so the S3 backend never goes below."""
-    value = int(_get("LEADLEX_EXPORT_CHUNK_BYTES", env_int("LEADLEX_EXPORT_CHUNK_BYTES", 8 * 1024 * 1024)))
+    value = setting_int("LEADLEX_EXPORT_CHUNK_BYTES", 8 * 1024 * 1024)
     if settings.LEADLEX_STORAGE_BACKEND == "s3":
         return max(value, S3_MIN_PART_SIZE)
     return max(value, 1)
@@ -36,43 +32,43 @@ def chunk_bytes() -> int:
 def gzip_level() -> int:
     # Level 1, as the `gzip -1` baseline: exports are written once and read once;
     # the CPU is better spent producing rows.
-    return int(_get("LEADLEX_EXPORT_GZIP_LEVEL", env_int("LEADLEX_EXPORT_GZIP_LEVEL", 1)))
+    return setting_int("LEADLEX_EXPORT_GZIP_LEVEL", 1)
 
 
 def render_threads() -> int:
     """PostgreSQL fast path: threads (each with its own database connection) that
     render batches ahead while the job compresses and uploads; 1 renders in the
     job's own connection, one batch at a time."""
-    return max(1, int(_get("LEADLEX_EXPORT_RENDER_THREADS", env_int("LEADLEX_EXPORT_RENDER_THREADS", 2))))
+    return max(1, setting_int("LEADLEX_EXPORT_RENDER_THREADS", 2))
 
 
 def progress_rows() -> int:
     """Write processed_count / heartbeat at least every this many rows."""
-    return int(_get("LEADLEX_EXPORT_PROGRESS_ROWS", env_int("LEADLEX_EXPORT_PROGRESS_ROWS", 5000)))
+    return setting_int("LEADLEX_EXPORT_PROGRESS_ROWS", 5000)
 
 
 def stale_seconds() -> int:
     """A processing job whose heartbeat is older than this is taken over."""
-    return int(_get("LEADLEX_EXPORT_STALE_SECONDS", env_int("LEADLEX_EXPORT_STALE_SECONDS", 600)))
+    return setting_int("LEADLEX_EXPORT_STALE_SECONDS", 600)
 
 
 def max_attempts() -> int:
     """Runs (claims) of one job before it is failed for good."""
-    return int(_get("LEADLEX_EXPORT_MAX_ATTEMPTS", env_int("LEADLEX_EXPORT_MAX_ATTEMPTS", 5)))
+    return setting_int("LEADLEX_EXPORT_MAX_ATTEMPTS", 5)
 
 
 def retention_days() -> int:
-    return int(_get("LEADLEX_EXPORT_RETENTION_DAYS", 7))
+    return setting_int("LEADLEX_EXPORT_RETENTION_DAYS", 7)
 
 
 def download_ttl() -> int:
-    return int(_get("LEADLEX_DOWNLOAD_URL_TTL", 15 * 60))
+    return setting_int("LEADLEX_DOWNLOAD_URL_TTL", 15 * 60)
 
 
 def sql_fast_path() -> bool:
     """On PostgreSQL let the database render the bytes (see exports/contacts.py)."""
-    return bool(_get("LEADLEX_EXPORT_SQL_FAST_PATH", env_bool("LEADLEX_EXPORT_SQL_FAST_PATH", True)))
+    return setting_bool("LEADLEX_EXPORT_SQL_FAST_PATH", True)
 
 
 def task_soft_time_limit() -> int:
-    return int(_get("LEADLEX_EXPORT_SOFT_TIME_LIMIT", env_int("LEADLEX_EXPORT_SOFT_TIME_LIMIT", 6000)))
+    return setting_int("LEADLEX_EXPORT_SOFT_TIME_LIMIT", 6000)

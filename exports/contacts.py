@@ -28,7 +28,6 @@ from contacts.models import Contact
 from exports import conf
 from exports.engine import ExportBatch, ExportKindSpec, register_export_kind
 from exports.models import ExportJob
-from exports.prefetch import RenderThreads
 from exports.selectors import (
     ContactBatch,
     ContactFilter,
@@ -39,6 +38,7 @@ from exports.selectors import (
     cursor_encode,
 )
 from exports.writers import CSV_SAFE_RE, csv_header, csv_row, format_timestamp, jsonb_text
+from leadlex.prefetch import RenderThreads
 
 KIND = "contacts"
 
@@ -365,7 +365,7 @@ def _iter_postgres_threads(
     # an old created_at); past this many the batch ends early at its last row, and
     # the ranges cut after it are cut again from there.
     limit = size * 4
-    with RenderThreads(threads, ahead=threads + 1) as pool:
+    with RenderThreads(threads, ahead=threads + 1, name="export-render") as pool:
         cut_to, cutting = after, True
         while True:
             while cutting and not pool.full:

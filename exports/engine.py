@@ -31,9 +31,10 @@ Interface (stable; exports/close builds on it)
   - ``export_job_create(*, workspace, kind, format, parameters, api_key=None, user=None, enqueue=True)``
     → ``ExportJob`` (status ``queued``; the run task is enqueued on commit unless
     ``enqueue=False``, for a caller that runs it in-process).
-  - ``export_job_run(*, job_id, on_progress=None)``: claims the job (conditional
-    UPDATE), resumes from its checkpoint, streams gzip into storage, finishes. Safe to
-    call twice; raises one of ``TRANSIENT_ERRORS`` for the task to retry.
+  - ``export_job_run(*, job_id, on_progress=None)``: claims the job (``leadlex.jobs``),
+    resumes from its checkpoint, streams gzip into storage, finishes. Safe to call
+    twice; re-raises a transient error (``leadlex.jobs.is_transient``) for the task to
+    retry. ``on_progress(rows, total)`` is the progress signature of every job kind.
   - ``export_job_cancel(*, job)``, ``export_job_retry(*, job)``,
     ``export_job_fail(*, job_id, error, error_kind)``.
   - ``export_job_download_url(job, *, base_url=None) -> str | None``: a fresh
@@ -41,6 +42,10 @@ Interface (stable; exports/close builds on it)
   - ``export_stream(job) -> Iterator[bytes]``: the same rows, uncompressed, for a
     streamed HTTP response (no storage, no checkpoints).
   - ``export_jobs_sweep_stale()``, ``export_jobs_sweep_expired()`` (beat tasks).
+
+Claiming, the lease, retries, failure kinds and the stale-job sweeper are the job
+runtime's (``leadlex.jobs``, configured by ``RUNTIME`` below); this module supplies
+the steps of an export.
 
 Resume: each checkpoint is taken when the current gzip member has reached
 ``conf.chunk_bytes()``: the member is closed, committed as one S3 part (or an
@@ -63,15 +68,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from exports import conf
 from exports.models import ExportJob
 from exports.writers import GzipMember
 from leadlex import storage
+from leadlex.jobs import FailureKind, JobRuntime, Lease, LeaseLost, Progress
 from leadlex.middleware import current_request_id
 from leadlex.models import ApiKey, Workspace
 
@@ -127,31 +131,41 @@ class ExportUserError(Exception):
     """The job's own parameters make it impossible (shown to the user as is)."""
 
 
-class _LeaseLost(Exception):
-    """The job was cancelled or taken over by another worker while running."""
+# --- The job runtime's view of an export ---------------------------------------------
+def _dispatch(job_id: str) -> None:
+    from exports.tasks import export_job_run_task
+
+    export_job_run_task.delay(job_id=job_id)
 
 
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [OperationalError, InterfaceError, ConnectionError, TimeoutError]
-    try:
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-        from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
-
-        errors += [BotoConnectionError, EndpointConnectionError, ReadTimeoutError]
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        pass
-    return tuple(errors)
+def _on_failed(job: ExportJob) -> None:
+    _emit(job, "export.failed")
 
 
-# Errors worth running the job again for (the task retries them with backoff).
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = _transient_errors()
+def _after_failed(job: ExportJob) -> None:
+    _discard_partial(job.storage_key, (job.checkpoint or {}).get("writer"))  # storage I/O, after the commit
+
+
+def _system_message(exc: BaseException) -> str:
+    return f"Export failed: {type(exc).__name__}"
+
+
+RUNTIME = JobRuntime(
+    model=ExportJob,
+    label="export",
+    dispatch=_dispatch,
+    stale_seconds=conf.stale_seconds,
+    max_attempts=conf.max_attempts,
+    user_errors=(ExportUserError,),
+    system_message=_system_message,
+    on_failed=_on_failed,
+    after_failed=_after_failed,
+)
 
 
 # --- Creating, cancelling, retrying -------------------------------------------------
 def _enqueue(job_id: Any) -> None:
-    from exports.tasks import export_job_run_task
-
-    transaction.on_commit(lambda: export_job_run_task.delay(job_id=str(job_id)))
+    RUNTIME.enqueue(job_id)
 
 
 def export_job_create(
@@ -234,27 +248,12 @@ def _discard_partial(key: str, writer_state: dict[str, Any] | None) -> None:
         logger.warning("could not discard the partial upload of %s", key, exc_info=True)
 
 
-def export_job_fail(*, job_id: Any, error: str, error_kind: str = "system", lease_token: str | None = None) -> bool:
-    """Mark a job failed (from any unfinished state, or only under ``lease_token``)."""
-    qs = ExportJob.objects.filter(pk=job_id, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.PROCESSING])
-    if lease_token is not None:
-        qs = qs.filter(lease_token=lease_token)
-    # The status and its webhook delivery row commit together: a worker that dies
-    # in between must not leave a failed job whose event was never recorded.
-    with transaction.atomic():
-        changed = qs.update(
-            status=ExportJob.Status.FAILED,
-            error=error[:2000],
-            error_kind=error_kind,
-            completed_at=timezone.now(),
-            lease_token="",
-        )
-        if changed:
-            job = ExportJob.objects.get(pk=job_id)
-            _emit(job, "export.failed")
-    if changed:
-        _discard_partial(job.storage_key, (job.checkpoint or {}).get("writer"))  # storage I/O, after the commit
-    return bool(changed)
+def export_job_fail(
+    *, job_id: Any, error: str, error_kind: FailureKind = FailureKind.SYSTEM, lease_token: str | None = None
+) -> bool:
+    """Mark a job failed (from any unfinished state, or only under ``lease_token``);
+    ``export.failed`` is recorded with it, the partial upload discarded after."""
+    return RUNTIME.fail(job_id=job_id, error=error, kind=error_kind, token=lease_token)
 
 
 # --- Reading ------------------------------------------------------------------------
@@ -276,7 +275,7 @@ def export_job_download_url(job: ExportJob, *, base_url: str | None = None) -> s
 @contextmanager
 def _batches(spec: ExportKindSpec, job: ExportJob, after: Cursor) -> Iterator[Iterator[ExportBatch]]:
     """A kind's batches, closed on the way out whatever happens: a generator that
-    renders ahead on threads (``exports.prefetch``) stops them and their connections
+    renders ahead on threads (``leadlex.prefetch``) stops them and their connections
     now, not whenever it is garbage-collected."""
     batches = spec.iter_batches(job, after)
     try:
@@ -300,88 +299,27 @@ def export_stream(job: ExportJob) -> Iterator[bytes]:
 
 
 # --- Running ------------------------------------------------------------------------
-def _claim(job_id: Any, token: str) -> bool:
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=conf.stale_seconds())
-    return bool(
-        ExportJob.objects.filter(pk=job_id)
-        .filter(
-            Q(status=ExportJob.Status.QUEUED)
-            | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__lt=stale_before)
-            | Q(status=ExportJob.Status.PROCESSING, heartbeat_at__isnull=True),
-        )
-        .update(
-            status=ExportJob.Status.PROCESSING,
-            lease_token=token,
-            heartbeat_at=now,
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), now),
-        )
-    )  # the last error stays until it completes
-
-
-def _under_lease(job: ExportJob, token: str, **fields: Any) -> None:
-    fields["heartbeat_at"] = timezone.now()
-    changed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PROCESSING, lease_token=token).update(
-        **fields
-    )
-    if not changed:
-        raise _LeaseLost()
-
-
-def export_job_run(*, job_id: Any, on_progress: Callable[[int, int | None], None] | None = None) -> str:
+def export_job_run(*, job_id: Any, on_progress: Progress | None = None) -> str:
     """Run (or resume) one job. Returns the job's status afterwards, or "skipped"
     when another worker holds it or it already ended."""
-    token = uuid.uuid4().hex
-    if not _claim(job_id, token):
-        return "skipped"
-    job = ExportJob.objects.select_related("workspace").get(pk=job_id)
-    if job.attempts > conf.max_attempts():
-        export_job_fail(
-            job_id=job.pk,
-            error=f"Gave up after {job.attempts - 1} attempts. Last error: {job.error}".strip(),
-            error_kind=job.error_kind or "system",
-            lease_token=token,
-        )
-        return ExportJob.Status.FAILED
-    try:
-        spec = get_export_kind(job.kind)
-        _run_claimed(job, spec, token, on_progress)
-    except _LeaseLost:
-        logger.info("export %s: lease lost (cancelled or taken over); stopping", job.pk)
-        return ExportJob.objects.filter(pk=job.pk).values_list("status", flat=True).first() or "skipped"
-    except TRANSIENT_ERRORS as exc:
-        # Give the job back with its checkpoint; the task's retry claims it again.
-        ExportJob.objects.filter(pk=job.pk, lease_token=token, status=ExportJob.Status.PROCESSING).update(
-            status=ExportJob.Status.QUEUED,
-            lease_token="",
-            error=f"{type(exc).__name__}: {exc}"[:2000],
-            error_kind="transient",
-        )
-        raise
-    except ExportUserError as exc:
-        export_job_fail(job_id=job.pk, error=str(exc), error_kind="user", lease_token=token)
-        return ExportJob.Status.FAILED
-    except Exception as exc:
-        logger.exception("export %s failed", job.pk)
-        export_job_fail(
-            job_id=job.pk, error=f"Export failed: {type(exc).__name__}", error_kind="system", lease_token=token
-        )
-        return ExportJob.Status.FAILED
-    return ExportJob.Status.COMPLETED
+
+    def body(lease: Lease) -> str:
+        job = ExportJob.objects.select_related("workspace").get(pk=job_id)
+        _run_claimed(job, get_export_kind(job.kind), lease, on_progress)
+        return ExportJob.Status.COMPLETED
+
+    return RUNTIME.run(job_id, body).status
 
 
-def _run_claimed(
-    job: ExportJob, spec: ExportKindSpec, token: str, on_progress: Callable[[int, int | None], None] | None
-) -> None:
+def _run_claimed(job: ExportJob, spec: ExportKindSpec, lease: Lease, on_progress: Progress | None) -> None:
     checkpoint: dict[str, Any] = dict(job.checkpoint or {})
     if not job.storage_key:
         # A random name: the object's key reveals nothing and cannot be guessed.
         job.storage_key = f"exports/{uuid.uuid4()}"
-        _under_lease(job, token, storage_key=job.storage_key)
+        lease.beat(storage_key=job.storage_key)
     if job.total_count is None:
         job.total_count = spec.count(job)
-        _under_lease(job, token, total_count=job.total_count)
+        lease.beat(total_count=job.total_count)
 
     meta = export_object_meta(job)
     try:
@@ -396,7 +334,7 @@ def _run_claimed(
         checkpoint = {}
         # Recorded before any part exists, so that a failure or a cancel can abort
         # the upload instead of leaving it behind.
-        _under_lease(job, token, checkpoint={"writer": writer.state(), "cursor": None, "rows": 0})
+        lease.beat(checkpoint={"writer": writer.state(), "cursor": None, "rows": 0})
     cursor = checkpoint.get("cursor")
     rows = int(checkpoint.get("rows") or 0)
     if resumed:
@@ -421,13 +359,11 @@ def _run_claimed(
                     state = writer.commit_chunk(chunk)
                     if hasher:
                         hasher.update(chunk)
-                    _under_lease(
-                        job, token, checkpoint={"cursor": cursor, "rows": rows, "writer": state}, processed_count=rows
-                    )
+                    lease.beat(checkpoint={"cursor": cursor, "rows": rows, "writer": state}, processed_count=rows)
                     member = GzipMember(level)
                     last_progress_rows, last_beat = rows, time.monotonic()
                 elif rows - last_progress_rows >= progress_every or time.monotonic() - last_beat > 10:
-                    _under_lease(job, token, processed_count=rows)
+                    lease.beat(processed_count=rows)
                     last_progress_rows, last_beat = rows, time.monotonic()
                 if on_progress:
                     on_progress(rows, job.total_count)
@@ -437,30 +373,22 @@ def _run_claimed(
         if hasher:
             hasher.update(chunk)
         # Last look before the upload becomes visible: a job cancelled meanwhile is dropped.
-        _under_lease(job, token, processed_count=rows)
+        lease.beat(processed_count=rows)
         size = writer.complete()
-    except _LeaseLost:
-        current = ExportJob.objects.filter(pk=job.pk).values_list("status", "lease_token").first()
-        if current and current[0] == ExportJob.Status.CANCELLED:
+    except LeaseLost:
+        if ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.CANCELLED).exists():
             writer.abort()
         raise
 
     sha256 = hasher.hexdigest() if hasher else _sha256_of(job.storage_key)
-    now = timezone.now()
     with transaction.atomic():  # the status and its webhook delivery row commit together
-        changed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PROCESSING, lease_token=token).update(
-            status=ExportJob.Status.COMPLETED,
+        changed = lease.complete(
             processed_count=rows,
             row_count=rows,
             byte_size=size,
             sha256=sha256,
-            completed_at=now,
-            heartbeat_at=now,
-            expires_at=now + timedelta(days=conf.retention_days()),
+            expires_at=timezone.now() + timedelta(days=conf.retention_days()),
             checkpoint={},
-            lease_token="",
-            error="",
-            error_kind="",
         )
         if changed:
             job.refresh_from_db()
@@ -468,7 +396,7 @@ def _run_claimed(
                 _emit(job, "export.completed")
     if not changed:  # cancelled between the last heartbeat and now
         storage.delete(job.storage_key)
-        raise _LeaseLost()
+        raise LeaseLost()
     if on_progress:
         on_progress(rows, job.total_count)
     if spec.on_finished:
@@ -517,29 +445,11 @@ def _emit(job: ExportJob, event: str) -> None:
 
 # --- Sweepers -----------------------------------------------------------------------
 def export_jobs_sweep_stale(*, limit: int = 100) -> list[str]:
-    """Re-queue processing jobs whose worker stopped beating (killed, lost), and
-    queued jobs whose task was lost; returns the ids dispatched. Jobs past their
-    attempts are failed by the run itself when claimed."""
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=conf.stale_seconds())
-    with transaction.atomic():
-        ids = list(
-            ExportJob.objects.select_for_update(skip_locked=True)
-            .filter(
-                Q(status=ExportJob.Status.PROCESSING, heartbeat_at__lt=stale_before)
-                | Q(status=ExportJob.Status.QUEUED, created_at__lt=stale_before, heartbeat_at__isnull=True)
-                | Q(status=ExportJob.Status.QUEUED, heartbeat_at__lt=stale_before)
-            )
-            .values_list("pk", flat=True)[:limit]
-        )
-        if ids:
-            # Back to queued (keeping the checkpoint) so that exactly one claim wins.
-            ExportJob.objects.filter(pk__in=ids).update(
-                status=ExportJob.Status.QUEUED, lease_token="", heartbeat_at=now
-            )
-            for job_id in ids:
-                _enqueue(job_id)
-    return [str(i) for i in ids]
+    """Re-queue processing jobs whose worker stopped beating (killed, lost) and queued
+    jobs whose task was lost, and fail those whose last allowed run died; returns the
+    ids it re-dispatched or failed."""
+    swept = RUNTIME.sweep(limit=limit)
+    return [str(i) for i in swept.requeued + swept.failed]
 
 
 def export_jobs_sweep_expired(*, limit: int = 500) -> int:

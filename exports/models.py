@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from leadlex.jobs import FailureKind
 from leadlex.models import ApiKey, Workspace
 
 
@@ -52,7 +53,7 @@ class ExportJob(models.Model):
     # over after it went stale) can never write over the new owner's progress.
     lease_token = models.CharField(max_length=32, blank=True, editable=False)
     error = models.TextField(blank=True)
-    error_kind = models.CharField(max_length=20, blank=True, help_text="user, transient or system")
+    error_kind = models.CharField(max_length=20, blank=True, choices=FailureKind.choices)
     # X-Request-ID of the request (API or admin) that created the job; "" from a
     # command. The worker's log lines for the job carry it (leadlex.middleware).
     request_id = models.CharField(max_length=128, blank=True, editable=False)

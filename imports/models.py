@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from leadlex.jobs import FailureKind
 from leadlex.models import ApiKey, Workspace
 
 JOB_ID_PREFIX = "imp_"
@@ -54,10 +55,14 @@ class ImportJob(models.Model):
     # resumed run skips exactly these. Written in the same transaction as the batch.
     next_record = models.BigIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
+    # Set by the run that claimed the job (leadlex.jobs); every batch's checkpoint and
+    # the final update are conditional on it, so a run that lost the job (taken over
+    # after it went stale) can never write over the new owner's progress.
+    lease_token = models.CharField(max_length=32, blank=True, editable=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     error = models.TextField(blank=True)
-    error_kind = models.CharField(max_length=20, blank=True, help_text="user, transient or system")
+    error_kind = models.CharField(max_length=20, blank=True, choices=FailureKind.choices)
     # X-Request-ID of the request (API or admin) that created the job; "" from a
     # command. The worker's log lines for the job carry it (leadlex.middleware).
     request_id = models.CharField(max_length=128, blank=True, editable=False)
@@ -104,6 +109,9 @@ class ImportRowError(models.Model):
     class Meta:
         indexes = [models.Index(fields=["job", "row"], name="importrowerror_job_row")]
 
+    def __str__(self) -> str:
+        return f"row {self.row} {self.field}: {self.code}"
+
 
 class ImportIdempotencyKey(models.Model):
     """``Idempotency-Key`` of POST /v1/import/contacts, per workspace, for 24 hours.
@@ -128,3 +136,6 @@ class ImportIdempotencyKey(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="import_idempotency_key_unique")]
         indexes = [models.Index(fields=["created_at"], name="import_idem_created")]
+
+    def __str__(self) -> str:
+        return f"Idempotency-Key {self.key} ({self.state})"

@@ -398,3 +398,41 @@ def ping(*, timeout: float) -> None:
     root.mkdir(parents=True, exist_ok=True)
     if not os.access(root, os.W_OK):
         raise PermissionError(f"{root} is not writable")
+
+
+# --- Errors worth a retry -------------------------------------------------------------
+# S3 answers that say "not now" rather than "no": throttling and server-side trouble.
+_TRANSIENT_S3_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a storage error is worth running the job again for: the storage
+    service was unreachable, timed out, dropped the connection or asked to slow
+    down. A definite answer (no such key, access denied, bad credentials) is not.
+    Lives here because this module is the only one that knows the S3 client library."""
+    try:
+        from botocore import exceptions as boto
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return False
+    if isinstance(exc, boto.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return code in _TRANSIENT_S3_CODES
+    if isinstance(exc, boto.HTTPClientError | boto.IncompleteReadError | boto.ResponseStreamingError):
+        # HTTPClientError: connection refused or closed, read and connect timeouts, proxy errors.
+        return True
+    # A body being streamed can surface the HTTP library's own errors unwrapped.
+    return (type(exc).__module__ or "").startswith("urllib3")

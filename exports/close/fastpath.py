@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
+
+from leadlex.conf import setting_bool
 
 
 def enabled() -> bool:
-    return connection.vendor == "postgresql" and bool(getattr(settings, "LEADLEX_CLOSE_EXPORT_FAST_PATH", True))
+    return connection.vendor == "postgresql" and setting_bool("LEADLEX_CLOSE_EXPORT_FAST_PATH", True)
 
 
 def _ts(col: str) -> str:

@@ -18,19 +18,18 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
-
 from exports.close import fastpath, render, selectors
 from exports.close.models import CLOSE_KINDS, LEAD_KINDS, OPPORTUNITY_KIND
 from exports.engine import ExportBatch, ExportKindSpec, register_export_kind
 from exports.models import ExportJob
 from exports.writers import csv_header, join_json_items
+from leadlex.conf import setting_int
 
 CONTENT_TYPES = {"csv": "text/csv", "json": "application/json", "ndjson": "application/x-ndjson"}
 
 
 def batch_size() -> int:
-    return int(getattr(settings, "LEADLEX_CLOSE_EXPORT_BATCH", 500))
+    return setting_int("LEADLEX_CLOSE_EXPORT_BATCH", 500)
 
 
 def export_type(job: ExportJob) -> str:

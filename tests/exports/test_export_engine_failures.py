@@ -6,8 +6,9 @@ import pytest
 from django.db import OperationalError
 
 from exports import contacts as contact_kind
-from exports.engine import TRANSIENT_ERRORS, ExportKindSpec, export_job_create, export_job_run, register_export_kind
+from exports.engine import ExportKindSpec, export_job_create, export_job_run, register_export_kind
 from exports.models import ExportJob
+from leadlex.jobs import is_transient
 from tests.exports.conftest import job_file_text, ndjson_records
 from tests.exports.factories import make_contacts
 
@@ -42,9 +43,10 @@ def test_a_transient_error_gives_the_job_back_with_its_checkpoint_and_the_rerun_
     settings.LEADLEX_EXPORT_BATCH_SIZE = 3
     settings.LEADLEX_EXPORT_CHUNK_BYTES = 1
     contacts = make_contacts(owner.workspace, 10)
-    kind = _flaky_kind(2, OperationalError("server closed the connection unexpectedly"))
+    error = OperationalError("server closed the connection unexpectedly")
+    kind = _flaky_kind(2, error)
     job = export_job_create(workspace=owner.workspace, kind=kind, format="ndjson", parameters={}, enqueue=False)
-    assert OperationalError in TRANSIENT_ERRORS
+    assert is_transient(error)
     with pytest.raises(OperationalError):
         export_job_run(job_id=job.pk)
     job.refresh_from_db()

@@ -1,5 +1,5 @@
 """PostgreSQL fast path, rendered ahead on threads with connections of their own
-(exports/prefetch.py): the same file as one connection rendering batch by batch,
+(leadlex/prefetch.py): the same file as one connection rendering batch by batch,
 whatever the batch boundaries do, with every thread and connection gone afterwards.
 
 Transactional tests: a render thread's connection cannot see a test transaction."""
@@ -15,8 +15,8 @@ from django.db import OperationalError, connection
 from exports import contacts as contact_kind
 from exports.engine import export_job_run
 from exports.models import ExportJob
-from exports.prefetch import RenderThreads
 from exports.services import contact_export_start
+from leadlex.prefetch import RenderThreads
 from tests.conftest import is_postgres
 from tests.exports.conftest import csv_records, job_file_text, ndjson_records
 from tests.exports.factories import BASE, make_contacts

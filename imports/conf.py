@@ -1,0 +1,41 @@
+"""Import engine settings: defaults in code, read on each use (``leadlex.conf``) so
+that test overrides and a worker's environment both take effect."""
+
+from __future__ import annotations
+
+import os
+
+from leadlex.conf import setting_bool, setting_int, setting_str
+
+
+def batch_size() -> int:
+    """Rows per batch: one transaction (upsert, row errors, checkpoint) each."""
+    return setting_int("LEADLEX_IMPORT_BATCH_SIZE", 5000)
+
+
+def parse_in_process() -> bool:
+    """Queued jobs parse and validate in a forked child process (the second core), not
+    a thread; off on a platform without fork, or to debug in one process."""
+    return setting_bool("LEADLEX_IMPORT_PARSE_PROCESS", True) and hasattr(os, "fork")
+
+
+def max_attempts() -> int:
+    """Runs (claims) of one job before it is failed for good."""
+    return setting_int("LEADLEX_IMPORT_MAX_ATTEMPTS", 5)
+
+
+def stale_seconds() -> int:
+    """A processing job whose heartbeat is older than this is considered abandoned (its
+    worker died): the sweeper queues it again."""
+    return setting_int("LEADLEX_IMPORT_STALE_SECONDS", 300)
+
+
+def queue() -> str:
+    """A dedicated Celery queue for import runs ("": the default queue), for a
+    deployment that gives imports their own workers."""
+    return setting_str("LEADLEX_IMPORT_QUEUE", "")
+
+
+def idempotency_wait_seconds() -> int:
+    """How long a request waits for a concurrent request with the same Idempotency-Key."""
+    return setting_int("LEADLEX_IMPORT_IDEMPOTENCY_WAIT_SECONDS", 60)
