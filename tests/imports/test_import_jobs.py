@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from contacts.models import Contact
+from imports.engine import import_jobs_sweep
 from imports.models import ImportJob
-from imports.services import import_jobs_sweep
 from leadlex import storage
 from leadlex.models import WebhookDelivery, Workspace
 from leadlex.webhooks import webhook_signature_verify
