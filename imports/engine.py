@@ -1,4 +1,4 @@
-"""The import job runner: claim, batches, checkpoint, finish, fail, sweep.
+"""The import job runner: batches, checkpoint, finish.
 
     import_job_run: claim (queued → processing) → for each batch of the stream:
         validate (pure, outside any transaction) →
@@ -7,28 +7,31 @@
 
 A batch and its checkpoint commit together, so a worker killed at any point
 resumes at the first uncommitted batch and the end result equals an
-uninterrupted run.
+uninterrupted run. Claiming, the lease, retries, failure kinds and the stale-job
+sweeper are the job runtime's (``leadlex.jobs``, configured by ``RUNTIME`` below);
+this module supplies the steps of an import.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import IO, Any
 
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
+from imports import conf
 from imports.idempotency import idempotency_keys_sweep_expired
-from imports.models import ImportJob, ImportRowError
+from imports.models import JOB_ID_PREFIX, ImportJob, ImportRowError
 from imports.parsing import (
     MappingError,
     RowError,
@@ -40,58 +43,69 @@ from imports.serializers import RESPONSE_ERRORS, ImportParams
 from imports.upsert import _RaceDetected, contact_upsert_batch
 from imports.validation import CleanRow, validate_row
 from leadlex import storage
-from leadlex.env import env_int
 from leadlex.errors import ApiError
+from leadlex.jobs import JobRuntime, Lease, Progress
+from leadlex.prefetch import fork_prefetch, thread_prefetch
 
 logger = logging.getLogger("leadlex.imports")
-
-
-BATCH_SIZE = env_int("LEADLEX_IMPORT_BATCH_SIZE", 5000)
-
-
-# Queued jobs parse and validate in a forked child process (the second core), not a
-# thread; 0 turns that off (a platform without fork, or to debug in one process).
-PARSE_IN_PROCESS = bool(env_int("LEADLEX_IMPORT_PARSE_PROCESS", 1)) and hasattr(os, "fork")
-
-
-MAX_ATTEMPTS = env_int("LEADLEX_IMPORT_MAX_ATTEMPTS", 5)
-
-
-# A processing job whose heartbeat is older than this is considered abandoned
-# (its worker died) and is queued again by the sweeper.
-STALE_AFTER = timedelta(seconds=env_int("LEADLEX_IMPORT_STALE_SECONDS", 300))
-
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: the database or the storage service was briefly unreachable.
-    (Checked by module so that only leadlex.storage imports the S3 client library.)"""
-    module = type(exc).__module__ or ""
-    if any(k.__name__ == "ClientError" and k.__module__.startswith("botocore") for k in type(exc).__mro__):
-        # An S3 answer (NoSuchKey, AccessDenied...): only throttling and 5xx are worth a retry.
-        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-        return code in _TRANSIENT_S3_CODES
-    return isinstance(exc, TRANSIENT_ERRORS) or module.startswith(("botocore", "urllib3", "s3transfer"))
-
-
-_TRANSIENT_S3_CODES = {
-    "SlowDown",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "InternalError",
-    "ServiceUnavailable",
-    "500",
-    "502",
-    "503",
-    "504",
-}
 
 
 class ImportUserError(ApiError):
     """The input itself is unusable (bad mapping, unreadable file): fails the job
     as a user error, or answers 400 in a request."""
+
+
+# --- The job runtime's view of an import -------------------------------------------------
+def _dispatch(job_id: str) -> None:
+    from imports.tasks import import_job_run_task
+
+    # A dedicated queue is optional (a deployment may give imports their own workers).
+    queue = conf.queue()
+    options = {"queue": queue} if queue else {}
+    import_job_run_task.apply_async(kwargs={"job_id": job_id}, **options)
+
+
+def _on_failed(job: ImportJob) -> None:
+    if job.payload_key:  # events are for queued imports; a request answered for itself
+        _emit(job, "import.failed")
+
+
+def _user_message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, ApiError) else str(exc)
+
+
+def _system_message(exc: BaseException) -> str:
+    return "The import failed unexpectedly; it can be retried."
+
+
+def _exhausted_message(job: ImportJob, runs: int) -> str:
+    return f"The import was interrupted {runs} times and was given up."
+
+
+def _resumable(job: ImportJob) -> bool:
+    # No payload: a synchronous import whose request died; its client saw an error.
+    return bool(job.payload_key)
+
+
+def _display_id(job_id: Any) -> str:
+    return JOB_ID_PREFIX + uuid.UUID(str(job_id)).hex
+
+
+RUNTIME = JobRuntime(
+    model=ImportJob,
+    label="import",
+    dispatch=_dispatch,
+    stale_seconds=conf.stale_seconds,
+    max_attempts=conf.max_attempts,
+    user_errors=(ApiError,),
+    user_message=_user_message,
+    system_message=_system_message,
+    exhausted_message=_exhausted_message,
+    resumable=_resumable,
+    abandoned_message="The import was interrupted before it finished; the committed rows stay imported.",
+    on_failed=_on_failed,
+    display_id=_display_id,
+)
 
 
 def rows_validate(source_rows: Iterable[SourceRow], *, tz: dt.tzinfo) -> tuple[list[CleanRow], list[RowError]]:
@@ -109,31 +123,7 @@ def rows_validate(source_rows: Iterable[SourceRow], *, tz: dt.tzinfo) -> tuple[l
 
 
 def import_job_enqueue_on_commit(*, job_id: uuid.UUID) -> None:
-    from django.conf import settings
-
-    from imports.tasks import import_job_run_task
-
-    # A dedicated queue is optional (a deployment may give imports their own workers).
-    queue = getattr(settings, "LEADLEX_IMPORT_QUEUE", None)
-    options = {"queue": queue} if queue else {}
-    transaction.on_commit(lambda: import_job_run_task.apply_async(kwargs={"job_id": str(job_id)}, **options))
-
-
-def import_job_claim(*, job_id: uuid.UUID) -> int | None:
-    """queued → processing with a conditional UPDATE. Returns this run's attempt number
-    (the ownership token every batch checks), or None when someone else has it."""
-    now = timezone.now()
-    claimed = ImportJob.objects.filter(id=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.PROCESSING,
-        attempts=F("attempts") + 1,
-        heartbeat_at=now,
-        started_at=now,
-        error="",
-        error_kind="",
-    )
-    if not claimed:
-        return None
-    return ImportJob.objects.filter(id=job_id).values_list("attempts", flat=True).first()
+    RUNTIME.enqueue(job_id)
 
 
 def _open_source(job: ImportJob, params: ImportParams) -> tuple[Iterator[SourceRow], IO[bytes]]:
@@ -143,61 +133,51 @@ def _open_source(job: ImportJob, params: ImportParams) -> tuple[Iterator[SourceR
     return iter_csv(fh, has_header=params.has_header, mapping=params.mapping, skip_records=job.next_record), fh
 
 
-def import_job_run(*, job_id: uuid.UUID, progress: Callable[[ImportJob], None] | None = None) -> ImportJob | None:
+def import_job_run(*, job_id: uuid.UUID, progress: Progress | None = None) -> ImportJob | None:
     """Run (or resume) a queued job to the end. Transient errors propagate after the
-    job is put back to "queued" (the task retries); anything else fails the job."""
-    attempt = import_job_claim(job_id=job_id)
-    if attempt is None:
-        return None
-    job = ImportJob.objects.select_related("workspace").get(id=job_id)
-    params = ImportParams.from_json(job.params)
-    fh = None
-    try:
+    job is put back to "queued" (the task retries); anything else fails the job.
+    None when this run did not get the job (or lost it)."""
+
+    def body(lease: Lease) -> str:
+        job = ImportJob.objects.select_related("workspace").get(id=job_id)
+        params = ImportParams.from_json(job.params)
         source, fh = _open_source(job, params)
-        _run_batches(
-            job=job,
-            source=source,
-            params=params,
-            batch_size=BATCH_SIZE,
-            attempt=attempt,
-            progress=progress,
-            background=True,
-        )
-    except _LostOwnership:
-        logger.warning("import %s: another run took the job over; stopping this one", job_id)
-        return None
-    except Exception as exc:
-        if is_transient(exc):
-            ImportJob.objects.filter(id=job_id, attempts=attempt, status=ImportJob.Status.PROCESSING).update(
-                status=ImportJob.Status.QUEUED, error=str(exc)[:1000], error_kind="transient"
+        try:
+            _run_batches(
+                job=job,
+                source=source,
+                params=params,
+                batch_size=conf.batch_size(),
+                lease=lease,
+                progress=progress,
+                background=True,
             )
-            raise
-        _job_fail(job_id=job_id, exc=exc, attempt=attempt)
-        return ImportJob.objects.get(id=job_id)
-    finally:
-        if fh is not None:
-            try:
+        finally:
+            # Closing a finished stream must not hide the real error.
+            with contextlib.suppress(Exception):
                 fh.close()
-            except Exception:  # noqa: BLE001 - closing a finished stream must not hide the real error
-                pass
-    return _job_finish(job_id=job_id, emit_webhook=True, attempt=attempt)
+        return _job_finish(job_id=job.id, lease=lease, emit_webhook=True).status
+
+    result = RUNTIME.run(job_id, body)
+    if result.lease_lost or (not result.claimed and result.status != ImportJob.Status.FAILED):
+        return None
+    return ImportJob.objects.get(id=job_id)
 
 
 def import_job_run_inline(
     *, job: ImportJob, source: Iterator[SourceRow], params: ImportParams, batch_size: int
 ) -> ImportJob:
-    """Run a small import inside the request that made it (the job is already
-    "processing"); its client sees the result, so no webhook is sent."""
+    """Run a small import inside the request that made it (the job was created
+    "processing" under a lease token); its client sees the result, so no webhook is
+    sent. A failure is recorded on the job (never retried: the rows are not stored)
+    and raised to the request."""
+    lease = Lease(RUNTIME, job.id, job.lease_token, job.attempts)
     try:
-        _run_batches(job=job, source=source, params=params, batch_size=batch_size)
+        _run_batches(job=job, source=source, params=params, batch_size=batch_size, lease=lease)
     except Exception as exc:
-        _job_fail(job_id=job.id, exc=exc)
+        lease.record_failure(exc, retryable=False)
         raise
-    return _job_finish(job_id=job.id, emit_webhook=False)
-
-
-class _LostOwnership(Exception):
-    pass
+    return _job_finish(job_id=job.id, lease=lease, emit_webhook=False)
 
 
 def _batches(source: Iterator[SourceRow], size: int) -> Iterator[tuple[list[SourceRow], int]]:
@@ -218,8 +198,8 @@ def _run_batches(
     source: Iterator[SourceRow],
     params: ImportParams,
     batch_size: int,
-    attempt: int | None = None,
-    progress: Callable[[ImportJob], None] | None = None,
+    lease: Lease,
+    progress: Progress | None = None,
     background: bool = False,
 ) -> None:
     tz = job.workspace.tzinfo
@@ -237,10 +217,10 @@ def _run_batches(
             staged: Iterator[tuple[int, int, list[CleanRow], list[RowError]]] = (
                 (len(b), n, c, e) for b, n, c, e in prepared()
             )
-        elif PARSE_IN_PROCESS:
+        elif conf.parse_in_process():
             staged = _prepare_in_process(prepared)
         else:
-            staged = _prefetch((len(b), n, c, e) for b, n, c, e in prepared())
+            staged = thread_prefetch(((len(b), n, c, e) for b, n, c, e in prepared()), name="import-prefetch")
         for n_rows, next_record, clean, errors in staged:
             for tries in range(4):
                 try:
@@ -250,7 +230,7 @@ def _run_batches(
                             clean=clean,
                             errors=errors,
                             params=params,
-                            attempt=attempt,
+                            lease=lease,
                             next_record=next_record,
                             n_rows=n_rows,
                         )
@@ -262,7 +242,7 @@ def _run_batches(
                         raise
                     time.sleep(0.05 * (tries + 1))
             if progress is not None:
-                progress(job)
+                progress(job.processed_rows, job.total_rows)
     except MappingError as exc:
         raise ImportUserError(str(exc)) from None
 
@@ -271,118 +251,22 @@ def _prepare_in_process(
     prepared: Callable[[], Iterator[tuple[list[SourceRow], int, list[CleanRow], list[RowError]]]],
 ) -> Iterator[tuple[int, int, list[CleanRow], list[RowError]]]:
     """Run ``prepared()`` (read the payload, parse, validate: no database) in a forked
-    child that sends each ready batch back through a pipe. The pipe's small buffer
-    keeps the child about one batch ahead. The child owns the payload stream from
-    the fork on (this process must not read it); it ends on its own when this
-    process dies (its next send fails), and is killed when the consumer stops early.
+    child (``leadlex.prefetch.fork_prefetch``) that sends each ready batch back. The
+    child owns the payload stream from the fork on."""
 
-    A bare ``os.fork``, not ``multiprocessing.Process``: Celery's prefork pool runs
-    tasks in daemonic processes, which multiprocessing forbids to have children."""
-    import multiprocessing
-    import signal
+    def encoded() -> Iterator[tuple[int, int, list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+        for batch, next_record, clean, errors in prepared():
+            # Plain tuples: unpickling them costs the parent a fraction of what
+            # dataclass instances would (it is the parent's core that is busy).
+            yield (
+                len(batch),
+                next_record,
+                [(r.row, r.values, r.tags, r.list_ids, r.list_names) for r in clean],
+                [(e.row, e.field, e.code, e.message) for e in errors],
+            )
 
-    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
-    pid = os.fork()
-    if pid == 0:  # the child: never returns, never runs the parent's cleanup or atexit hooks
-        code = 0
-        try:
-            receiver.close()
-            try:
-                for batch, next_record, clean, errors in prepared():
-                    # Plain tuples: unpickling them costs the parent a fraction of what
-                    # dataclass instances would (it is the parent's core that is busy).
-                    sender.send(
-                        (
-                            len(batch),
-                            next_record,
-                            [(r.row, r.values, r.tags, r.list_ids, r.list_names) for r in clean],
-                            [(e.row, e.field, e.code, e.message) for e in errors],
-                        )
-                    )
-                sender.send(None)
-            except (BrokenPipeError, ConnectionResetError):
-                code = 1  # the parent is gone
-            except BaseException as exc:  # noqa: BLE001 - handed to the parent, raised there
-                try:
-                    sender.send(exc)
-                except Exception:  # noqa: BLE001 - unpicklable: keep its kind (transient or not) and text
-                    kind = ConnectionError if is_transient(exc) else RuntimeError
-                    sender.send(kind(f"{type(exc).__name__}: {exc}"))
-        except BaseException:  # noqa: BLE001 - whatever happens, the child must not return
-            code = 1
-        finally:
-            os._exit(code)
-    sender.close()
-    finished = False
-    try:
-        while True:
-            try:
-                item = receiver.recv()
-            except EOFError:
-                raise RuntimeError("the import's parser process ended unexpectedly") from None
-            if item is None:
-                finished = True
-                return
-            if isinstance(item, BaseException):
-                finished = True
-                raise item
-            n_rows, next_record, clean, errors = item
-            yield (n_rows, next_record, [CleanRow(*r) for r in clean], [RowError(*e) for e in errors])
-    finally:
-        receiver.close()
-        if not finished:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        os.waitpid(pid, 0)
-
-
-def _prefetch(items: Iterator[Any], *, enabled: bool = True, depth: int = 2) -> Iterator[Any]:
-    """Run ``items`` in a background thread, ``depth`` ahead of the consumer. The
-    producer must not touch the database (Django connections are per thread)."""
-    if not enabled:
-        yield from items
-        return
-    import queue
-    import threading
-
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put((item, None), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            buffer.put((done, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            buffer.put((None, exc))
-
-    thread = threading.Thread(target=produce, name="import-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, exc = buffer.get()
-            if exc is not None:
-                raise exc
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                buffer.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.2)
+    for n_rows, next_record, clean, errors in fork_prefetch(encoded):
+        yield (n_rows, next_record, [CleanRow(*r) for r in clean], [RowError(*e) for e in errors])
 
 
 def _batch_commit(
@@ -391,16 +275,11 @@ def _batch_commit(
     clean: list[CleanRow],
     errors: list[RowError],
     params: ImportParams,
-    attempt: int | None,
+    lease: Lease,
     next_record: int,
     n_rows: int,
 ) -> None:
-    locked = ImportJob.objects.select_for_update().filter(id=job.id, status=ImportJob.Status.PROCESSING)
-    if attempt is not None:
-        locked = locked.filter(attempts=attempt)
-    current = locked.values("first_errors", "error_count").first()
-    if current is None:
-        raise _LostOwnership()
+    current = lease.lock("first_errors", "error_count")  # LeaseLost when another run has the job
     result = contact_upsert_batch(
         workspace=job.workspace, rows=clean, update_existing=params.update_existing, tags=params.tags, job_id=job.id
     )
@@ -416,7 +295,7 @@ def _batch_commit(
     first = current["first_errors"] or []
     if len(first) < RESPONSE_ERRORS and all_errors:
         first = first + [e.as_dict() for e in all_errors[: RESPONSE_ERRORS - len(first)]]
-    ImportJob.objects.filter(id=job.id).update(
+    lease.checkpoint(
         created_count=F("created_count") + result.created,
         updated_count=F("updated_count") + result.updated,
         skipped_count=F("skipped_count") + result.skipped,
@@ -424,7 +303,6 @@ def _batch_commit(
         processed_rows=F("processed_rows") + n_rows,
         next_record=next_record,
         first_errors=first,
-        heartbeat_at=timezone.now(),
     )
     job.refresh_from_db(
         fields=["processed_rows", "created_count", "updated_count", "skipped_count", "error_count", "next_record"]
@@ -458,19 +336,11 @@ def _errors_csv_write(*, job: ImportJob) -> str:
     return key
 
 
-def _job_finish(*, job_id: uuid.UUID, emit_webhook: bool, attempt: int | None = None) -> ImportJob:
+def _job_finish(*, job_id: uuid.UUID, lease: Lease, emit_webhook: bool) -> ImportJob:
     job = ImportJob.objects.select_related("workspace").get(id=job_id)
     errors_key = _errors_csv_write(job=job) if job.error_count else ""  # slow I/O before the transaction
     with transaction.atomic():
-        qs = ImportJob.objects.filter(id=job_id, status=ImportJob.Status.PROCESSING)
-        if attempt is not None:
-            qs = qs.filter(attempts=attempt)
-        done = qs.update(
-            status=ImportJob.Status.COMPLETED,
-            completed_at=timezone.now(),
-            errors_key=errors_key,
-            heartbeat_at=timezone.now(),
-        )
+        done = lease.complete(errors_key=errors_key)
         if done:
             ImportRowError.objects.filter(job_id=job_id).delete()  # the CSV holds them now
             job.refresh_from_db()
@@ -480,21 +350,6 @@ def _job_finish(*, job_id: uuid.UUID, emit_webhook: bool, attempt: int | None = 
         _delete_quietly(job.payload_key)  # the raw rows are personal data: keep them no longer than needed
     job.refresh_from_db()
     return job
-
-
-def _job_fail(*, job_id: uuid.UUID, exc: BaseException, attempt: int | None = None) -> None:
-    kind = "user" if isinstance(exc, ApiError) else "system"
-    message = exc.message if isinstance(exc, ApiError) else "The import failed unexpectedly; it can be retried."
-    if kind == "system":
-        logger.exception("import %s failed", job_id)
-    with transaction.atomic():
-        qs = ImportJob.objects.filter(id=job_id, status__in=[ImportJob.Status.PROCESSING, ImportJob.Status.QUEUED])
-        if attempt is not None:
-            qs = qs.filter(attempts=attempt)
-        if qs.update(status=ImportJob.Status.FAILED, error=message, error_kind=kind, completed_at=timezone.now()):
-            job = ImportJob.objects.get(id=job_id)
-            if job.payload_key:
-                _emit(job, "import.failed")
 
 
 def _emit(job: ImportJob, event: str) -> None:
@@ -524,42 +379,13 @@ def _delete_quietly(key: str) -> None:
         logger.warning("could not delete import payload %s", key)
 
 
-def import_jobs_sweep(*, stale_after: timedelta = STALE_AFTER, limit: int = 100) -> list[uuid.UUID]:
-    """Requeue jobs whose worker died (processing, heartbeat too old) and re-dispatch
-    queued jobs whose message was lost; fail jobs that used up their attempts.
-    Locks and skips, so two sweepers never handle one job."""
-    now = timezone.now()
-    cutoff = now - stale_after
-    dispatched: list[uuid.UUID] = []
-    with transaction.atomic():
-        stale = list(
-            ImportJob.objects.select_for_update(skip_locked=True)
-            .filter(
-                Q(status=ImportJob.Status.PROCESSING, heartbeat_at__lt=cutoff)
-                | Q(status=ImportJob.Status.QUEUED, updated_at__lt=cutoff)
-            )
-            .order_by("created_at")[:limit]
-        )
-        for job in stale:
-            if job.status == ImportJob.Status.PROCESSING and (job.attempts >= MAX_ATTEMPTS or not job.payload_key):
-                # No payload: a synchronous import whose request died; its client saw an error.
-                message = (
-                    f"The import was interrupted {job.attempts} times and was given up."
-                    if job.payload_key
-                    else "The import was interrupted before it finished; the committed rows stay imported."
-                )
-                ImportJob.objects.filter(id=job.id).update(
-                    status=ImportJob.Status.FAILED, error_kind="system", completed_at=now, error=message
-                )
-                job.refresh_from_db()
-                if job.payload_key:  # events are for queued imports; a request answered for itself
-                    _emit(job, "import.failed")
-                continue
-            ImportJob.objects.filter(id=job.id).update(status=ImportJob.Status.QUEUED, heartbeat_at=now)
-            import_job_enqueue_on_commit(job_id=job.id)
-            dispatched.append(job.id)
-    idempotency_keys_sweep_expired(now=now)
-    return dispatched
+def import_jobs_sweep(*, stale_after: timedelta | None = None, limit: int = 100) -> list[uuid.UUID]:
+    """Requeue jobs whose worker died and re-dispatch queued jobs whose message was
+    lost (the ids returned); fail jobs that used up their attempts or cannot resume.
+    Also drops expired Idempotency-Keys."""
+    swept = RUNTIME.sweep(stale_after=stale_after, limit=limit)
+    idempotency_keys_sweep_expired(now=timezone.now())
+    return swept.requeued
 
 
 def import_job_retry(*, job: ImportJob) -> bool:
@@ -567,8 +393,9 @@ def import_job_retry(*, job: ImportJob) -> bool:
     if job.status != ImportJob.Status.FAILED or not job.payload_key or not storage.exists(job.payload_key):
         return False
     with transaction.atomic():
+        # attempts start again: the job gets its full share of runs.
         changed = ImportJob.objects.filter(id=job.id, status=ImportJob.Status.FAILED).update(
-            status=ImportJob.Status.QUEUED, error="", error_kind="", completed_at=None
+            status=ImportJob.Status.QUEUED, error="", error_kind="", completed_at=None, attempts=0, lease_token=""
         )
         if changed:
             import_job_enqueue_on_commit(job_id=job.id)

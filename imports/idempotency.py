@@ -15,16 +15,12 @@ import orjson
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from imports import conf
 from imports.models import ImportIdempotencyKey, ImportJob
-from leadlex.env import env_int
 from leadlex.errors import IdempotencyConflict, ValidationFailed
 from leadlex.models import Workspace
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-
-
-# How long a request waits for a concurrent request with the same Idempotency-Key.
-IDEMPOTENCY_WAIT_SECONDS = env_int("LEADLEX_IMPORT_IDEMPOTENCY_WAIT_SECONDS", 60)
 
 
 # The key of a request that died half-way (process killed) is freed after this.
@@ -45,7 +41,7 @@ def import_idempotent(
     others wait for its stored response (or see it at once when done)."""
     if not key or len(key) > 255:
         raise ValidationFailed("Idempotency-Key must be 1 to 255 characters.", details={"header": "Idempotency-Key"})
-    deadline = time.monotonic() + IDEMPOTENCY_WAIT_SECONDS
+    deadline = time.monotonic() + conf.idempotency_wait_seconds()
     while True:
         ImportIdempotencyKey.objects.filter(
             workspace=workspace, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_TTL

@@ -13,7 +13,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from imports.engine import BATCH_SIZE, import_job_enqueue_on_commit, import_job_run_inline
+from imports import conf
+from imports.engine import import_job_enqueue_on_commit, import_job_run_inline
 from imports.models import ImportJob
 from imports.parsing import (
     MappingError,
@@ -81,6 +82,7 @@ def import_request(
         job = ImportJob.objects.create(
             status=ImportJob.Status.PROCESSING,
             attempts=1,
+            lease_token=uuid.uuid4().hex,  # this request's run holds the job (leadlex.jobs)
             started_at=timezone.now(),
             heartbeat_at=timezone.now(),
             **common,
@@ -90,7 +92,9 @@ def import_request(
             if data.rows is not None
             else iter_csv(data.csv_data or "", has_header=params.has_header, mapping=params.mapping)
         )
-        return import_job_run_inline(job=job, source=source, params=params, batch_size=max(SYNC_MAX_ROWS, BATCH_SIZE))
+        return import_job_run_inline(
+            job=job, source=source, params=params, batch_size=max(SYNC_MAX_ROWS, conf.batch_size())
+        )
 
     # Queued: the payload goes to storage first (no slow I/O inside a transaction),
     # then the job row, and the task only once that row is committed.

@@ -430,7 +430,8 @@ def test_a_job_interrupted_too_often_is_failed_by_the_sweeper_with_import_failed
 
     from django.utils import timezone
 
-    from imports.engine import MAX_ATTEMPTS, import_jobs_sweep
+    from imports.conf import max_attempts
+    from imports.engine import import_jobs_sweep
     from leadlex.models import WebhookDelivery
 
     settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
@@ -439,7 +440,7 @@ def test_a_job_interrupted_too_often_is_failed_by_the_sweeper_with_import_failed
         data = post(owner, {"rows": [{"email": f"p{i}@acme.com"} for i in range(501)]}).json()["data"]
     job = ImportJob.objects.get()
     ImportJob.objects.filter(pk=job.pk).update(
-        status="processing", attempts=MAX_ATTEMPTS, heartbeat_at=timezone.now() - timedelta(hours=1)
+        status="processing", attempts=max_attempts(), heartbeat_at=timezone.now() - timedelta(hours=1)
     )
     with django_capture_on_commit_callbacks(execute=False):
         assert import_jobs_sweep(stale_after=timedelta(minutes=5)) == []

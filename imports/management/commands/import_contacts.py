@@ -76,10 +76,10 @@ class Command(BaseCommand):
         bar = tqdm(total=job.total_rows, unit="rows", disable=options["no_progress"], file=self.stderr._out)
         done = 0
 
-        def progress(current: ImportJob) -> None:
+        def progress(rows: int, total: int | None) -> None:
             nonlocal done
-            bar.update(current.processed_rows - done)
-            done = current.processed_rows
+            bar.update(rows - done)
+            done = rows
 
         finished = import_job_run(job_id=job.id, progress=progress)
         bar.close()
