@@ -431,8 +431,11 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, boto.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         return code in _TRANSIENT_S3_CODES
-    if isinstance(exc, boto.HTTPClientError | boto.IncompleteReadError | boto.ResponseStreamingError):
-        # HTTPClientError: connection refused or closed, read and connect timeouts, proxy errors.
+    if isinstance(
+        exc, boto.ConnectionError | boto.HTTPClientError | boto.IncompleteReadError | boto.ResponseStreamingError
+    ):
+        # The endpoint unreachable, the connection refused or closed, read and connect
+        # timeouts, proxy errors, a body cut short.
         return True
     # A body being streamed can surface the HTTP library's own errors unwrapped.
     return (type(exc).__module__ or "").startswith("urllib3")
