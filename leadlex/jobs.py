@@ -148,9 +148,9 @@ class JobRuntime:
     display_id: Callable[[Any], str] = str  # how log lines name a job
 
     # --- plumbing ------------------------------------------------------------------
-    @property
-    def objects(self) -> models.Manager[Any]:
-        return self.model._default_manager
+    def rows(self) -> models.QuerySet[Any]:
+        """The kind's job rows."""
+        return self.model._default_manager.all()
 
     def enqueue(self, job_id: Any) -> None:
         """Dispatch the job's task once the current transaction commits (a worker must
@@ -160,7 +160,7 @@ class JobRuntime:
     def request_id(self, job_id: Any) -> str | None:
         # Read from the row, not the message: a retry, a sweep or an admin retry
         # re-dispatches the same job, and its lines still name the request that made it.
-        return self.objects.filter(pk=job_id).values_list("request_id", flat=True).first()
+        return self.rows().filter(pk=job_id).values_list("request_id", flat=True).first()
 
     # --- claim and run ---------------------------------------------------------------
     def new_lease(self, job_id: Any, *, attempt: int = 1) -> Lease:
@@ -175,7 +175,8 @@ class JobRuntime:
         now = timezone.now()
         stale_before = now - timedelta(seconds=self.stale_seconds())
         claimed = (
-            self.objects.filter(pk=job_id)
+            self.rows()
+            .filter(pk=job_id)
             .filter(
                 Q(status=QUEUED)
                 | Q(status=PROCESSING, heartbeat_at__lt=stale_before)
@@ -191,7 +192,7 @@ class JobRuntime:
         )  # the last error stays until the job completes: it explains a retry
         if not claimed:
             return None
-        job = self.objects.get(pk=job_id)
+        job = self.rows().get(pk=job_id)
         if job.attempts > self.max_attempts():
             self.fail(
                 job_id=job_id,
@@ -207,13 +208,13 @@ class JobRuntime:
         job back and propagates (the task retries); any other error fails the job."""
         lease = self.claim(job_id)
         if lease is None:
-            status = self.objects.filter(pk=job_id).values_list("status", flat=True).first()
+            status = self.rows().filter(pk=job_id).values_list("status", flat=True).first()
             return RunResult(FAILED if status == FAILED else SKIPPED)
         try:
             status = body(lease)
         except LeaseLost:
             logger.info("%s %s: lease lost (cancelled or taken over); stopping", self.label, self.display_id(job_id))
-            current = self.objects.filter(pk=job_id).values_list("status", flat=True).first()
+            current = self.rows().filter(pk=job_id).values_list("status", flat=True).first()
             return RunResult(current or SKIPPED, claimed=True, lease_lost=True)
         except Exception as exc:
             if lease.record_failure(exc) == FailureKind.TRANSIENT:
@@ -230,7 +231,7 @@ class JobRuntime:
         return job is not None
 
     def _fail_row(self, *, job_id: Any, error: str, kind: str, token: str | None) -> Any:
-        qs = self.objects.filter(pk=job_id, status__in=[QUEUED, PROCESSING])
+        qs = self.rows().filter(pk=job_id, status__in=[QUEUED, PROCESSING])
         if token is not None:
             qs = qs.filter(lease_token=token)
         # The status and its hook's rows (a webhook delivery) commit together: a
@@ -242,7 +243,7 @@ class JobRuntime:
             )
             if not changed:
                 return None
-            job = self.objects.get(pk=job_id)
+            job = self.rows().get(pk=job_id)
             if self.on_failed is not None:
                 self.on_failed(job)
         return job
@@ -258,7 +259,8 @@ class JobRuntime:
         failed_jobs: list[Any] = []
         with transaction.atomic():
             stale = list(
-                self.objects.select_for_update(skip_locked=True)
+                self.rows()
+                .select_for_update(skip_locked=True)
                 .filter(
                     Q(status=PROCESSING, heartbeat_at__lt=cutoff)
                     | Q(status=QUEUED, heartbeat_at__lt=cutoff)
@@ -288,7 +290,7 @@ class JobRuntime:
                     swept.failed.append(job.pk)
             if swept.requeued:
                 # Back to queued (keeping the checkpoint) so that exactly one claim wins.
-                self.objects.filter(pk__in=swept.requeued).update(status=QUEUED, lease_token="", heartbeat_at=now)
+                self.rows().filter(pk__in=swept.requeued).update(status=QUEUED, lease_token="", heartbeat_at=now)
                 for job_id in swept.requeued:
                     self.enqueue(job_id)
         if self.after_failed is not None:
@@ -307,7 +309,7 @@ class Lease:
     attempt: int
 
     def _held(self) -> models.QuerySet[Any]:
-        return self.runtime.objects.filter(pk=self.job_id, status=PROCESSING, lease_token=self.token)
+        return self.runtime.rows().filter(pk=self.job_id, status=PROCESSING, lease_token=self.token)
 
     def beat(self, **fields: Any) -> None:
         """Write ``fields`` (progress, a checkpoint) and renew the heartbeat; raises
