@@ -137,6 +137,7 @@ def import_job_run(*, job_id: uuid.UUID, progress: Progress | None = None) -> Im
     """Run (or resume) a queued job to the end. Transient errors propagate after the
     job is put back to "queued" (the task retries); anything else fails the job.
     None when this run did not get the job (or lost it)."""
+    finished: list[ImportJob] = []
 
     def body(lease: Lease) -> str:
         job = ImportJob.objects.select_related("workspace").get(id=job_id)
@@ -156,12 +157,14 @@ def import_job_run(*, job_id: uuid.UUID, progress: Progress | None = None) -> Im
             # Closing a finished stream must not hide the real error.
             with contextlib.suppress(Exception):
                 fh.close()
-        return _job_finish(job_id=job.id, lease=lease, emit_webhook=True).status
+        finished.append(_job_finish(job_id=job.id, lease=lease, emit_webhook=True))
+        return finished[0].status
 
     result = RUNTIME.run(job_id, body)
     if result.lease_lost or (not result.claimed and result.status != ImportJob.Status.FAILED):
         return None
-    return ImportJob.objects.get(id=job_id)
+    # The finished job as it is, with no further query: the task logs the outcome at once.
+    return finished[0] if finished else ImportJob.objects.get(id=job_id)
 
 
 def import_job_run_inline(
