@@ -9,8 +9,8 @@ from exports import contacts as contact_kind
 from exports.engine import ExportKindSpec, export_job_create, export_job_run, register_export_kind
 from exports.models import ExportJob
 from leadlex.jobs import is_transient
-from tests.exports.conftest import job_file_text, ndjson_records
 from tests.exports.factories import make_contacts
+from tests.support.files import job_file_text, ndjson_records
 
 pytestmark = pytest.mark.django_db
 
