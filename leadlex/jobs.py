@@ -163,11 +163,6 @@ class JobRuntime:
         return self.rows().filter(pk=job_id).values_list("request_id", flat=True).first()
 
     # --- claim and run ---------------------------------------------------------------
-    def new_lease(self, job_id: Any, *, attempt: int = 1) -> Lease:
-        """A lease for a job created already processing (run in the request that made
-        it): create the row with ``lease_token=lease.token``."""
-        return Lease(self, job_id, uuid.uuid4().hex, attempt)
-
     def claim(self, job_id: Any) -> Lease | None:
         """queued (or stale processing) → processing under a new lease; None when
         another run holds the job, it has ended, or it just ran out of attempts."""
