@@ -22,6 +22,7 @@ under the test venv's Python; the product runs under the plain venv's).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import json
@@ -163,10 +164,11 @@ class Service:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.name = name
         self.log_path = log
-        self._log = open(log, "ab")
-        self.proc = subprocess.Popen(
-            resolve(argv, env), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # The child inherits its own copy of the descriptor; the parent's closes at once.
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                resolve(argv, env), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         say(f"{name} started, pid {self.proc.pid}: {' '.join(argv)}")
 
     def alive(self) -> bool:
@@ -183,11 +185,8 @@ class Service:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
-        try:  # pool children that outlived their parent
+        with contextlib.suppress(ProcessLookupError):  # pool children that outlived their parent
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._log.close()
 
 
 # --- 3. HTTP ------------------------------------------------------------------------------

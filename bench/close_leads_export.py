@@ -41,7 +41,8 @@ def setup() -> None:
 _PG_SEED = [
     """INSERT INTO contacts_company (id, workspace_id, name, url, description, status, addresses, custom, created_at,
                                      updated_at)
-       SELECT gen_random_uuid(), %(ws)s, 'Company ' || i || ' Ltd', 'https://c' || i || '.example', 'Anvils and rockets',
+       SELECT gen_random_uuid(), %(ws)s, 'Company ' || i || ' Ltd', 'https://c' || i || '.example',
+              'Anvils and rockets',
               CASE WHEN i %% 3 = 0 THEN 'Potential' ELSE 'Customer' END, '[{"city": "Paris", "country": "FR"}]',
               jsonb_build_object('tier', 'gold', 'seats', i %% 500), timestamptz '2024-01-01' + i * interval '1 second',
               timestamptz '2024-01-01' + i * interval '1 second'

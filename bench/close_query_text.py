@@ -163,9 +163,12 @@ def main() -> None:
             INSERT INTO contacts_contact (id, workspace_id, full_name, email, phone, job_title, company_name,
                                           linkedin_url, custom, created_at, updated_at)
             SELECT gen_random_uuid(), %s,
-                   ({sql_array(FIRST)})[1 + ((i::bigint * 7919) %% {len(FIRST)})::int] || ' ' || ({sql_array(LAST)})[1 + ((i::bigint * 104729) %% {len(LAST)})::int],
-                   'c' || i || '@example.com', NULL, ({sql_array(TITLES)})[1 + i %% {len(TITLES)}], '', '', '{{}}',
-                   timestamptz '2024-01-01' + i * interval '1 second', timestamptz '2024-01-01' + i * interval '1 second'
+                   ({sql_array(FIRST)})[1 + ((i::bigint * 7919) %% {len(FIRST)})::int]
+                     || ' ' || ({sql_array(LAST)})[1 + ((i::bigint * 104729) %% {len(LAST)})::int],
+                   'c' || i || '@example.com', NULL, ({sql_array(TITLES)})[1 + i %% {len(TITLES)}],
+                   '', '', '{{}}',
+                   timestamptz '2024-01-01' + i * interval '1 second',
+                   timestamptz '2024-01-01' + i * interval '1 second'
               FROM generate_series(1, %s) i""",
             [ws.pk, args.contacts],
         )
@@ -203,9 +206,7 @@ def main() -> None:
     order = compile_sort([{"field": {"type": "regular_field", "field_name": "date_created"}}], object_type="contact")
     print(f"{'query':<52} {'rows':>8} {'count() ms':>11} {'first 100 ms':>13}  access path")
     for label, tree in cases:
-        qs = Contact.objects.filter(workspace=ws).filter(
-            compile_query(tree, object_type="contact", now=now, tz=UTC)
-        )
+        qs = Contact.objects.filter(workspace=ws).filter(compile_query(tree, object_type="contact", now=now, tz=UTC))
         timings_count, timings_page = [], []
         for _ in range(3):
             t = time.monotonic()

@@ -171,10 +171,10 @@ def baseline(kind: str, ws_id: Any) -> dict[str, Any]:
 
 # --- Our processes ------------------------------------------------------------------------
 def start(cmd: list[str], log: Path, ready: str) -> subprocess.Popen:
-    fh = open(log, "wb")
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=os.environ.copy(), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 60
     while ready not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -196,47 +196,50 @@ class Stack:
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
-        self.web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "-w",
-                "1",
-                "--timeout",
-                "600",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=open(log_dir / "web.log", "ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # Each child inherits its own copy of its log's descriptor; the parent's closes at once.
+        with open(log_dir / "web.log", "ab") as web_log:
+            self.web = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "config.wsgi:application",
+                    "-b",
+                    f"127.0.0.1:{self.port}",
+                    "-w",
+                    "1",
+                    "--timeout",
+                    "600",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=web_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.worker_log = log_dir / "worker.log"
-        self.worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel=WARNING",
-                "--concurrency=1",
-                "--pool=prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=open(self.worker_log, "ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.worker_log, "ab") as worker_log:
+            self.worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--loglevel=WARNING",
+                    "--concurrency=1",
+                    "--pool=prefork",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

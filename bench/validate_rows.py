@@ -31,8 +31,8 @@ django.setup()
 
 from import_contacts import generate  # noqa: E402 - bench/ is the script's own folder
 
-import contacts.validation as contacts_validation  # noqa: E402
-from imports.validation import validate_row  # noqa: E402
+import contacts.validation as contacts_validation  # noqa: E402 - after django.setup()
+from imports.validation import validate_row  # noqa: E402 - after django.setup()
 
 
 def mixed_rows(n: int, seed: int = 11) -> list[dict[str, str]]:

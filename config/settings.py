@@ -219,7 +219,7 @@ LEADLEX_EXPORT_RETENTION_DAYS = env_int("LEADLEX_EXPORT_RETENTION_DAYS", 7)
 
 # --- API ------------------------------------------------------------------------
 LEADLEX_WEBHOOKS_ALLOW_PRIVATE = env_bool("LEADLEX_WEBHOOKS_ALLOW_PRIVATE", LEADLEX_PROFILE == "embedded")
-# Where the seeds' own examples send requests (the hosted gateway's path; Close's /api/v1/): served as /v1/.
+# The paths published client examples send requests to (the hosted gateway's; Close's /api/v1/): served as /v1/.
 LEADLEX_API_PATH_ALIASES = env_list("LEADLEX_API_PATH_ALIASES", ["/functions/v1/api-gateway/v1/", "/api/v1/"])
 # One webhook POST: connect and read timeouts (seconds). An attempt is cut off at
 # their sum, and a claimed delivery is leased for that plus the margin; a killed

@@ -60,10 +60,11 @@ def contacts_attach_relations(contacts: list[Contact]) -> list[Contact]:
     )
     for contact_id, email in rows:
         emails[contact_id].append(email)
+    # Attached to each instance for the serializer; they are reads of other tables, not model fields.
     for contact in contacts:
-        contact.tag_names = sorted(tags.get(contact.pk, ()))  # type: ignore[attr-defined]
-        contact.list_ids = sorted(lists.get(contact.pk, ()))  # type: ignore[attr-defined]
-        contact.email_list = emails.get(contact.pk, [])  # type: ignore[attr-defined]
+        contact.tag_names = sorted(tags.get(contact.pk, ()))  # type: ignore[attr-defined]  # attached per read
+        contact.list_ids = sorted(lists.get(contact.pk, ()))  # type: ignore[attr-defined]  # attached per read
+        contact.email_list = emails.get(contact.pk, [])  # type: ignore[attr-defined]  # attached per read
     return contacts
 
 
@@ -111,25 +112,9 @@ def contact_page(
 
 
 def contact_get(*, workspace: Workspace, contact_id: Any) -> Contact:
-    contact: Contact = get_in_workspace(
-        contact_queryset(workspace=workspace),
-        workspace=workspace,  # type: ignore[assignment]
-        pk=contact_id,
-    )
+    contact = get_in_workspace(contact_queryset(workspace=workspace), workspace=workspace, pk=contact_id)
     contacts_attach_relations([contact])
     return contact
-
-
-def contact_ids_missing(*, workspace: Workspace, contact_ids: list[UUID]) -> list[UUID]:
-    """The ids among ``contact_ids`` that are not contacts of this workspace."""
-    found = set(Contact.objects.filter(workspace=workspace, pk__in=contact_ids).values_list("pk", flat=True))
-    return [cid for cid in contact_ids if cid not in found]
-
-
-def comet_token_list(*, contact: Contact, limit: int | None = None) -> list[CometToken]:
-    """Most recent first; ``id`` breaks ties between tokens seen at the same instant."""
-    queryset = CometToken.objects.filter(contact=contact).order_by("-seen_at", "-id")
-    return list(queryset[:limit] if limit else queryset)
 
 
 def comet_token_page(*, contact: Contact, cursor: str | None, limit: int) -> Page[CometToken]:
@@ -149,7 +134,7 @@ def list_page(*, workspace: Workspace, cursor: str | None, limit: int) -> Page[C
 
 
 def list_get(*, workspace: Workspace, list_id: Any) -> ContactList:
-    return get_in_workspace(list_queryset(workspace=workspace), workspace=workspace, pk=list_id)  # type: ignore[return-value]
+    return get_in_workspace(list_queryset(workspace=workspace), workspace=workspace, pk=list_id)
 
 
 def company_queryset(*, workspace: Workspace) -> QuerySet[Company]:
@@ -161,7 +146,7 @@ def company_page(*, workspace: Workspace, cursor: str | None, limit: int) -> Pag
 
 
 def company_get(*, workspace: Workspace, company_id: Any) -> Company:
-    return get_in_workspace(company_queryset(workspace=workspace), workspace=workspace, pk=company_id)  # type: ignore[return-value]
+    return get_in_workspace(company_queryset(workspace=workspace), workspace=workspace, pk=company_id)
 
 
 def opportunity_queryset(*, workspace: Workspace) -> QuerySet[Opportunity]:
@@ -173,11 +158,7 @@ def opportunity_page(*, workspace: Workspace, cursor: str | None, limit: int) ->
 
 
 def opportunity_get(*, workspace: Workspace, opportunity_id: Any) -> Opportunity:
-    return get_in_workspace(
-        opportunity_queryset(workspace=workspace),
-        workspace=workspace,  # type: ignore[return-value]
-        pk=opportunity_id,
-    )
+    return get_in_workspace(opportunity_queryset(workspace=workspace), workspace=workspace, pk=opportunity_id)
 
 
 def activity_queryset(*, workspace: Workspace) -> QuerySet[Activity]:
@@ -189,4 +170,4 @@ def activity_page(*, workspace: Workspace, cursor: str | None, limit: int) -> Pa
 
 
 def activity_get(*, workspace: Workspace, activity_id: Any) -> Activity:
-    return get_in_workspace(activity_queryset(workspace=workspace), workspace=workspace, pk=activity_id)  # type: ignore[return-value]
+    return get_in_workspace(activity_queryset(workspace=workspace), workspace=workspace, pk=activity_id)

@@ -30,17 +30,18 @@ MAX_IDS_PER_REQUEST = 10_000
 BIGINT_MAX = 2**63 - 1
 
 
-class StrictMixin:
-    """Refuses a non-object body and fields the serializer does not know."""
+class StrictMixin(serializers.Serializer):
+    """Refuses a non-object body and fields the serializer does not know (put it first:
+    ``class X(StrictMixin, serializers.ModelSerializer)``)."""
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, Mapping):
             raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        known = set(self.fields)  # type: ignore[attr-defined]
+        known = set(self.fields)
         unknown = sorted(str(key) for key in data if key not in known)
         if unknown:
             raise serializers.ValidationError({key: [f"Unknown field {key!r}."] for key in unknown})
-        return super().to_internal_value(data)  # type: ignore[misc]
+        return super().to_internal_value(data)
 
 
 # --- contacts ----------------------------------------------------------------------------

@@ -58,18 +58,6 @@ def tags_ensure(*, workspace: Workspace, names: Iterable[str]) -> dict[str, Tag]
     return {tag.name: tag for tag in Tag.objects.filter(workspace=workspace, name__in=wanted)}
 
 
-def contact_tags_add(*, workspace: Workspace, contact_ids: Sequence[UUID], names: Iterable[str]) -> None:
-    """Add tags to many contacts at once (import, merge, admin)."""
-    tags = tags_ensure(workspace=workspace, names=names)
-    if not tags or not contact_ids:
-        return
-    ContactTag.objects.bulk_create(
-        [ContactTag(contact_id=cid, tag=tag) for cid in contact_ids for tag in tags.values()],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
-
-
 def contact_tags_set(*, contact: Contact, names: Sequence[str]) -> None:
     tags = tags_ensure(workspace=contact.workspace, names=names)
     ContactTag.objects.filter(contact=contact).exclude(tag__in=list(tags.values())).delete()
@@ -95,13 +83,14 @@ def contact_emails_sync_primary(*, contacts: Sequence[Contact]) -> None:
     changed: list[ContactEmail] = []
     present: set[tuple[Any, str]] = set()
     for row in existing:
-        current = (by_id[row.contact_id].email or "").lower()
+        spelling = by_id[row.contact_id].email or ""
+        current = spelling.lower()
         present.add((row.contact_id, row.email.lower()))
         should_be_primary = bool(current) and row.email.lower() == current
-        if row.is_primary != should_be_primary or (should_be_primary and row.email != by_id[row.contact_id].email):
+        if row.is_primary != should_be_primary or (should_be_primary and row.email != spelling):
             row.is_primary = should_be_primary
             if should_be_primary:
-                row.email = by_id[row.contact_id].email  # the address's current spelling
+                row.email = spelling  # the address's current spelling
             changed.append(row)
     if changed:
         ContactEmail.objects.bulk_update(changed, ["is_primary", "email"], batch_size=1000)

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
+from django.db.models import Field, Model
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.rfc_constants import (
     ATEXT,
@@ -36,8 +37,16 @@ from contacts.models import Company, Contact, Tag
 UTC = dt.UTC
 
 
-def _max_lengths(model: type, names: Iterable[str]) -> dict[str, int]:
-    return {name: model._meta.get_field(name).max_length for name in names}
+def _max_length(model: type[Model], name: str) -> int:
+    field = model._meta.get_field(name)
+    length = field.max_length if isinstance(field, Field) else None
+    if length is None:  # a column without a bound has nothing to check against
+        raise TypeError(f"{model.__name__}.{name} has no max_length")
+    return length
+
+
+def _max_lengths(model: type[Model], names: Iterable[str]) -> dict[str, int]:
+    return {name: _max_length(model, name) for name in names}
 
 
 # Derived from the models so that a migration that widens a column widens the check too.
@@ -45,7 +54,7 @@ CONTACT_MAX_LENGTHS: dict[str, int] = _max_lengths(
     Contact, ("full_name", "email", "phone", "job_title", "company_name", "linkedin_url")
 )
 COMPANY_MAX_LENGTHS: dict[str, int] = _max_lengths(Company, ("name", "url", "status"))
-TAG_MAX_LENGTH: int = Tag._meta.get_field("name").max_length
+TAG_MAX_LENGTH: int = _max_length(Tag, "name")
 MAX_TAGS = 100
 # A phone column holds E.164 (at most 16 chars), but raw input may carry spaces,
 # dashes and an extension; anything longer than this is not a phone number.
@@ -268,12 +277,13 @@ def _phone_rules(country_code: int) -> tuple[re.Pattern[str] | None, frozenset[i
     metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
     if metadata is None:
         return None
-    lengths = tuple(metadata.general_desc.possible_length or ())
-    if not lengths or lengths[0] == -1:
+    general = metadata.general_desc
+    lengths = tuple(general.possible_length or ()) if general is not None else ()
+    if general is None or not lengths or lengths[0] == -1:
         return None
     prefix = metadata.national_prefix_for_parsing
     pattern = re.compile(prefix) if prefix else None
-    local = frozenset(metadata.general_desc.possible_length_local_only or ())
+    local = frozenset(general.possible_length_local_only or ())
     return pattern, frozenset(lengths), local
 
 

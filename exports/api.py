@@ -89,7 +89,7 @@ class ContactExportCreateApi(WorkspaceAPIView):
     """POST /v1/contacts/exports: queue an async NDJSON export."""
 
     rate_limit_group = "contacts_exports_create"
-    json_refusal_status = 422  # seed 001: bad parameters are a 422
+    json_refusal_status = 422  # this endpoint answers bad parameters, malformed JSON aside, with a 422
     required_scope = "read:contacts"  # an export only reads contacts
 
     @extend_schema(
@@ -126,12 +126,12 @@ class ContactExportCreateApi(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         data: Any = request.data if request.data else request.query_params.dict()
-        job = services.contact_export_request(workspace=self.workspace, data=data, api_key=request.user.api_key)
+        job = services.contact_export_request(workspace=self.workspace, data=data, api_key=self.principal.api_key)
         return Response({"id": str(job.pk), "status": job.status}, status=202)
 
 
 # Statuses outside the contract's list are shown as the nearest one it has.
-_PUBLIC_STATUS = {ExportJob.Status.CANCELLED: "failed"}
+_PUBLIC_STATUS: dict[str, str] = {ExportJob.Status.CANCELLED: "failed"}
 
 
 def export_status_body(job: ExportJob, *, base_url: str) -> dict[str, Any]:
@@ -167,5 +167,5 @@ class ContactExportDetailApi(WorkspaceAPIView):
     def get(self, request: Request, export_id: str) -> Response:
         job: ExportJob = get_in_workspace(
             ExportJob.objects.filter(kind="contacts"), workspace=self.workspace, pk=export_id
-        )  # type: ignore[assignment]
+        )
         return Response(export_status_body(job, base_url=request.build_absolute_uri("/")))

@@ -25,7 +25,7 @@ from leadlex.models import ApiKey, Workspace
 
 SYNC_DEFAULT_LIMIT = 10_000
 SYNC_MAX_LIMIT = 50_000
-# The seed's "YYYY-MM-DD HH:MM:SS", or an ISO 8601 / RFC 3339 date-time with an
+# The documented "YYYY-MM-DD HH:MM:SS", or an ISO 8601 / RFC 3339 date-time with an
 # optional offset. Checked before parsing because datetime.fromisoformat (which
 # Django's parser tries first) also takes bare dates, week dates and basic forms.
 _ASYNC_DATE_RE = re.compile(
@@ -153,7 +153,7 @@ def contact_export_sync_stream(*, job: ExportJob) -> Iterator[bytes]:
 # --- Async export (POST /v1/contacts/exports) ----------------------------------------
 def _parse_async_date(value: Any, *, field: str, workspace: Workspace) -> datetime:
     """A date-time with an offset is that instant; one without is a wall-clock time
-    of the workspace's zone (the seed's form is the offset-less case)."""
+    of the workspace's zone (the documented "YYYY-MM-DD HH:MM:SS" is such a one)."""
     text = value.strip() if isinstance(value, str) else ""
     parsed: datetime | None = None
     if _ASYNC_DATE_RE.fullmatch(text):
@@ -171,8 +171,11 @@ def _parse_flag(value: Any, *, field: str) -> bool:
         return False
     if isinstance(value, bool):
         return value
-    if value in (0, 1, "0", "1"):
-        return str(value) == "1"
+    # A JSON number is compared by value (1.0 is 1); text must be exactly "0" or "1".
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return value == 1
+    if value in ("0", "1"):
+        return value == "1"
     raise UnprocessableEntity(f"{field}: must be 0 or 1", details={"field": field})
 
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadlex.auth import ApiPrincipal, request_principal
 from leadlex.errors import NotFound, RateLimited, ValidationFailed
 from leadlex.models import WebhookEndpoint, Workspace
 from leadlex.ratelimit import rate_limit_hit
+
+_M = TypeVar("_M", bound=Model)
 
 
 class WorkspaceAPIView(APIView):
@@ -23,12 +27,20 @@ class WorkspaceAPIView(APIView):
     rate_limit_group: str = "default"
 
     @property
+    def principal(self) -> ApiPrincipal:
+        """The key the request came with; the permission class has turned away a request without one."""
+        principal = request_principal(self.request)
+        if principal is None:
+            raise exceptions.NotAuthenticated()
+        return principal
+
+    @property
     def workspace(self) -> Workspace:
-        return self.request.user.workspace  # type: ignore[union-attr]
+        return self.principal.workspace
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # auth and permissions first: limits are per workspace
-        decision = rate_limit_hit(workspace_id=str(request.user.workspace.pk), group=self.rate_limit_group)
+        decision = rate_limit_hit(workspace_id=str(self.workspace.pk), group=self.rate_limit_group)
         self._rate_limit_headers = decision.headers()
         if not decision.allowed:
             raise RateLimited(
@@ -44,11 +56,11 @@ class WorkspaceAPIView(APIView):
         return response
 
 
-def get_in_workspace(queryset: QuerySet, *, workspace: Workspace, pk: Any) -> Model:
+def get_in_workspace(queryset: QuerySet[_M], *, workspace: Workspace, pk: Any) -> _M:
     """Fetch by id inside one workspace; another workspace's id is simply "not found"."""
     try:
         return queryset.get(workspace=workspace, pk=pk)
-    except (queryset.model.DoesNotExist, DjangoValidationError, ValueError):  # a malformed UUID is "not found" too
+    except (ObjectDoesNotExist, DjangoValidationError, ValueError):  # a malformed UUID is "not found" too
         raise NotFound() from None
 
 

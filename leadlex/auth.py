@@ -36,6 +36,13 @@ class ApiPrincipal:
         return str(self.api_key.pk)
 
 
+def request_principal(request: Request) -> ApiPrincipal | None:
+    """``request.user`` as the API sets it: the key's principal, or None when no key was
+    sent (``UNAUTHENTICATED_USER`` is None; no Django user ever reaches an API view)."""
+    user: object = request.user
+    return user if isinstance(user, ApiPrincipal) else None
+
+
 def _raw_key_from_header(header: str) -> str | None:
     scheme, _, credentials = header.partition(" ")
     scheme = scheme.lower()

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -101,7 +101,7 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
-_DRF_CODES: list[tuple[type[Exception], int, str]] = [
+_DRF_CODES: list[tuple[type[drf.APIException], int, str]] = [
     (drf.NotAuthenticated, 401, "invalid_key"),
     (drf.AuthenticationFailed, 401, "invalid_key"),
     (drf.PermissionDenied, 403, "insufficient_permissions"),
@@ -129,7 +129,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     for exc_type, status_code, code in _DRF_CODES:
         if isinstance(exc, exc_type):
-            detail = exc.detail  # type: ignore[attr-defined]
+            detail = exc.detail
             if isinstance(exc, drf.ValidationError):
                 message = _first_message(detail)
                 details = {"fields": detail} if isinstance(detail, dict) else {"errors": detail}
@@ -162,17 +162,18 @@ def json_error(status: int, code: str, message: str, details: Any = None) -> Jso
     return JsonResponse(error_body(code, message, details), status=status)
 
 
-def handler404(request, exception=None) -> JsonResponse:  # noqa: ANN001 - Django's signature
+# Django's error views: the request, and for all but the 500 the exception that led there.
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return json_error(404, "not_found", "Not found.")
 
 
-def handler500(request) -> JsonResponse:  # noqa: ANN001
+def handler500(request: HttpRequest) -> JsonResponse:
     return json_error(500, "internal_error", "An unexpected error occurred. Quote the X-Request-ID when reporting it.")
 
 
-def handler400(request, exception=None) -> JsonResponse:  # noqa: ANN001
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return json_error(400, "validation_error", "Bad request.")
 
 
-def handler403(request, exception=None) -> JsonResponse:  # noqa: ANN001
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return json_error(403, "insufficient_permissions", "Forbidden.")

@@ -1,10 +1,11 @@
 """At the API's door: its other addresses, and query strings it cannot take.
 
-The other addresses are the paths the seed documents' own examples use.
+The other addresses are the paths that published client examples use.
 
-A user copies a curl line from the product documents and changes the host:
+A user copies a curl line from the product's documentation and changes the host:
 LeadLex's hosted gateway serves the API under ``/functions/v1/api-gateway/v1/``
-(seeds 000 and 003) and Close clients call ``/api/v1/`` (seed 002). Those requests
+(the contact export and import examples) and Close clients call ``/api/v1/``
+(the Close-style export). Those requests
 are the API's own, so the prefix is rewritten to ``/v1/`` before anything else
 looks at the path: body limits, error envelopes, URL resolution and the Link
 headers the API builds all see ``/v1/``, and the schema lists each operation once.

@@ -7,6 +7,7 @@ import hmac
 import secrets
 import uuid
 import zoneinfo
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -116,14 +117,11 @@ class ApiKey(models.Model):
                 found = index
         return found
 
-    def is_usable(self, now=None) -> bool:
+    def is_usable(self, now: datetime | None = None) -> bool:
         now = now or dj_timezone.now()
         if self.revoked_at is not None and self.revoked_at <= now:
             return False
         return self.expires_at is None or self.expires_at > now
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
 
 
 class WebhookEndpoint(models.Model):
@@ -174,3 +172,6 @@ class WebhookDelivery(models.Model):
         ordering = ["-created_at"]
         verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} ({self.status})"

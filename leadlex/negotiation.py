@@ -2,12 +2,14 @@
 
 Every /v1 view renders JSON, or returns a file or stream of its own (CSV,
 NDJSON, gzip downloads) that bypasses DRF's renderers. So whatever a client
-accepts (``text/csv`` for the CSV export, as seed 000 sends it; a browser's
+accepts (``text/csv`` for the CSV export, as its documented example sends it; a browser's
 ``text/html,…``), the only thing DRF ever renders is JSON: the data, or the error
 envelope of a request that failed. A 406 would only hide that error behind another.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -17,10 +19,11 @@ from rest_framework.request import Request
 
 class JsonAlwaysNegotiation(DefaultContentNegotiation):
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
+        candidates = list(renderers)
         try:
-            return super().select_renderer(request, renderers, format_suffix)
+            return super().select_renderer(request, candidates, format_suffix)
         except NotAcceptable:
-            renderer = renderers[0]
+            renderer = candidates[0]
             return renderer, renderer.media_type

@@ -128,7 +128,7 @@ def json_loads_checked(
     ``check_strings=False`` (or ``skip``, for some top-level keys) leaves NULs to a
     later check that reports them per row; a lone surrogate is refused regardless.
     ``refusal_status`` is the status of a well-formed document that is refused (a
-    dialect whose seed answers 422 for bad parameters); malformed JSON is a 400."""
+    endpoint whose contract answers 422 for bad parameters); malformed JSON is a 400."""
     if isinstance(raw, bytes) and raw.startswith(_BOM):
         raw = raw[len(_BOM) :]  # what Windows editors put first; not part of the document
     try:
@@ -188,8 +188,8 @@ class JSONBodyParser(BaseParser):
 
     A view may set ``json_strings_checked_per_row = frozenset({"rows"})`` when its
     own engine reports a bad string on its row (imports: one bad row never aborts
-    the good ones), and ``json_refusal_status = 422`` when its seed answers 422 for
-    bad parameters."""
+    the good ones), and ``json_refusal_status = 422`` when its contract answers 422
+    for bad parameters."""
 
     media_type = "application/json"
 
@@ -204,7 +204,7 @@ class JSONBodyParser(BaseParser):
             except UnicodeDecodeError as error:
                 raise ValidationFailed(f"The body is not valid {charset} (byte {error.start}).") from None
         view = (parser_context or {}).get("view")
-        skip = getattr(view, "json_strings_checked_per_row", frozenset())
+        skip: frozenset[str] = getattr(view, "json_strings_checked_per_row", frozenset())
         return json_loads_checked(raw, skip=skip, refusal_status=getattr(view, "json_refusal_status", 400))
 
 

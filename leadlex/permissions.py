@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
+from leadlex.auth import request_principal
 from leadlex.errors import InsufficientPermissions, SubscriptionInactive
 from leadlex.models import SCOPE_READ_CONTACTS, SCOPE_WRITE_CONTACTS
 
@@ -19,8 +20,8 @@ class WorkspaceScopePermission(permissions.BasePermission):
     """
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        principal = request.user
-        if principal is None or not getattr(principal, "is_authenticated", False):
+        principal = request_principal(request)
+        if principal is None:
             raise exceptions.NotAuthenticated("Missing API key: send 'Authorization: Bearer <key>'.")
         if not principal.workspace.is_active:
             raise SubscriptionInactive("This workspace's subscription is inactive.")

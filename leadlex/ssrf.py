@@ -121,10 +121,11 @@ def ipv4_parse_loose(host: str) -> ipaddress.IPv4Address | None:
     parts = text.split(".")
     if not 1 <= len(parts) <= 4:
         return None
-    numbers = [_ipv4_part(p) for p in parts]
-    if any(n is None for n in numbers):
+    parsed = [_ipv4_part(p) for p in parts]
+    numbers = [n for n in parsed if n is not None]
+    if len(numbers) != len(parsed):
         return None
-    *head, last = numbers  # type: ignore[misc]
+    *head, last = numbers
     if any(n > 255 for n in head) or last >= 256 ** (5 - len(parts)):
         return None
     value = 0
@@ -197,7 +198,8 @@ def ip_is_forbidden(ip: IPAddress) -> bool:
 
 def _system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    # sockaddr[0] is the address text for both families (an int only for AF_CAN/AF_PACKET ones).
+    return [str(info[4][0]) for info in infos]
 
 
 def url_parse(url: str) -> tuple[str, str, int]:

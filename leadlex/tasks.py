@@ -20,7 +20,7 @@ def _webhook_time_limits() -> tuple[float, float]:
 _WEBHOOK_SOFT_LIMIT, _WEBHOOK_HARD_LIMIT = _webhook_time_limits()
 
 
-@shared_task(
+@shared_task(  # type: ignore[call-overload]  # the limits are float seconds, as Celery takes them; its stubs say int
     name="leadlex.webhook_deliver",
     acks_late=True,
     soft_time_limit=_WEBHOOK_SOFT_LIMIT,

@@ -20,6 +20,7 @@ With the defaults (60 s, 6 h, 12 attempts) the last try is ~20 hours after the f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -299,12 +300,10 @@ class _Deadline:
             for connection in self._connections:
                 sock = getattr(connection, "sock", None)
                 if sock is not None:
-                    try:
-                        # The plain socket's shutdown, also under TLS: it wakes the
-                        # reading thread without touching the TLS object it is using.
+                    # The plain socket's shutdown, also under TLS: it wakes the reading thread
+                    # without touching the TLS object it is using. A socket already closed is fine.
+                    with contextlib.suppress(OSError):
                         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
     def start(self) -> None:
         self._timer.start()
@@ -332,12 +331,15 @@ class _PinnedAdapter(HTTPAdapter):
         pool_kwargs["assert_hostname"] = self._host
         super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
 
-    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> Any:
+    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> urllib3.HTTPConnectionPool:
         pool = super().get_connection_with_tls_context(*args, **kwargs)
+        if not isinstance(pool, urllib3.HTTPConnectionPool):  # an HTTPS pool is one too
+            raise TypeError(f"unexpected connection pool {type(pool).__name__}")
         deadline = self._deadline
+        base = pool.ConnectionCls
 
         # A subclass of the pool's own connection class (HTTP or HTTPS), made per attempt.
-        class WatchedConnection(pool.ConnectionCls):  # type: ignore[misc, name-defined]  # a base known at run time
+        class WatchedConnection(base):  # type: ignore[valid-type, misc]  # a base chosen at run time: no static type
             def connect(self) -> None:
                 deadline.watch(self)
                 super().connect()

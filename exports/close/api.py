@@ -1,4 +1,4 @@
-"""The Close dialect of the export API (seed ``002``): thin views that parse, call
+"""The Close dialect of the export API (Close.com's bulk export): thin views that parse, call
 one service and shape the export object. Authentication (Basic with the key as
 user name, or Bearer), scopes and rate limits come from ``WorkspaceAPIView``."""
 
@@ -25,7 +25,7 @@ from exports.close.serializers import (
 from exports.engine import export_job_download_url
 from exports.models import ExportJob
 from leadlex.api import WorkspaceAPIView
-from leadlex.auth import ApiKeyAuthentication
+from leadlex.auth import ApiKeyAuthentication, request_principal
 from leadlex.errors import ApiError, NotFound, ValidationFailed
 from leadlex.models import SCOPE_READ_CONTACTS
 
@@ -69,7 +69,7 @@ class LeadExportCreateApi(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         job = services.close_export_request(
-            workspace=self.workspace, endpoint="lead", data=_body(request), api_key=request.user.api_key
+            workspace=self.workspace, endpoint="lead", data=_body(request), api_key=self.principal.api_key
         )
         return _export_response(job, request)
 
@@ -90,7 +90,7 @@ class OpportunityExportCreateApi(WorkspaceAPIView):
     )
     def post(self, request: Request) -> Response:
         job = services.close_export_request(
-            workspace=self.workspace, endpoint="opportunity", data=_body(request), api_key=request.user.api_key
+            workspace=self.workspace, endpoint="opportunity", data=_body(request), api_key=self.principal.api_key
         )
         return _export_response(job, request)
 
@@ -181,12 +181,12 @@ class ExportDownloadApi(APIView):
         token = request.query_params.get("token")
         if token:
             job = services.close_export_from_token(export_id=pk, token=token)
-        elif request.user is not None:
-            if SCOPE_READ_CONTACTS not in request.user.scopes:
+        elif (principal := request_principal(request)) is not None:
+            if SCOPE_READ_CONTACTS not in principal.scopes:
                 raise ApiError(
                     "This API key lacks the read:contacts permission.", status_code=403, code="insufficient_permissions"
                 )
-            job = _get_export(request.user.workspace, export_id)
+            job = _get_export(principal.workspace, export_id)
         else:
             raise ApiError("Send the link's token or an API key.", status_code=401, code="invalid_key")
         if not job.workspace.is_active:

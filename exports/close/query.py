@@ -22,20 +22,28 @@ databases agree.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 import uuid
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, TextField
+from django.db.models import BooleanField, Exists, F, Func, Model, OuterRef, Q, TextField
 from django.db.models.expressions import OrderBy
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.lookups import Regex
 
 from contacts.models import Activity, Company, Contact, ContactEmail, ContactTag, Opportunity
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler
+
+_Sql = tuple[str, tuple[Any, ...]]  # what an expression's as_sql answers: SQL text and its parameters
 
 MAX_DEPTH = 32
 MAX_NODES = 1000
@@ -100,10 +108,9 @@ def _register_sqlite_functions(connection: Any) -> None:
         raw = connection.connection
     if not getattr(raw, "_lx_fold_registered", False):
         raw.create_function("lx_fold", 1, fold_text, deterministic=True)
-        try:
+        # sqlite3.Connection has no __dict__: then the function is registered again next time (cheap).
+        with contextlib.suppress(AttributeError):
             raw._lx_fold_registered = True
-        except AttributeError:  # sqlite3.Connection has no __dict__; register again next time (cheap)
-            pass
 
 
 class Fold(Func):
@@ -112,23 +119,31 @@ class Fold(Func):
     arity = 1
     output_field = TextField()
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> _Sql:
         # lx_fold = lower(unaccent(x)) declared IMMUTABLE (exports migration 0004), so
         # that the trigram indexes on lx_fold(column) serve these conditions.
         return self.as_sql(compiler, connection, template="lx_fold((%(expressions)s)::text)", **extra)
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> _Sql:
         # Registered lazily at SQL-compile time so that it exists on whichever
         # connection runs the query (web, worker, test), created before or after import.
         _register_sqlite_functions(connection)
         return self.as_sql(compiler, connection, function="lx_fold", **extra)
 
     def as_sql(
-        self, compiler: Any, connection: Any, function: str | None = None, template: str | None = None, **extra: Any
-    ) -> tuple[str, list]:
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra: Any,
+    ) -> _Sql:
         if function is None and template is None:
             function = "LOWER"
-        return super().as_sql(compiler, connection, function=function, template=template, **extra)
+        return super().as_sql(
+            compiler, connection, function=function, template=template, arg_joiner=arg_joiner, **extra
+        )
 
 
 class JsonKeyIsNumber(Func):
@@ -141,16 +156,16 @@ class JsonKeyIsNumber(Func):
         super().__init__(F(column))
         self.key = key
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> _Sql:
         sql, params = compiler.compile(self.source_expressions[0])
-        return f"(jsonb_typeof({sql} -> %s) = 'number')", [*params, self.key]
+        return f"(jsonb_typeof({sql} -> %s) = 'number')", (*params, self.key)
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> _Sql:
         sql, params = compiler.compile(self.source_expressions[0])
-        return f"(json_type({sql}, %s) IN ('integer', 'real'))", [*params, _sqlite_json_path(self.key)]
+        return f"(json_type({sql}, %s) IN ('integer', 'real'))", (*params, _sqlite_json_path(self.key))
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:  # pragma: no cover
-        raise NotImplementedError("custom number ranges need PostgreSQL or SQLite")
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, *args: Any, **extra: Any) -> _Sql:
+        raise NotImplementedError("custom number ranges need PostgreSQL or SQLite")  # pragma: no cover
 
 
 def _sqlite_json_path(key: str) -> str:
@@ -163,7 +178,7 @@ class FieldSpec:
     kind: str  # text | choice | number | datetime | date | id
     column: str  # ORM path on the object's model, or on ``via``'s model
     # Multi-valued fields live in another table: (model, its FK to the object).
-    via: tuple[type, str] | None = None
+    via: tuple[type[Model], str] | None = None
     choices: tuple[str, ...] | None = None
 
     @property
@@ -237,7 +252,7 @@ MODELS: dict[str, type] = {"lead": Company, "contact": Contact, "opportunity": O
 HAS_CUSTOM = {"lead", "contact"}
 
 # (this, related) -> (related model, filter linking a related row to the outer row)
-RELATIONS: dict[tuple[str, str], tuple[type, Callable[[], Q]]] = {
+RELATIONS: dict[tuple[str, str], tuple[type[Model], Callable[[], Q]]] = {
     ("lead", "contact"): (Contact, lambda: Q(company=OuterRef("pk"))),
     ("lead", "opportunity"): (Opportunity, lambda: Q(company=OuterRef("pk"))),
     ("lead", "activity"): (Activity, lambda: Q(company=OuterRef("pk"))),
@@ -292,7 +307,7 @@ def _expect_object(value: Any, path: str) -> dict:
     return value
 
 
-def _keys(node: dict, path: str, required: set[str], optional: set[str] = frozenset()) -> None:
+def _keys(node: dict, path: str, required: set[str], optional: AbstractSet[str] = frozenset()) -> None:
     for key in sorted(required):
         if key not in node:
             raise QueryError(_join(path, key), "is required")
@@ -620,7 +635,7 @@ class _Compiler:
         return handler(field, node, path)
 
     def _not_for(self, field: ResolvedField, kind: str, path: str) -> QueryError:
-        field_kind = "custom" if field.custom_key else field.spec.kind  # type: ignore[union-attr]
+        field_kind = field.spec.kind if field.spec is not None else "custom"
         return QueryError(
             _join(path, "type"), f"a {kind} condition does not apply to {field.name!r} ({field_kind} field)"
         )
@@ -651,8 +666,8 @@ class _Compiler:
             raise QueryError(_join(path, "value"), f"more than {MAX_TEXT_TOKENS} words")
         if field.custom_key is not None:
             target = Fold(KeyTextTransform(field.custom_key, "custom"))
-        elif field.spec.kind in ("text", "choice"):  # type: ignore[union-attr]
-            target = Fold(F(field.spec.column))  # type: ignore[union-attr]
+        elif field.spec is not None and field.spec.kind in ("text", "choice"):
+            target = Fold(F(field.spec.column))
         else:
             raise self._not_for(field, "text", path)
         # Tokens are \w+ only, so they need no regex escaping; the same pattern is
@@ -724,9 +739,10 @@ class _Compiler:
         if field.custom_key is not None:
             result = Q(JsonKeyIsNumber("custom", field.custom_key))
             return result & Q(**{f"custom__{field.custom_key}__{key}": value for key, value in given.items()})
-        if field.spec.kind != "number":  # type: ignore[union-attr]
+        spec = field.spec
+        if spec is None or spec.kind != "number":
             raise self._not_for(field, "number_range", path)
-        return Q(**{f"{field.spec.column}__{key}": value for key, value in given.items()})  # type: ignore[union-attr]
+        return Q(**{f"{spec.column}__{key}": value for key, value in given.items()})
 
     def _cond_moment_range(self, field: ResolvedField, node: dict, path: str) -> Q:
         bounds = ("on_or_after", "after", "before", "on_or_before")
@@ -734,10 +750,9 @@ class _Compiler:
         given = {k: node[k] for k in bounds if k in node and node[k] is not None}
         if not given:
             raise QueryError(path, "needs at least one of on_or_after, after, before, on_or_before")
-        if field.custom_key is not None or field.spec.kind not in ("datetime", "date"):  # type: ignore[union-attr]
-            raise self._not_for(field, "moment_range", path)
         spec = field.spec
-        assert spec is not None
+        if field.custom_key is not None or spec is None or spec.kind not in ("datetime", "date"):
+            raise self._not_for(field, "moment_range", path)
         lookups = {"on_or_after": "gte", "after": "gt", "before": "lt", "on_or_before": "lte"}
         result = Q()
         for key, moment_node in given.items():

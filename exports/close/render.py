@@ -5,7 +5,7 @@ Row data comes from ``exports.close.selectors`` as plain dicts (``values()``
 rows with their related rows attached), so that this module can be tested
 without a database.
 
-Date formats (seed ``002``; CSV only, JSON always uses ISO 8601 in UTC with
+Date formats (Close's three; CSV only, JSON always uses ISO 8601 in UTC with
 microseconds, as Close's API does):
 
 * ``original``: ``2024-01-10 13:00:00.000000+01:00`` (microseconds, offset; in
@@ -41,10 +41,6 @@ def format_datetime(value: datetime | None, date_format: str, tz: tzinfo) -> str
     if date_format == "iso8601":
         return local.isoformat(timespec="seconds")
     return local.isoformat(sep=" ", timespec="microseconds")
-
-
-def format_date(value: date | None) -> str:
-    return "" if value is None else value.isoformat()
 
 
 def json_datetime(value: datetime | None) -> str | None:
@@ -214,7 +210,8 @@ CONTACT_FIELDS = (
     "date_created",
     "date_updated",
     "custom",
-) + _LEAD_PREFIXED
+    *_LEAD_PREFIXED,
+)
 OPP_FIELDS = (
     "id",
     "lead_id",
@@ -230,11 +227,12 @@ OPP_FIELDS = (
     "date_won",
     "date_created",
     "date_updated",
-) + _LEAD_PREFIXED
+    *_LEAD_PREFIXED,
+)
 DEFAULT_FIELDS = {"leads": LEAD_FIELDS, "contacts": CONTACT_FIELDS, "lead_opps": OPP_FIELDS}
 # Extra fields a client may ask for by name even when not in the default list.
 OPTIONAL_FIELDS = {
-    "leads": ("activities", "organization_id") + SMART_FIELDS,
+    "leads": ("activities", "organization_id", *SMART_FIELDS),
     "contacts": tuple(f"lead_{s}" for s in SMART_FIELDS),
     "lead_opps": tuple(f"lead_{s}" for s in SMART_FIELDS),
 }

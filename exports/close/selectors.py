@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -152,7 +152,7 @@ def limited_ids(queryset: QuerySet, limit: int | None) -> QuerySet:
 
 # --- Batches ---------------------------------------------------------------------------------
 def _smart_annotations() -> dict[str, Any]:
-    def count(model: type, **extra: Any) -> Coalesce:
+    def count(model: type[Model], **extra: Any) -> Coalesce:
         sub = (
             model._default_manager.filter(company=OuterRef("pk"), **extra)
             .order_by()

@@ -127,8 +127,8 @@ def opportunity_filters_parse(raw: dict[str, Any], *, workspace: Workspace) -> d
             if isinstance(value, str):
                 try:
                     moment = parse_datetime(value.replace("z", "Z"))
-                    if moment is None and parse_date(value):
-                        moment = datetime.combine(parse_date(value), datetime.min.time())
+                    if moment is None and (day := parse_date(value)) is not None:
+                        moment = datetime.combine(day, datetime.min.time())
                 except ValueError:
                     moment = None
             if moment is None:
@@ -196,9 +196,9 @@ def close_export_from_token(*, export_id: uuid.UUID, token: str) -> ExportJob:
         data = signing.loads(token, salt=_TOKEN_SALT)
     except signing.BadSignature:
         raise NotFound("This download link is not valid.") from None
-    if not isinstance(data, dict) or data.get("j") != export_id.hex:
+    if not isinstance(data, dict) or data.get("j") != export_id.hex or not isinstance(data.get("w"), str):
         raise NotFound("This download link is not valid.")
-    job = ExportJob.objects.filter(pk=export_id, kind__in=kinds.CLOSE_KINDS, workspace_id=data.get("w")).first()
+    job = ExportJob.objects.filter(pk=export_id, kind__in=kinds.CLOSE_KINDS, workspace_id=data["w"]).first()
     if job is None:
         raise NotFound("This download link is not valid.")
     return job

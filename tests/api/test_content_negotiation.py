@@ -1,5 +1,5 @@
-"""No Accept header turns a documented request into a 406 (issue 10, §1): file
-endpoints answer the media types their seeds name, ``*/*``, ``text/*`` and no
+"""No Accept header turns a documented request into a 406: file
+endpoints answer the media types their documented examples name, ``*/*``, ``text/*`` and no
 Accept at all; JSON endpoints answer JSON to any Accept; an error always comes in
 the JSON envelope, whatever the client said it accepts."""
 

@@ -1,4 +1,4 @@
-"""The seeds' paths (the hosted gateway's, Close's /api/v1/) are the API itself."""
+"""The paths of published client examples (the hosted gateway's, Close's /api/v1/) are the API itself."""
 
 from __future__ import annotations
 

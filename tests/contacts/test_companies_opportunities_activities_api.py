@@ -221,10 +221,10 @@ def test_every_list_endpoint_costs_the_same_queries_for_few_or_many_rows(owner, 
         companies = Company.objects.bulk_create([Company(workspace=ws, name=f"C{offset + i}") for i in range(n)])
         people = Contact.objects.bulk_create([Contact(workspace=ws, full_name=f"P{offset + i}") for i in range(n)])
         Opportunity.objects.bulk_create(
-            [Opportunity(workspace=ws, company=c, contact=p) for c, p in zip(companies, people)]
+            [Opportunity(workspace=ws, company=c, contact=p) for c, p in zip(companies, people, strict=True)]
         )
         Activity.objects.bulk_create(
-            [Activity(workspace=ws, type="note", company=c, contact=p) for c, p in zip(companies, people)]
+            [Activity(workspace=ws, type="note", company=c, contact=p) for c, p in zip(companies, people, strict=True)]
         )
         ContactList.objects.bulk_create([ContactList(workspace=ws, name=f"L{offset + i}") for i in range(n)])
 

@@ -1,4 +1,4 @@
-"""GET /v1/contacts/export: the streamed CSV export (seed 000)."""
+"""GET /v1/contacts/export: the streamed CSV export."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def test_every_repeated_tag_must_match_and_list_id_filters(owner) -> None:
 def test_awkward_values_round_trip_through_csv_reader(owner) -> None:
     awkward = ['He said "hi", then left', "two\nlines\r\nthree", "Zoë 漢字 🎉", "  padded  ", "a,b", "back\\slash"]
     contacts = make_contacts(owner.workspace, len(awkward))
-    for contact, text in zip(contacts, awkward):
+    for contact, text in zip(contacts, awkward, strict=True):
         contact.full_name = text
         contact.job_title = text
     Contact.objects.bulk_update(contacts, ["full_name", "job_title"])
@@ -161,7 +161,7 @@ def test_formula_cells_are_neutralised_but_phones_and_negative_numbers_are_not(o
         ("+cmd|'/C calc'!A0", ""),
         ("\tTabbed", "(555) 010-0100"),
     ]
-    for contact, (name, phone) in zip(contacts, values):
+    for contact, (name, phone) in zip(contacts, values, strict=True):
         contact.full_name, contact.phone = name, phone or None
     Contact.objects.bulk_update(contacts, ["full_name", "phone"])
     _, rows, _ = get_rows(owner.client, "?fields=full_name,phone")

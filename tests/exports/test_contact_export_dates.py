@@ -1,4 +1,4 @@
-"""The dates POST /v1/contacts/exports accepts: the seed's ``YYYY-MM-DD HH:MM:SS``
+"""The dates POST /v1/contacts/exports accepts: the documented ``YYYY-MM-DD HH:MM:SS``
 (workspace time zone) and ISO 8601 date-times, with an offset or ``Z`` (that
 instant) or without one (workspace time zone); anything else is a 422 naming
 the field and both forms."""

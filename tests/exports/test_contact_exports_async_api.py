@@ -1,4 +1,4 @@
-"""POST /v1/contacts/exports and GET /v1/contacts/exports/{id} (seed 001), through
+"""POST /v1/contacts/exports and GET /v1/contacts/exports/{id}, through
 HTTP and a real worker."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from exports.models import ExportJob
 from leadlex.models import SCOPE_WRITE_CONTACTS
 from tests.conftest import keyed_client
 from tests.exports.factories import add_emails, add_to_list, add_tokens, make_contacts, tag
@@ -113,6 +114,19 @@ def test_dates_are_wall_clock_times_of_the_workspace_timezone_across_dst(owner, 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
+    "sent, flag",
+    [(1, True), (1.0, True), ("1", True), (True, True), (0, False), (0.0, False), ("0", False), (None, False)],
+)
+def test_the_include_flags_take_the_value_sent_as_a_json_number_text_or_boolean(owner, sent, flag: bool) -> None:
+    payload = {**FULL_YEAR, "include_comet_tokens": sent, "include_all_emails": sent}
+    response = owner.client.post(CREATE, payload, format="json")
+    assert response.status_code == 202, response.content
+    parameters = ExportJob.objects.get(pk=response.json()["id"]).parameters
+    assert parameters["include_comet_tokens"] is flag and parameters["include_all_emails"] is flag
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
     "payload, field",
     [
         ({"end_date": "2026-01-02 00:00:00"}, "start_date"),
@@ -123,6 +137,8 @@ def test_dates_are_wall_clock_times_of_the_workspace_timezone_across_dst(owner, 
         ({"start_date": "2026-01-02 00:00:00", "end_date": "2026-01-01 00:00:00"}, "end_date"),
         ({"start_date": "2026-01-01 00:00:00", "end_date": "2026-01-01 00:00:00"}, "end_date"),
         ({**FULL_YEAR, "include_comet_tokens": 2}, "include_comet_tokens"),
+        ({**FULL_YEAR, "include_comet_tokens": 0.5}, "include_comet_tokens"),
+        ({**FULL_YEAR, "include_all_emails": "1.0"}, "include_all_emails"),
         ({**FULL_YEAR, "include_all_emails": "yes"}, "include_all_emails"),
         ({**FULL_YEAR, "format": "csv"}, "format"),
     ],
@@ -151,7 +167,7 @@ def test_it_needs_a_key_with_read_contacts(owner, anon) -> None:
 @pytest.mark.django_db
 def test_creating_is_limited_to_five_per_minute_and_reading_to_thirty(owner) -> None:
     ids = []
-    for i in range(5):
+    for _ in range(5):
         response = owner.client.post(CREATE, FULL_YEAR, format="json")
         assert response.status_code == 202 and response["X-RateLimit-Limit"] == "5"
         ids.append(response.json()["id"])

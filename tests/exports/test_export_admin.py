@@ -44,7 +44,7 @@ def test_the_download_link_redirects_to_a_freshly_signed_url(admin_client, owner
     export_job_run(job_id=job.pk)
     response = admin_client.get(reverse("admin:exports_exportjob_download", args=[job.pk]))
     assert response.status_code == 302
-    status, headers, raw = download(response["Location"])
+    status, headers, _ = download(response["Location"])
     assert status == 200 and headers["Content-Encoding"] == "gzip"
     assert len(csv_records(job_file_text(ExportJob.objects.get(pk=job.pk)))) == 3
 

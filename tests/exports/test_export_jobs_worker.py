@@ -88,7 +88,7 @@ def test_a_job_killed_mid_export_is_resumed_by_the_next_worker_with_every_row_ex
     assert done.status == ExportJob.Status.COMPLETED, done.error
     assert f"resuming after row {killed_after}" in log
     assert done.attempts == 2 and done.row_count == len(contacts)
-    status, headers, raw = download(owner.client.get(f"{CREATE}/{job_id}").json()["download_url"])
+    status, _, raw = download(owner.client.get(f"{CREATE}/{job_id}").json()["download_url"])
     assert status == 200
     records = ndjson_records(gzip.decompress(raw))  # concatenated gzip members read as one file
     assert [r["id"] for r in records] == [str(c.id) for c in contacts]  # each row once, in order

@@ -42,7 +42,7 @@ AWKWARD = [
 def _awkward_workspace(workspace) -> None:
     acme = company(workspace, 'Acme, Inc. "Ltd"')
     contacts = make_contacts(workspace, len(AWKWARD), step=timedelta(microseconds=250_001))
-    for i, (contact, text) in enumerate(zip(contacts, AWKWARD)):
+    for i, (contact, text) in enumerate(zip(contacts, AWKWARD, strict=True)):
         contact.full_name = text
         contact.job_title = AWKWARD[-1 - i]
         contact.email = None if i % 5 == 0 else contact.email

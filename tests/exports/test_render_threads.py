@@ -41,9 +41,12 @@ def render_connections(monkeypatch):
         try:
             return real(*args)
         finally:
-            if threading.current_thread().name.startswith("export-render-") and connection.connection is not None:
-                if all(c is not connection.connection for c in seen):
-                    seen.append(connection.connection)
+            if (
+                threading.current_thread().name.startswith("export-render-")
+                and connection.connection is not None
+                and all(c is not connection.connection for c in seen)
+            ):
+                seen.append(connection.connection)
 
     monkeypatch.setattr(contact_kind, "_render_range", recording)
     return seen

@@ -207,7 +207,10 @@ def test_a_killed_worker_resumes_at_the_next_batch_and_the_result_equals_an_unin
 
     assert resumed.status == ref.status == "completed", (resumed.error, ref.error)
     assert resumed.attempts == 2
-    counts = lambda j: (j.created_count, j.updated_count, j.skipped_count, j.error_count, j.processed_rows)  # noqa: E731
+
+    def counts(j):
+        return (j.created_count, j.updated_count, j.skipped_count, j.error_count, j.processed_rows)
+
     assert counts(resumed) == counts(ref)
     assert resumed.created_count + resumed.updated_count + resumed.skipped_count + resumed.error_count == 4000
     assert resumed.first_errors == ref.first_errors

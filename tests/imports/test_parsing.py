@@ -136,9 +136,12 @@ def test_any_table_written_as_csv_reads_back(table, newline, bom):
     )
     text = ("\ufeff" if bom else "") + buffer.getvalue()
     got = [r for r in parse(text.encode()) if r.data is not None or r.error is not None]
-    expected = [{k: v.strip() for k, v in zip(("full_name", "email", "job_title"), row) if v.strip()} for row in table]
+    expected = [
+        {k: v.strip() for k, v in zip(("full_name", "email", "job_title"), row, strict=True) if v.strip()}
+        for row in table
+    ]
     # Rows whose cells are all blank are blank lines to a spreadsheet: nothing to import.
-    assert [r.data for r in got] == [e for e, row in zip(expected, table) if any(c.strip() for c in row)]
+    assert [r.data for r in got] == [e for e, row in zip(expected, table, strict=True) if any(c.strip() for c in row)]
 
 
 @hsettings(max_examples=200, deadline=None)

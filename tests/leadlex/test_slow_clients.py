@@ -1,4 +1,4 @@
-"""Slow or idle clients cost a connection, not a worker (issue 10, §5).
+"""Slow or idle clients cost a connection, not a worker.
 
 The live server is the product's own configuration (config/gunicorn.py, as
 ./bin/leadlex, the Dockerfile and docker-compose start it), on this run's profile.

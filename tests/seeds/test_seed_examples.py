@@ -1,10 +1,10 @@
-"""The seed documents' own example requests, verbatim, against a live server.
+"""The API documentation's own example requests, verbatim, against a live server.
 
-Each curl line below is copied from ``shared/seeds/`` as it stands there: method,
+Each curl line below is copied from the published documentation as it stands: method,
 URL (host and path), headers, body. Only the host is pointed at the test run's
 server and the placeholder key replaced by a real one; the path stays as written
 (the hosted gateway's ``/functions/v1/api-gateway/v1/`` and Close's ``/api/v1/``
-are served as ``/v1/``). A seed example that fails is the first thing a new user
+are served as ``/v1/``). A documented example that fails is the first thing a new user
 sees.
 """
 
@@ -121,7 +121,7 @@ class Curl:
 
     @classmethod
     def parse(cls, line: str) -> Curl:
-        """The curl options the seeds use; anything else is a test bug, not ignored."""
+        """The curl options the documented examples use; anything else is a test bug, not ignored."""
         words = shlex.split(line.replace("\\\n", " "))
         assert words[0] == "curl"
         curl, it = cls(), iter(words[1:])
@@ -212,7 +212,7 @@ def test_seed_000_example_downloads_the_csv(server, key):
 
 
 def test_seed_001_example_values_queue_an_export(server, key):
-    # Seed 001 shows no curl line; its documented examples are the two dates.
+    # The async export's documentation shows no curl line; its examples are the two dates.
     response = requests.post(
         server.url + "/v1/contacts/exports",
         headers={"Authorization": f"Bearer {key}"},
@@ -270,7 +270,7 @@ def test_seed_003_request_with_a_key_explains_its_placeholder_body(server, key):
     curl = Curl.parse(SEED_003_REQUEST)
     curl.headers["Authorization"] = f"Bearer {key}"
     response = curl.send(server.url, key)
-    assert response.status_code == 400  # rows and csv both given: the seed's own 400 case
+    assert response.status_code == 400  # rows and csv both given: the documented 400 case
     assert response.json()["error"]["code"] == "validation_error"
 
 

@@ -28,29 +28,30 @@ class WebServer:
         self.log_path = Path(settings.DATA_DIR) / f"gunicorn-{self.port}-{os.getpid()}.log"
         env = worker_env()
         env.update(extra_env or {})
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            # The product's own server configuration, as ./bin/leadlex and the Dockerfile use it.
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:config.gunicorn",
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(workers),
-                "--log-level",
-                "info",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child inherits its own copy of the log's descriptor; the parent's closes at once.
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                # The product's own server configuration, as ./bin/leadlex and the Dockerfile use it.
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    "python:config.gunicorn",
+                    "config.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--workers",
+                    str(workers),
+                    "--log-level",
+                    "info",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait_ready()
 
@@ -74,4 +75,3 @@ class WebServer:
 
     def stop(self) -> None:
         stop_process_group(self.proc)
-        self._log.close()

@@ -53,30 +53,31 @@ class WorkerProcess:
         self.log_path.unlink(missing_ok=True)
         env = worker_env()
         env.update(extra_env or {})
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel=INFO",
-                f"--concurrency={concurrency}",
-                "--pool=prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                f"--hostname={hostname or name}@%h",
-                *(["-Q", queues] if queues else []),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child inherits its own copy of the log's descriptor; the parent's closes at once.
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--loglevel=INFO",
+                    f"--concurrency={concurrency}",
+                    "--pool=prefork",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    f"--hostname={hostname or name}@%h",
+                    *(["-Q", queues] if queues else []),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.wait_ready()
 
     def log(self) -> str:
@@ -98,11 +99,9 @@ class WorkerProcess:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
-        self._log.close()
 
     def stop(self) -> None:
         stop_process_group(self.proc)
-        self._log.close()
 
 
 class QueueWorker(WorkerProcess):

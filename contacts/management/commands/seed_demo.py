@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from faker import Faker
 from tqdm import tqdm
@@ -391,7 +391,13 @@ def _adapter(field: Any) -> Callable[[Any], Any]:
     return lambda value: value
 
 
-def bulk_insert(model: type, rows: list[dict[str, Any]]) -> None:
+def _column(field: models.Field | models.ForeignObjectRel) -> str:
+    if not isinstance(field, models.Field) or field.column is None:  # a reverse relation has no column
+        raise CommandError(f"{field.name} is not a column")
+    return field.column
+
+
+def bulk_insert(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
     """Insert plain rows: ``COPY`` on PostgreSQL, one ``executemany`` on SQLite.
 
     ``bulk_create`` builds a model instance and renders SQL per row, which is most
@@ -405,15 +411,15 @@ def bulk_insert(model: type, rows: list[dict[str, Any]]) -> None:
     adapters = [_adapter(f) for f in fields]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    column_sql = ", ".join(quote(f.column) for f in fields)
+    column_sql = ", ".join(quote(_column(f)) for f in fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {table} ({column_sql}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row([adapt(row[name]) for adapt, name in zip(adapters, columns)])
+                    copy.write_row([adapt(row[name]) for adapt, name in zip(adapters, columns, strict=True)])
         else:
             placeholders = ", ".join(["%s"] * len(columns))
             cursor.executemany(
                 f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders})",
-                [tuple(adapt(row[name]) for adapt, name in zip(adapters, columns)) for row in rows],
+                [tuple(adapt(row[name]) for adapt, name in zip(adapters, columns, strict=True)) for row in rows],
             )

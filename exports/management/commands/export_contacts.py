@@ -56,7 +56,10 @@ class Command(BaseCommand):
             include_all_emails=opts["include_all_emails"],
             enqueue=False,
         )
-        bar = tqdm(total=None, unit="rows", file=self.stderr._out, disable=opts["no_progress"], desc="export")
+        # The stream under Django's OutputWrapper (a private attribute), which would end each of
+        # tqdm's "\r" redraws with a newline.
+        stream = getattr(self.stderr, "_out", self.stderr)
+        bar = tqdm(total=None, unit="rows", file=stream, disable=opts["no_progress"], desc="export")
 
         def progress(rows: int, total: int | None) -> None:
             if total is not None and bar.total != total:
@@ -75,7 +78,7 @@ class Command(BaseCommand):
         self.stdout.write(str(job.pk))
 
     def _copy_out(self, job: ExportJob, path: str) -> None:
-        with storage.open_reader(job.storage_key) as source, open(path, "wb") as target:  # type: ignore[union-attr]
+        with storage.open_reader(job.storage_key) as source, open(path, "wb") as target:
             if path.endswith(".gz"):
                 shutil.copyfileobj(source, target, 1024 * 1024)
             else:

@@ -32,7 +32,7 @@ def job_of(export: dict) -> ExportJob:
     return ExportJob.objects.get(pk=export_id_parse(export["id"]))
 
 
-# --- The seed's example ---------------------------------------------------------------------
+# --- The documented example ---------------------------------------------------------------------
 def test_the_seed_example_request_gives_the_seed_response_shape(world, owner):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=basic_auth(owner.raw_key))  # Close's dialect: key as user, no password
@@ -48,8 +48,8 @@ def test_the_seed_example_request_gives_the_seed_response_shape(world, owner):
     assert body["results_limit"] is None and body["send_done_email"] is False
     assert body["organization_id"] == str(world.workspace.id)
     assert body["created_by"] == body["updated_by"] == f"key_{owner.api_key.id.hex}"
-    # Every default lead field of the seed, plus the nested opportunities.
-    assert body["fields"] == sorted(SEED_LEAD_FIELDS + ["opportunities"])
+    # Every default lead field Close documents, plus the nested opportunities.
+    assert body["fields"] == sorted([*SEED_LEAD_FIELDS, "opportunities"])
     for stamp in ("date_created", "date_updated"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", body[stamp])
 

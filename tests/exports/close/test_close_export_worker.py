@@ -54,7 +54,7 @@ def test_a_csv_contacts_export_runs_on_the_worker(celery_worker, workspace, owne
     job = wait_job(export_id_parse(response.json()["id"]))
     assert job.status == "completed", job.error
     detail = owner.client.get(f"/v1/export/{response.json()['id']}/").json()
-    status, headers, raw = download(detail["download_url"])
+    _, headers, raw = download(detail["download_url"])
     assert lower_keys(headers)["content-type"].startswith("text/csv")
     lines = gzip.decompress(raw).decode().splitlines()
     assert len(lines) == 5 and lines[0].startswith("id,lead_id,name,")

@@ -94,7 +94,7 @@ def test_send_done_email_defaults_to_true_as_in_close(world, owner):
 def test_a_key_without_owner_email_sends_nothing(world, workspace):
     from rest_framework.test import APIClient
 
-    key, raw = make_key(workspace, owner_email="")
+    _, raw = make_key(workspace, owner_email="")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     run(start(client, {**SEED_REQUEST, "send_done_email": True}))

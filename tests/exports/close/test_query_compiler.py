@@ -368,7 +368,7 @@ def test_results_limit_validation():
     assert validate_results_limit(None) is None
     assert validate_results_limit(5) == 5
     for bad in (-1, "5", 1.5, True):
-        with pytest.raises(QueryError, match="^results_limit: "):
+        with pytest.raises(QueryError, match=r"^results_limit: "):
             validate_results_limit(bad)
 
 
