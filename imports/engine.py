@@ -61,7 +61,7 @@ def _dispatch(job_id: str) -> None:
 
     # A dedicated queue is optional (a deployment may give imports their own workers).
     queue = conf.queue()
-    options = {"queue": queue} if queue else {}
+    options: dict[str, Any] = {"queue": queue} if queue else {}
     import_job_run_task.apply_async(kwargs={"job_id": job_id}, **options)
 
 

@@ -80,7 +80,7 @@ class FailureKind(models.TextChoices):
     SYSTEM = "system", "system error"
 
 
-class LeaseLost(Exception):  # noqa: N818 - named for the event, as StopIteration is
+class LeaseLost(Exception):
     """The job was cancelled or taken over by another run while this one held it."""
 
 
