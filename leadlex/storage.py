@@ -5,9 +5,11 @@ Django's ``STORAGES["default"]`` (config/settings.py) picks the backend by profi
   through Django with a signed, expiring token (``/files/<token>``);
 - ``S3FileStorage`` (production): any S3-compatible server through django-storages'
   S3 backend, which gives configuration (the ``AWS_*`` settings), object names,
-  presigned GETs, ``exists`` and deletes. Writers stream multipart uploads as the
-  bytes come, and export writers can be resumed by another process from a saved
-  state: django-storages has neither, so those are written here on the same client.
+  presigned GETs, ``exists`` and deletes. The writers (multipart uploads as the bytes
+  come, with each file's own headers, an abort, and for exports a saved state that
+  another process resumes) and the streamed reads are written here, on the same
+  client: django-storages' ``S3File`` takes headers from the file's name, can neither
+  abort nor resume an upload, and downloads a whole object before its first byte.
 
 docs/storage.md says which part is which, and why.
 """
