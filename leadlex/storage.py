@@ -111,6 +111,7 @@ class S3FileStorage(S3Storage):
         self._pid = os.getpid()
         self._clients: dict[float | None, Any] = {}
         self._resource_class: type | None = None
+        self._bucket = None
         self._clients_lock = threading.Lock()
 
     def client(self, *, timeout: float | None = None) -> Any:
@@ -159,9 +160,13 @@ class S3FileStorage(S3Storage):
 
     @property
     def bucket(self) -> Any:
-        # Not cached on the instance as S3Storage does: after a fork it would hold the
-        # parent's client.
-        return self.connection.Bucket(self.bucket_name)
+        # Cached as S3Storage does (boto3 builds a Bucket's class afresh on each call,
+        # ~3 ms, on every presigned URL), but per process: after a fork it would hold
+        # the parent's client.
+        connection = self.connection  # first, so that a fork is noticed before the cache is read
+        if self._bucket is None:
+            self._bucket = connection.Bucket(self.bucket_name)
+        return self._bucket
 
     def object_name(self, name: str) -> str:
         """The S3 key for a storage name (``AWS_LOCATION`` prefix, no escaping it)."""
@@ -169,7 +174,7 @@ class S3FileStorage(S3Storage):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        for name in ("_pid", "_clients", "_resource_class", "_clients_lock"):
+        for name in ("_pid", "_clients", "_resource_class", "_bucket", "_clients_lock"):
             state.pop(name, None)
         return state
 

@@ -135,3 +135,4 @@ def test_greenlets_share_one_client_and_a_forked_child_builds_its_own() -> None:
     assert result["greenlets"] == result["signed"] == 50
     assert result["built_in_parent"] == 1, result
     assert child["built"] == 1 and child["pids"] == [child["pid"]], child
+    assert child["bucket_on_own_client"], child

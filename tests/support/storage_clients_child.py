@@ -53,9 +53,15 @@ if child == 0:
     before = len(built)
     storage.presigned_get("exports/child.ndjson.gz", expires=60)
     storage.presigned_get("exports/child-again.ndjson.gz", expires=60)
-    print(
-        json.dumps({"child": {"built": len(built) - before, "pids": sorted(set(built[before:])), "pid": os.getpid()}})
-    )
+    own_client = storage.s3_client()
+    child_result = {
+        "built": len(built) - before,
+        "pids": sorted(set(built[before:])),
+        "pid": os.getpid(),
+        # Deletes go through the storage's cached Bucket: it must be on the child's client too.
+        "bucket_on_own_client": storage.files().bucket.meta.client is own_client,
+    }
+    print(json.dumps({"child": child_result}))
     sys.stdout.flush()
     os._exit(0)
 _, status = os.waitpid(child, 0)
