@@ -98,6 +98,7 @@ def test_readyz_answers_503_naming_the_storage_when_s3_does_not_answer(
     anon: APIClient, settings, closed_port: int
 ) -> None:
     settings.LEADLEX_STORAGE_BACKEND = "s3"
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "leadlex.storage.S3FileStorage"}}
     settings.AWS_STORAGE_BUCKET_NAME = "leadlex-health"
     settings.AWS_S3_ENDPOINT_URL = f"http://127.0.0.1:{closed_port}"
     settings.AWS_ACCESS_KEY_ID = settings.AWS_SECRET_ACCESS_KEY = "test"
@@ -130,6 +131,7 @@ def test_readyz_answers_503_when_the_local_files_directory_cannot_be_made(
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the files directory should be")
     settings.LEADLEX_STORAGE_BACKEND = "local"
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "leadlex.storage.LocalFileStorage"}}
     settings.LEADLEX_FILES_DIR = blocker / "files"
     response = anon.get("/readyz")
     assert response.status_code == 503, response.content
