@@ -272,6 +272,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Swagger UI would otherwise send the schema to validator.swagger.io for its badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # The health probes (plain views) and the path aliases (servers) join the document here.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "leadlex.schema.document_health_and_aliases",
+    ],
     # Stable names for choice sets (a generated client's enum classes are named after them).
     "ENUM_NAME_OVERRIDES": {
         "ActivityTypeEnum": "contacts.models.Activity.Type",

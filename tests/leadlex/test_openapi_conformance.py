@@ -129,7 +129,7 @@ class Fuzzing:
 
 
 @pytest.fixture
-def fuzzing(db, settings) -> Iterator[Fuzzing]:
+def fuzzing(db, settings, storage_ready: None) -> Iterator[Fuzzing]:
     # The limits are the rate-limit tests' business; here they would turn most cases into 429s.
     settings.LEADLEX_RATE_LIMITS = {group: "1000000/minute" for group in settings.LEADLEX_RATE_LIMITS}
     workspace = Workspace.objects.create(name=f"Fuzz {uuid.uuid4().hex[:6]}", timezone="UTC")
