@@ -167,6 +167,8 @@ else:
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env_optional("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
+    # kombu's file-system transport with an atomic publish (leadlex/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "leadlex.broker:Transport"
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
