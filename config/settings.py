@@ -167,6 +167,8 @@ else:
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env_optional("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
+    # kombu's file-system transport with an atomic publish (leadlex/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "leadlex.broker:Transport"
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
@@ -287,6 +289,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Swagger UI would otherwise send the schema to validator.swagger.io for its badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # The health probes (plain views) and the path aliases (servers) join the document here.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "leadlex.schema.document_health_and_aliases",
+    ],
     # Stable names for choice sets (a generated client's enum classes are named after them).
     "ENUM_NAME_OVERRIDES": {
         "ActivityTypeEnum": "contacts.models.Activity.Type",

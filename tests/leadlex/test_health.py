@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from tests.conftest import KeyedClient
@@ -26,14 +25,6 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         yield s.getsockname()[1]
-
-
-@pytest.fixture
-def storage_ready(request: pytest.FixtureRequest) -> None:
-    """The configured storage exists: the bucket on the test S3 server (production
-    profile); the local files directory is made on demand."""
-    if django_settings.LEADLEX_STORAGE_BACKEND == "s3":
-        request.getfixturevalue("s3_bucket")
 
 
 def test_healthz_answers_without_a_key_and_without_touching_the_database(anon: APIClient) -> None:
