@@ -19,10 +19,3 @@ def ensure_bucket() -> str:
         client.create_bucket(Bucket=settings.AWS_STORAGE_BUCKET_NAME)
     return settings.AWS_STORAGE_BUCKET_NAME
 
-
-@pytest.fixture
-def storage_ready(request: pytest.FixtureRequest) -> None:
-    """The configured storage exists: the bucket on the test S3 server (production
-    profile); the local files directory is made on demand."""
-    if settings.LEADLEX_STORAGE_BACKEND == "s3":
-        request.getfixturevalue("s3_bucket")
