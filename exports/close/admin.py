@@ -14,9 +14,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from exports.close import render, services
-from exports.close.models import CloseExport
-from exports.close.serializers import export_public_id, public_status
+from exports.close.ids import export_public_id, public_status
 from exports.engine import export_job_cancel, export_job_download_url, export_job_retry
+from exports.models import CloseExport
 from leadlex.errors import ApiError
 from leadlex.models import Workspace
 

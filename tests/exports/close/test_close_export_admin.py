@@ -8,8 +8,7 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 
-from exports.close.models import CloseExport
-from exports.models import ExportJob
+from exports.models import CloseExport, ExportJob
 from tests.exports.close.helpers import SEED_REQUEST, start
 
 pytestmark = pytest.mark.django_db
