@@ -7,12 +7,47 @@ every index can lead with it.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Cast, Lower
 from django.utils import timezone
 
 from leadlex.models import Workspace
+
+
+class FoldedTrigramIndex(GinIndex):
+    """A trigram GIN index on ``lx_fold(column::text)`` (lower-cased, accents removed),
+    which PostgreSQL uses for the Close query language's word and phrase conditions
+    (exports/close/query.py emits exactly ``lx_fold((column)::text) ~ …``).
+
+    PostgreSQL only: ``exports/migrations/0004_close_text_search.py`` creates the
+    extensions (pg_trgm, unaccent), ``lx_fold`` and these indexes, and SQLite (which
+    has neither GIN nor ``lx_fold``) never has them. On any other database this index
+    is therefore no statement at all, so that SQLite's table rebuilds (any later
+    AddField or AlterField on the table) do not try to create it.
+    """
+
+    def __init__(self, column: str, *, name: str) -> None:
+        self.column = column
+        super().__init__(
+            OpClass(models.Func(Cast(column, models.TextField()), function="lx_fold"), "gin_trgm_ops"), name=name
+        )
+
+    def deconstruct(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        path, _, kwargs = super().deconstruct()
+        return path, (self.column,), {"name": kwargs["name"]}
+
+    def create_sql(self, model: type[models.Model], schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
+        if schema_editor.connection.vendor != "postgresql":
+            return f"-- {self.name}: PostgreSQL only"
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
+
+    def remove_sql(self, model: type[models.Model], schema_editor: Any, **kwargs: Any) -> Any:
+        if schema_editor.connection.vendor != "postgresql":
+            return f"-- {self.name}: PostgreSQL only"
+        return super().remove_sql(model, schema_editor, **kwargs)
 
 
 class Company(models.Model):
@@ -31,7 +66,10 @@ class Company(models.Model):
 
     class Meta:
         verbose_name_plural = "companies"
-        indexes = [models.Index(fields=["workspace", "created_at", "id"], name="company_ws_created")]
+        indexes = [
+            models.Index(fields=["workspace", "created_at", "id"], name="company_ws_created"),
+            FoldedTrigramIndex("name", name="lx_close_company_name_trgm"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -76,6 +114,8 @@ class Contact(models.Model):
             models.Index(fields=["workspace", "created_at", "id"], name="contact_ws_created"),
             models.Index(fields=["workspace", "updated_at"], name="contact_ws_updated"),
             models.Index(fields=["workspace", "phone"], name="contact_ws_phone"),
+            FoldedTrigramIndex("full_name", name="lx_close_contact_name_trgm"),
+            FoldedTrigramIndex("job_title", name="lx_close_contact_title_trgm"),
         ]
 
     def __str__(self) -> str:
