@@ -9,15 +9,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models.functions import Cast, Lower
+from django.db.backends.ddl_references import Columns, Statement, Table
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from leadlex.models import Workspace
 
 
-class FoldedTrigramIndex(GinIndex):
+class FoldedTrigramIndex(models.Index):
     """A trigram GIN index on ``lx_fold(column::text)`` (lower-cased, accents removed),
     which PostgreSQL uses for the Close query language's word and phrase conditions
     (exports/close/query.py emits exactly ``lx_fold((column)::text) ~ …``).
@@ -26,14 +26,17 @@ class FoldedTrigramIndex(GinIndex):
     extensions (pg_trgm, unaccent), ``lx_fold`` and these indexes, and SQLite (which
     has neither GIN nor ``lx_fold``) never has them. On any other database this index
     is therefore no statement at all, so that SQLite's table rebuilds (any later
-    AddField or AlterField on the table) do not try to create it.
+    AddField or AlterField on the table) do not try to create it. The SQL is written
+    out rather than composed from ``OpClass``, whose placement Django only gets right
+    with django.contrib.postgres installed.
     """
 
     def __init__(self, column: str, *, name: str) -> None:
-        self.column = column
-        super().__init__(
-            OpClass(models.Func(Cast(column, models.TextField()), function="lx_fold"), "gin_trgm_ops"), name=name
-        )
+        super().__init__(fields=[column], name=name)
+
+    @property
+    def column(self) -> str:
+        return self.fields[0]
 
     def deconstruct(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         path, _, kwargs = super().deconstruct()
@@ -42,7 +45,13 @@ class FoldedTrigramIndex(GinIndex):
     def create_sql(self, model: type[models.Model], schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
         if schema_editor.connection.vendor != "postgresql":
             return f"-- {self.name}: PostgreSQL only"
-        return super().create_sql(model, schema_editor, using=using, **kwargs)
+        table = model._meta.db_table
+        return Statement(
+            "CREATE INDEX %(name)s ON %(table)s USING gin (lx_fold((%(column)s)::text) gin_trgm_ops)",
+            name=schema_editor.quote_name(self.name),
+            table=Table(table, schema_editor.quote_name),
+            column=Columns(table, [model._meta.get_field(self.column).column], schema_editor.quote_name),
+        )
 
     def remove_sql(self, model: type[models.Model], schema_editor: Any, **kwargs: Any) -> Any:
         if schema_editor.connection.vendor != "postgresql":

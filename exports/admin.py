@@ -82,6 +82,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         "public_status",
         "progress_bar",
         "counts",
+        "row_count",
         "size",
         "download_link",
         "parameters_pretty",

@@ -69,7 +69,7 @@ _contributed_actions: dict[str, Callable[..., Any]] = {}
 def workspace_admin_extend(
     *, counts: Iterable[WorkspaceCount] = (), actions: Iterable[Callable[..., Any]] = ()
 ) -> None:
-    """Add count columns (after "active") and actions (after the workspace's own) to the
+    """Add count columns (after is_active) and actions (after the workspace's own) to the
     workspace admin. Called from an app's ``AppConfig.ready()``; calling it again with
     the same names replaces them."""
     for count in counts:
