@@ -18,15 +18,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from imports.engine import import_job_errors_url, import_job_retry
 from imports.models import ImportJob
 from imports.parsing import CONTACT_FIELDS, MappingError, csv_header
-from imports.services import (
-    ImportInput,
-    import_job_errors_url,
-    import_job_retry,
-    import_params_clean,
-    import_request,
-)
+from imports.serializers import ImportInput, import_params_clean
+from imports.services import import_request
 from leadlex import storage
 from leadlex.errors import ApiError
 from leadlex.models import Workspace

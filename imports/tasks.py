@@ -29,8 +29,8 @@ _RETRY_BACKOFF_MAX = 300
     max_retries=8,
 )
 def import_job_run_task(self: Any, job_id: str) -> None:
+    from imports.engine import import_job_run, is_transient
     from imports.models import JOB_ID_PREFIX, ImportJob
-    from imports.services import import_job_run, is_transient
 
     close_old_connections()
     pk = uuid.UUID(job_id)
@@ -58,7 +58,7 @@ def import_job_run_task(self: Any, job_id: str) -> None:
 @shared_task(name="imports.import_jobs_sweep", acks_late=True, soft_time_limit=120, time_limit=180, ignore_result=True)
 def import_jobs_sweep_task() -> int:
     """Periodic: requeue jobs whose worker died, re-dispatch lost queued jobs."""
-    from imports.services import import_jobs_sweep
+    from imports.engine import import_jobs_sweep
 
     close_old_connections()
     return len(import_jobs_sweep())

@@ -11,6 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from leadlex.models import ALL_SCOPES, SCOPE_READ_CONTACTS, ApiKey, Workspace
+from tests.support.s3 import ensure_bucket
 
 
 @dataclass
@@ -78,6 +79,21 @@ def _fresh_rate_limits(settings, tmp_path):
     """Each test counts from zero: the SQLite store moves to a per-test file and
     Redis keys get a per-test namespace through a fresh workspace id anyway."""
     settings.LEADLEX_RATELIMIT_SQLITE_PATH = tmp_path / "ratelimit.sqlite3"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _s3_bucket_exists() -> None:
+    """In the production profile the bucket (on the test S3 server) must exist."""
+    from django.conf import settings
+
+    if settings.LEADLEX_STORAGE_BACKEND == "s3":
+        ensure_bucket()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket() -> str:
+    """The configured bucket's name (production profile)."""
+    return ensure_bucket()
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.exports.conftest import csv_records, streamed
 from tests.exports.factories import make_contacts
 from tests.leadlex.test_error_envelope import assert_envelope
+from tests.support.files import csv_records, streamed
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.http import StreamingHttpResponse
 from contacts.models import Contact
 from leadlex.models import SCOPE_WRITE_CONTACTS, Workspace
 from tests.conftest import basic_auth, keyed_client
-from tests.exports.conftest import csv_records, streamed
 from tests.exports.factories import BASE, add_to_list, company, make_contacts, tag
+from tests.support.files import csv_records, streamed
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.exports.conftest import download, ndjson_records, wait_job
 from tests.exports.factories import make_contacts
+from tests.support.files import download, ndjson_records
+from tests.support.worker import wait_job
 
 CREATE = "/v1/contacts/exports"
 

@@ -12,8 +12,9 @@ import pytest
 
 from leadlex.models import SCOPE_WRITE_CONTACTS
 from tests.conftest import keyed_client
-from tests.exports.conftest import download, ndjson_records, wait_job
 from tests.exports.factories import add_emails, add_to_list, add_tokens, make_contacts, tag
+from tests.support.files import download, ndjson_records
+from tests.support.worker import wait_job
 
 CREATE = "/v1/contacts/exports"
 FULL_YEAR = {"start_date": "2026-01-01 00:00:00", "end_date": "2026-12-31 23:59:59"}

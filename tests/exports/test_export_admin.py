@@ -14,8 +14,8 @@ from exports.close.ids import export_public_id
 from exports.close.services import close_export_request
 from exports.engine import export_job_create, export_job_run
 from exports.models import ExportJob
-from tests.exports.conftest import csv_records, download, job_file_text, ndjson_records
 from tests.exports.factories import make_contacts
+from tests.support.files import csv_records, download, job_file_text, ndjson_records
 
 pytestmark = pytest.mark.django_db
 

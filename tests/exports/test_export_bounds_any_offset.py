@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.exports.conftest import csv_records, streamed
 from tests.exports.factories import make_contacts
+from tests.support.files import csv_records, streamed
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from exports.models import ExportJob
-from tests.exports.conftest import csv_records, ndjson_records
 from tests.exports.factories import make_contacts
+from tests.support.files import csv_records, ndjson_records
 
 pytestmark = pytest.mark.django_db
 

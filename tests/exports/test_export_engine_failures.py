@@ -8,8 +8,8 @@ from django.db import OperationalError
 from exports import contacts as contact_kind
 from exports.engine import TRANSIENT_ERRORS, ExportKindSpec, export_job_create, export_job_run, register_export_kind
 from exports.models import ExportJob
-from tests.exports.conftest import job_file_text, ndjson_records
 from tests.exports.factories import make_contacts
+from tests.support.files import job_file_text, ndjson_records
 
 pytestmark = pytest.mark.django_db
 

@@ -17,10 +17,9 @@ from exports.models import ExportJob
 from exports.tasks import export_jobs_sweep_expired_task
 from leadlex import storage
 from leadlex.models import WebhookDelivery, WebhookEndpoint
-from tests.exports.conftest import download, ndjson_records, wait_job
 from tests.exports.factories import make_contacts, random_blob
-from tests.exports.workers import QueueWorker, export_runs_routed_to
-from tests.support.worker import wait_for
+from tests.support.files import download, ndjson_records
+from tests.support.worker import QueueWorker, tasks_routed_to, wait_for, wait_job
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -56,7 +55,7 @@ def _webhook(workspace, *events: str) -> WebhookEndpoint:
 def test_a_job_killed_mid_export_is_resumed_by_the_next_worker_with_every_row_exactly_once(owner, settings) -> None:
     contacts = _bulky_contacts(owner, settings)
     queue = f"h3-kill-{uuid.uuid4().hex[:8]}"
-    with export_runs_routed_to(queue):
+    with tasks_routed_to("exports.export_job_run", queue):
         first = QueueWorker("h3-first", queue, _slow_env(settings))
         try:
             job_id = owner.client.post(CREATE, FULL_YEAR, format="json").json()["id"]
@@ -102,7 +101,7 @@ def test_a_job_killed_mid_export_is_resumed_by_the_next_worker_with_every_row_ex
 def test_cancelling_a_running_job_stops_the_worker_and_discards_the_partial_file(owner, settings, admin_client) -> None:
     contacts = _bulky_contacts(owner, settings)
     queue = f"h3-cancel-{uuid.uuid4().hex[:8]}"
-    with export_runs_routed_to(queue):
+    with tasks_routed_to("exports.export_job_run", queue):
         worker = QueueWorker("h3-cancel", queue, _slow_env(settings))
         try:
             job_id = owner.client.post(CREATE, FULL_YEAR, format="json").json()["id"]

@@ -15,10 +15,8 @@ from leadlex.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import basic_auth
 from tests.exports.close.conftest import build_world
 from tests.exports.close.helpers import SEED_REQUEST
-from tests.exports.conftest import wait_job
 from tests.exports.factories import make_contacts
-from tests.exports.workers import QueueWorker, export_runs_routed_to
-from tests.support.worker import wait_for
+from tests.support.worker import QueueWorker, tasks_routed_to, wait_for, wait_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +36,7 @@ def lines_about(log: str, job_id: uuid.UUID) -> list[str]:
 def worker():
     """A worker of our own, on a queue of our own: its log holds only our jobs' lines."""
     queue = f"reqid-{uuid.uuid4().hex[:8]}"
-    with export_runs_routed_to(queue):
+    with tasks_routed_to("exports.export_job_run", queue):
         w = QueueWorker("reqid", queue)
         try:
             yield w

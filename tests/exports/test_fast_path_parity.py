@@ -10,8 +10,8 @@ from django.core.management import call_command
 
 from contacts.models import Contact
 from tests.conftest import is_postgres
-from tests.exports.conftest import csv_records, ndjson_records, streamed
 from tests.exports.factories import BASE, add_emails, add_to_list, add_tokens, company, make_contacts, tag
+from tests.support.files import csv_records, ndjson_records, streamed
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

@@ -18,9 +18,9 @@ from exports.models import ExportJob
 from exports.prefetch import RenderThreads
 from exports.services import contact_export_start
 from tests.conftest import is_postgres
-from tests.exports.conftest import csv_records, job_file_text, ndjson_records
 from tests.exports.factories import BASE, make_contacts
 from tests.exports.test_fast_path_parity import AWKWARD, _awkward_workspace
+from tests.support.files import csv_records, job_file_text, ndjson_records
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

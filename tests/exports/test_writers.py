@@ -69,9 +69,7 @@ def test_csv_rows_read_back_with_csv_reader(cells: list[str]) -> None:
 def test_timestamps_are_utc_z_with_microseconds_only_when_present() -> None:
     berlin = timezone(timedelta(hours=2))
     assert format_timestamp(datetime(2026, 4, 15, 11, 0, tzinfo=berlin)) == "2026-04-15T09:00:00Z"
-    assert (
-        format_timestamp(datetime(2026, 4, 15, 9, 0, 0, 250000, tzinfo=UTC)) == "2026-04-15T09:00:00.250000Z"
-    )
+    assert format_timestamp(datetime(2026, 4, 15, 9, 0, 0, 250000, tzinfo=UTC)) == "2026-04-15T09:00:00.250000Z"
     assert format_timestamp(None) is None
 
 

@@ -413,8 +413,8 @@ def test_the_sweeper_drops_expired_idempotency_keys(owner):
 
     from django.utils import timezone
 
+    from imports.engine import import_jobs_sweep
     from imports.models import ImportIdempotencyKey
-    from imports.services import import_jobs_sweep
 
     post(owner, {"rows": [{"email": "a@acme.com"}]}, HTTP_IDEMPOTENCY_KEY="old")
     post(owner, {"rows": [{"email": "b@acme.com"}]}, HTTP_IDEMPOTENCY_KEY="new")
@@ -430,7 +430,7 @@ def test_a_job_interrupted_too_often_is_failed_by_the_sweeper_with_import_failed
 
     from django.utils import timezone
 
-    from imports.services import MAX_ATTEMPTS, import_jobs_sweep
+    from imports.engine import MAX_ATTEMPTS, import_jobs_sweep
     from leadlex.models import WebhookDelivery
 
     settings.LEADLEX_WEBHOOKS_ALLOW_PRIVATE = True
@@ -453,7 +453,7 @@ def test_a_synchronous_import_whose_request_died_is_failed_not_requeued(owner):
 
     from django.utils import timezone
 
-    from imports.services import import_jobs_sweep
+    from imports.engine import import_jobs_sweep
 
     job = ImportJob.objects.create(
         workspace=owner.workspace,

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from contacts.models import Contact
 from imports.models import ImportIdempotencyKey, ImportJob
-from tests.imports.conftest import import_rows
+from tests.support.imports import import_rows
 
 URL = "/v1/import/contacts"
 

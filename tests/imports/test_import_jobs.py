@@ -9,15 +9,15 @@ from datetime import timedelta
 import pytest
 
 from contacts.models import Contact
+from imports.engine import import_jobs_sweep
 from imports.models import ImportJob
-from imports.services import import_jobs_sweep
 from leadlex import storage
 from leadlex.models import WebhookDelivery, Workspace
 from leadlex.webhooks import webhook_signature_verify
 from tests.conftest import keyed_client
-from tests.imports.conftest import WORKER_ENV, QueueWorker, import_rows
+from tests.support.imports import WORKER_ENV, import_rows
 from tests.support.receiver import Receiver
-from tests.support.worker import wait_for
+from tests.support.worker import QueueWorker, wait_for
 
 URL = "/v1/import/contacts"
 
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def worker(import_queue):
-    w = QueueWorker("imports-a", import_queue, extra_env=WORKER_ENV)
+    w = QueueWorker("imports-a", import_queue, extra_env=WORKER_ENV, also_default_queue=True)
     yield w
     w.stop()
 
@@ -74,7 +74,9 @@ def test_a_queued_import_runs_on_the_worker_and_sends_a_signed_import_completed_
     assert status["processed_rows"] == status["total_rows"] == 525 and status["progress_percent"] == 100
     assert status["errors_url"]
     assert Contact.objects.filter(workspace=owner.workspace, tags__name="bulk").count() == 519
-    assert not storage.exists(job.payload_key)  # the raw rows do not outlive the job
+    # The raw rows do not outlive the job: deleted right after "completed" commits (storage
+    # I/O stays outside the transaction), so a reader may see the status a moment first.
+    wait_for(lambda: not storage.exists(job.payload_key), timeout=15, message="the payload to be deleted")
 
     delivery = wait_for(
         lambda: WebhookDelivery.objects.filter(event="import.completed").first(),
@@ -176,7 +178,7 @@ def test_a_killed_worker_resumes_at_the_next_batch_and_the_result_equals_an_unin
 
     interrupted, reference = prepared("interrupted"), prepared("reference")
 
-    first = QueueWorker("imports-kill-1", import_queue, extra_env=WORKER_ENV)
+    first = QueueWorker("imports-kill-1", import_queue, extra_env=WORKER_ENV, also_default_queue=True)
     try:
         data = interrupted.client.post(URL, body, format="json").json()["data"]
         job_id = job_of(data).id
@@ -193,7 +195,7 @@ def test_a_killed_worker_resumes_at_the_next_batch_and_the_result_equals_an_unin
     assert killed.status == "processing"
     assert 0 < killed.processed_rows < 4000, "the worker finished before it could be killed"
 
-    second = QueueWorker("imports-kill-2", import_queue, extra_env=WORKER_ENV)
+    second = QueueWorker("imports-kill-2", import_queue, extra_env=WORKER_ENV, also_default_queue=True)
     try:
         time.sleep(0.1)
         assert job_id in import_jobs_sweep(stale_after=timedelta(0))

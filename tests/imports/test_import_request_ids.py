@@ -13,8 +13,8 @@ from django.contrib.auth.models import User
 from imports.models import ImportJob
 from leadlex import storage
 from leadlex.models import WebhookDelivery, WebhookEndpoint
-from tests.imports.conftest import WORKER_ENV, QueueWorker, import_rows
-from tests.support.worker import wait_for
+from tests.support.imports import WORKER_ENV, import_rows
+from tests.support.worker import QueueWorker, wait_for
 
 URL = "/v1/import/contacts"
 
@@ -37,7 +37,7 @@ def finished(job_id: uuid.UUID) -> ImportJob:
 
 @pytest.fixture
 def worker(import_queue):
-    w = QueueWorker("imports-reqid", import_queue, extra_env=WORKER_ENV)
+    w = QueueWorker("imports-reqid", import_queue, extra_env=WORKER_ENV, also_default_queue=True)
     yield w
     w.stop()
 

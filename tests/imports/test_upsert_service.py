@@ -11,9 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from contacts.models import Contact, ContactEmail
-from imports.services import contact_upsert_batch
+from imports.upsert import contact_upsert_batch
 from imports.validation import validate_row
-from tests.imports.conftest import import_rows
+from tests.support.imports import import_rows
 
 URL = "/v1/import/contacts"
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
+
+if TYPE_CHECKING:
+    from exports.models import ExportJob
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,6 +105,37 @@ class WorkerProcess:
         self._log.close()
 
 
+class QueueWorker(WorkerProcess):
+    """A real worker that consumes a private queue, so a test decides which worker runs
+    its job (and owns the worker it kills) whatever other workers run.
+    ``also_default_queue``: consume the default queue too, where a job that a sweeper in
+    the worker re-dispatches goes (the worker does not know the test's queue setting)."""
+
+    def __init__(
+        self, name: str, queue: str, extra_env: dict[str, str] | None = None, *, also_default_queue: bool = False
+    ) -> None:
+        queues = f"{queue},celery" if also_default_queue else queue
+        super().__init__(name, extra_env=extra_env, queues=queues, hostname=f"{name}-{uuid.uuid4().hex[:6]}")
+
+
+@contextlib.contextmanager
+def tasks_routed_to(task_name: str, queue: str) -> Iterator[None]:
+    """While active, ``task_name`` tasks sent from this process go to ``queue``."""
+    from config.celery import app
+
+    def use(routes: object) -> None:
+        app.conf.task_routes = routes
+        app.amqp.flush_routes()
+        app.amqp.__dict__.pop("router", None)  # the cached Router keeps the old table
+
+    old = app.conf.task_routes
+    use({task_name: {"queue": queue}})
+    try:
+        yield
+    finally:
+        use(old)
+
+
 def stop_process_group(proc: subprocess.Popen) -> None:
     """SIGTERM a process started with ``start_new_session`` and its children; SIGKILL
     what is still there after 20 seconds."""
@@ -125,3 +163,15 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def wait_job(
+    job_id: Any, statuses: tuple[str, ...] = ("completed", "failed", "cancelled"), timeout: float = 90
+) -> ExportJob:
+    from exports.models import ExportJob
+
+    return wait_for(
+        lambda: ExportJob.objects.filter(pk=job_id, status__in=statuses).first(),
+        timeout=timeout,
+        message=f"export {job_id} to reach {statuses}",
+    )

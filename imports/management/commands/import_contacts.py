@@ -11,8 +11,10 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from imports.engine import import_job_run
 from imports.models import ImportJob
-from imports.services import ImportInput, import_job_run, import_params_clean, import_request
+from imports.serializers import ImportInput, import_params_clean
+from imports.services import import_request
 from leadlex.errors import ApiError
 from leadlex.models import Workspace
 

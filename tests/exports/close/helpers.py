@@ -10,7 +10,7 @@ from typing import Any
 
 from exports.close.ids import export_id_parse
 from exports.engine import export_job_run
-from tests.exports.conftest import download
+from tests.support.files import download
 
 SEED_REQUEST = {
     "date_format": "iso8601",

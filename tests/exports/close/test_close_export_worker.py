@@ -12,7 +12,8 @@ from exports.close.ids import export_id_parse
 from tests.conftest import basic_auth
 from tests.exports.close.conftest import build_world
 from tests.exports.close.helpers import SEED_REQUEST, lower_keys
-from tests.exports.conftest import download, wait_job
+from tests.support.files import download
+from tests.support.worker import wait_job
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -15,7 +15,7 @@ from exports.close.ids import export_id_parse
 from exports.models import ExportJob
 from tests.conftest import make_key
 from tests.exports.close.helpers import SEED_REQUEST, lower_keys, run, start
-from tests.exports.conftest import download
+from tests.support.files import download
 
 pytestmark = pytest.mark.django_db
 

@@ -1,13 +1,11 @@
-"""Platform-test fixtures: the S3 bucket in the production profile."""
+"""The test S3 server's bucket (production profile)."""
 
 from __future__ import annotations
 
-import pytest
 from django.conf import settings
 
 
-@pytest.fixture(scope="session")
-def s3_bucket() -> str:
+def ensure_bucket() -> str:
     """The configured bucket, created on the test S3 server if missing. Fails (never
     skips) when the server is configured but unreachable."""
     from botocore.exceptions import ClientError

@@ -1,4 +1,5 @@
-"""Export-test fixtures: the S3 bucket (production profile) and file readers."""
+"""Reading what the product wrote: stored export files, CSV and NDJSON bodies, and
+download links fetched as a browser would."""
 
 from __future__ import annotations
 
@@ -8,25 +9,8 @@ import io
 import json
 from typing import Any
 
-import pytest
-from django.conf import settings
-
 from exports.models import ExportJob
 from leadlex import storage
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _s3_bucket() -> None:
-    """Create the private bucket on the test S3 server once (no-op for local files)."""
-    if settings.LEADLEX_STORAGE_BACKEND != "s3":
-        return
-    from botocore.exceptions import ClientError
-
-    client = storage.s3_client()
-    try:
-        client.head_bucket(Bucket=settings.AWS_STORAGE_BUCKET_NAME)
-    except ClientError:
-        client.create_bucket(Bucket=settings.AWS_STORAGE_BUCKET_NAME)
 
 
 def stored_bytes(job: ExportJob) -> bytes:
@@ -67,15 +51,3 @@ def download(url: str) -> tuple[int, dict[str, str], bytes]:
 
     response = requests.get(url, stream=True, timeout=30)
     return response.status_code, dict(response.headers), response.raw.read(decode_content=False)
-
-
-def wait_job(
-    job_id: Any, statuses: tuple[str, ...] = ("completed", "failed", "cancelled"), timeout: float = 90
-) -> ExportJob:
-    from tests.support.worker import wait_for
-
-    return wait_for(
-        lambda: ExportJob.objects.filter(pk=job_id, status__in=statuses).first(),
-        timeout=timeout,
-        message=f"export {job_id} to reach {statuses}",
-    )

@@ -1,0 +1,232 @@
+"""Request parsing of the import endpoint: the body forms it accepts (JSON rows or CSV,
+the CSV file itself, NDJSON, a multipart upload), their parameters, and the
+canonical form an Idempotency-Key compares. Pure: no database, no storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import QueryDict
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+
+from contacts.validation import parse_tags
+from imports.models import ImportJob
+from imports.parsing import (
+    MappingError,
+    validate_mapping,
+)
+from leadlex.errors import ValidationFailed
+from leadlex.parsers import json_loads_checked
+
+# The row errors a response (and the job row) carries; all of them are in the errors CSV.
+RESPONSE_ERRORS = 100
+
+
+@dataclass
+class ImportParams:
+    update_existing: bool = False
+    tags: list[str] = field(default_factory=list)
+    mapping: dict[str, str] | None = None
+    has_header: bool = True
+    file_name: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "update_existing": self.update_existing,
+            "tags": self.tags,
+            "mapping": self.mapping,
+            "has_header": self.has_header,
+            "file_name": self.file_name,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImportParams:
+        return cls(
+            update_existing=bool(data.get("update_existing")),
+            tags=list(data.get("tags") or []),
+            mapping=data.get("mapping"),
+            has_header=data.get("has_header", True) is not False,
+            file_name=data.get("file_name") or "",
+        )
+
+
+def import_params_clean(
+    *, update_existing: Any = False, tags: Any = None, mapping: Any = None, has_header: Any = True, file_name: str = ""
+) -> ImportParams:
+    """Validate the request-level parameters (a 400 for the whole request when bad)."""
+    update_existing = _as_bool(update_existing, "update_existing")
+    has_header = _as_bool(has_header, "has_header")
+    try:
+        clean_tags = parse_tags(tags)
+    except ValueError as exc:
+        raise ValidationFailed(f"tags: {exc}", details={"field": "tags"}) from None
+    try:
+        clean_mapping = validate_mapping(mapping, has_header=has_header)
+    except MappingError as exc:
+        raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
+    return ImportParams(
+        update_existing=update_existing,
+        tags=clean_tags,
+        mapping=clean_mapping,
+        has_header=has_header,
+        file_name=file_name[:200],
+    )
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        raise ValidationFailed(f"{name} must be true or false.", details={"field": name})
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValidationFailed(f"{name} must be true or false.", details={"field": name})
+
+
+@dataclass
+class ImportInput:
+    """What a request hands to the engine: JSON rows or CSV text/bytes."""
+
+    rows: list[Any] | None = None
+    csv_data: str | bytes | None = None
+
+    @property
+    def source(self) -> str:
+        return ImportJob.Source.ROWS if self.rows is not None else ImportJob.Source.CSV
+
+
+# --- the body forms of POST /v1/import/contacts -----------------------------------------
+
+
+class CSVTextParser(BaseParser):
+    """A body that is the CSV file itself."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
+        data = stream.read() if stream is not None else b""
+        return {"__csv_body__": data}
+
+
+class CSVPlainParser(CSVTextParser):
+    media_type = "text/plain"
+
+
+class NDJSONParser(BaseParser):
+    """One contact object per line, e.g. an NDJSON export file sent back as it is."""
+
+    media_type = "application/x-ndjson"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
+        return {"__ndjson_body__": stream.read() if stream is not None else b""}
+
+
+def job_summary(job: ImportJob) -> dict[str, Any]:
+    return {
+        "job_id": job.public_id,
+        "status": job.status,
+        "created_count": job.created_count,
+        "updated_count": job.updated_count,
+        "skipped_count": job.skipped_count,
+        "errors": list(job.first_errors or [])[:RESPONSE_ERRORS],
+    }
+
+
+def _parse_mapping_param(value: str | None) -> Any:
+    """Query/form mapping: JSON (``{"Email": "email"}``) or ``Email=email,Name=full_name``."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if text.startswith("{"):
+        return text  # validate_mapping parses and reports bad JSON
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        source, sep, target = pair.partition("=")
+        if not sep:
+            raise ValidationFailed(
+                "mapping must be JSON or column=field pairs separated by commas.", details={"field": "mapping"}
+            )
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
+def _param_tags(values: list[str]) -> list[str] | None:
+    if not values:
+        return None
+    return [tag for value in values for tag in value.split(",")]
+
+
+def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, dict[str, Any]]:
+    """What an import request asks for, from any of its body forms: the input, the
+    parameters, and the canonical form an Idempotency-Key compares."""
+    query = request.query_params
+    body = request.data
+    if "__ndjson_body__" in body:
+        rows = []
+        for number, line in enumerate(body["__ndjson_body__"].splitlines(), start=1):
+            if line.strip():
+                rows.append(json_loads_checked(line, where=f"line {number}", require_object=False, check_strings=False))
+        params = import_params_clean(
+            update_existing=query.get("update_existing", False), tags=_param_tags(query.getlist("tags"))
+        )
+        return ImportInput(rows=rows), params, _canonical(None, rows, params)
+    if "__csv_body__" in body:  # text/csv
+        csv_data: Any = body["__csv_body__"]
+        params = import_params_clean(
+            update_existing=query.get("update_existing", False),
+            tags=_param_tags(query.getlist("tags")),
+            mapping=_parse_mapping_param(query.get("mapping")),
+            has_header=query.get("has_header", True),
+        )
+        return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
+    if isinstance(body, QueryDict):  # multipart / form
+        upload = request.FILES.get("file") or request.FILES.get("csv")
+        if upload is None and not body.get("csv"):
+            raise ValidationFailed("Send the CSV file in the 'file' field.", details={"field": "file"})
+        csv_data = upload.read() if upload is not None else body.get("csv")
+
+        def pick(name: str, default: Any = None) -> Any:
+            return body.get(name, query.get(name, default))
+
+        params = import_params_clean(
+            update_existing=pick("update_existing", False),
+            tags=_param_tags(body.getlist("tags") or query.getlist("tags")),
+            mapping=_parse_mapping_param(pick("mapping")),
+            has_header=pick("has_header", True),
+            file_name=getattr(upload, "name", "") or "",
+        )
+        return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
+    if not isinstance(body, dict):
+        raise ValidationFailed("The body must be a JSON object with rows or csv.")
+    rows, csv_text = body.get("rows"), body.get("csv")
+    if rows is None and csv_text is None:
+        raise ValidationFailed("Give either rows or csv.", details={"fields": ["rows", "csv"]})
+    if rows is not None and csv_text is not None:
+        raise ValidationFailed("Give either rows or csv, not both.", details={"fields": ["rows", "csv"]})
+    unknown = sorted(set(body) - {"rows", "csv", "mapping", "has_header", "update_existing", "tags"})
+    if unknown:
+        raise ValidationFailed(f"Unknown parameter {unknown[0]!r}.", details={"field": unknown[0]})
+    if rows is not None and not isinstance(rows, list):
+        raise ValidationFailed("rows must be a list of contact objects.", details={"field": "rows"})
+    if csv_text is not None and not isinstance(csv_text, str):
+        raise ValidationFailed("csv must be a string (the CSV text).", details={"field": "csv"})
+    if rows is not None and body.get("mapping") is not None:
+        raise ValidationFailed("mapping applies to csv only.", details={"field": "mapping"})
+    params = import_params_clean(
+        update_existing=body.get("update_existing", False),
+        tags=body.get("tags"),
+        mapping=body.get("mapping") if csv_text is not None else None,
+        has_header=body.get("has_header", True),
+    )
+    return ImportInput(rows=rows, csv_data=csv_text), params, _canonical(csv_text, rows, params)
+
+
+def _canonical(csv_data: Any, rows: Any, params: ImportParams) -> dict[str, Any]:
+    if isinstance(csv_data, bytes):
+        csv_data = csv_data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    return {"csv": csv_data, "rows": rows, "params": {**params.as_json(), "file_name": None}}
