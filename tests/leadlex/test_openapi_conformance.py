@@ -111,7 +111,7 @@ MAKERS: dict[str, Callable[[Workspace], str]] = {
 def _export_id(workspace: Workspace, path: str) -> str:
     if path.startswith("/v1/contacts/exports/"):
         return _export_job(workspace, kind="contacts")
-    from exports.close.models import LEAD_KINDS
+    from exports.models import LEAD_KINDS
 
     return _export_job(workspace, kind=LEAD_KINDS["leads"], prefix="expo_")
 
