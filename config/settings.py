@@ -167,6 +167,8 @@ else:
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env_optional("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
+    # kombu's file-system transport with an atomic publish (leadlex/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "leadlex.broker:Transport"
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
@@ -205,16 +207,31 @@ CELERY_BEAT_SCHEDULE: dict = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- Storage --------------------------------------------------------------------
+# LeadLex's own files (export files, import payloads, error reports) live in Django's
+# "default" storage, used only through leadlex/storage.py: local disk with signed links
+# served by Django in the embedded profile; the bucket, through django-storages' S3
+# backend (which reads the AWS_* settings below), when AWS_STORAGE_BUCKET_NAME is set.
+# STORAGES follows LEADLEX_STORAGE_BACKEND, the profile's choice; storage.backend()
+# answers from STORAGES itself (what a test overrides).
 LEADLEX_STORAGE_BACKEND = "s3" if S3_BUCKET else "local"
 LEADLEX_FILES_DIR = DATA_DIR / "files"
+STORAGES = {
+    "default": {
+        "BACKEND": {"s3": "leadlex.storage.S3FileStorage", "local": "leadlex.storage.LocalFileStorage"}[
+            LEADLEX_STORAGE_BACKEND
+        ]
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 AWS_STORAGE_BUCKET_NAME = S3_BUCKET
 AWS_S3_ENDPOINT_URL = env_optional("AWS_S3_ENDPOINT_URL")
 AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", "us-east-1")
 AWS_ACCESS_KEY_ID = env_optional("AWS_ACCESS_KEY_ID")
 AWS_SECRET_ACCESS_KEY = env_optional("AWS_SECRET_ACCESS_KEY")
-AWS_DEFAULT_ACL = None
+AWS_DEFAULT_ACL = None  # the bucket stays private: every download is a presigned GET
 AWS_QUERYSTRING_AUTH = True
 LEADLEX_DOWNLOAD_URL_TTL = env_int("LEADLEX_DOWNLOAD_URL_TTL", 15 * 60)
+AWS_QUERYSTRING_EXPIRE = LEADLEX_DOWNLOAD_URL_TTL
 LEADLEX_EXPORT_RETENTION_DAYS = env_int("LEADLEX_EXPORT_RETENTION_DAYS", 7)
 
 # --- API ------------------------------------------------------------------------
@@ -279,6 +296,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Swagger UI would otherwise send the schema to validator.swagger.io for its badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # The health probes (plain views) and the path aliases (servers) join the document here.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "leadlex.schema.document_health_and_aliases",
+    ],
     # Stable names for choice sets (a generated client's enum classes are named after them).
     "ENUM_NAME_OVERRIDES": {
         "ActivityTypeEnum": "contacts.models.Activity.Type",

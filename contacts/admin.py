@@ -30,6 +30,7 @@ from contacts.models import (
 )
 from contacts.services import contact_emails_sync_primary
 from contacts.validation import normalize_email, normalize_phone
+from exports.admin import export_selected_contacts_csv, export_selected_contacts_ndjson
 
 FILTER_CHOICES_LIMIT = 100
 # A URL typed without a scheme means https, as in the API (and Django 6's default).
@@ -161,8 +162,7 @@ class ContactAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-id")
     show_full_result_count = False  # a COUNT(*) over millions of rows on every page view is not worth it
     list_per_page = 100
-    # A plain list so other apps' actions (e.g. "Export selected contacts") can be appended.
-    actions: list[Any] = []
+    actions = [export_selected_contacts_csv, export_selected_contacts_ndjson]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Contact]:
         return super().get_queryset(request).prefetch_related("tags")

@@ -7,12 +7,56 @@ every index can lead with it.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
+from django.db.backends.ddl_references import Columns, Statement, Table
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from leadlex.models import Workspace
+
+
+class FoldedTrigramIndex(models.Index):
+    """A trigram GIN index on ``lx_fold(column::text)`` (lower-cased, accents removed),
+    which PostgreSQL uses for the Close query language's word and phrase conditions
+    (exports/close/query.py emits exactly ``lx_fold((column)::text) ~ …``).
+
+    PostgreSQL only: ``exports/migrations/0004_close_text_search.py`` creates the
+    extensions (pg_trgm, unaccent), ``lx_fold`` and these indexes, and SQLite (which
+    has neither GIN nor ``lx_fold``) never has them. On any other database this index
+    is therefore no statement at all, so that SQLite's table rebuilds (any later
+    AddField or AlterField on the table) do not try to create it. The SQL is written
+    out rather than composed from ``OpClass``, whose placement Django only gets right
+    with django.contrib.postgres installed.
+    """
+
+    def __init__(self, column: str, *, name: str) -> None:
+        super().__init__(fields=[column], name=name)
+
+    @property
+    def column(self) -> str:
+        return self.fields[0]
+
+    def deconstruct(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        path, _, kwargs = super().deconstruct()
+        return path, (self.column,), {"name": kwargs["name"]}
+
+    def create_sql(self, model: type[models.Model], schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
+        if schema_editor.connection.vendor != "postgresql":
+            return f"-- {self.name}: PostgreSQL only"
+        table = model._meta.db_table
+        return Statement(
+            "CREATE INDEX %(name)s ON %(table)s USING gin (lx_fold((%(column)s)::text) gin_trgm_ops)",
+            name=schema_editor.quote_name(self.name),
+            table=Table(table, schema_editor.quote_name),
+            column=Columns(table, [model._meta.get_field(self.column).column], schema_editor.quote_name),
+        )
+
+    def remove_sql(self, model: type[models.Model], schema_editor: Any, **kwargs: Any) -> Any:
+        if schema_editor.connection.vendor != "postgresql":
+            return f"-- {self.name}: PostgreSQL only"
+        return super().remove_sql(model, schema_editor, **kwargs)
 
 
 class Company(models.Model):
@@ -31,7 +75,10 @@ class Company(models.Model):
 
     class Meta:
         verbose_name_plural = "companies"
-        indexes = [models.Index(fields=["workspace", "created_at", "id"], name="company_ws_created")]
+        indexes = [
+            models.Index(fields=["workspace", "created_at", "id"], name="company_ws_created"),
+            FoldedTrigramIndex("name", name="lx_close_company_name_trgm"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -76,6 +123,8 @@ class Contact(models.Model):
             models.Index(fields=["workspace", "created_at", "id"], name="contact_ws_created"),
             models.Index(fields=["workspace", "updated_at"], name="contact_ws_updated"),
             models.Index(fields=["workspace", "phone"], name="contact_ws_phone"),
+            FoldedTrigramIndex("full_name", name="lx_close_contact_name_trgm"),
+            FoldedTrigramIndex("job_title", name="lx_close_contact_title_trgm"),
         ]
 
     def __str__(self) -> str:

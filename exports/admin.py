@@ -1,14 +1,19 @@
-"""Admin for export jobs, and the export actions other apps' admins append.
+"""Admin for export jobs, of both dialects in one list, and the export actions that
+the contacts and workspace admins offer.
 
-A download link never embeds a presigned URL in the page: it points at an admin
-view that signs a fresh one when clicked.
+No page contains a download URL that works by itself (a presigned S3 URL or a
+signed local link): the download link points at an admin view that checks the
+user's permission and redirects to a URL signed at that moment.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -17,15 +22,40 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from exports import services
+from exports.close.admin import close_export_start_view
+from exports.close.ids import export_id_parse, export_public_id, public_status
 from exports.engine import export_job_cancel, export_job_download_url, export_job_retry
-from exports.models import ExportJob
+from exports.models import CLOSE_KINDS, ExportJob
+from leadlex.models import Workspace
+
+
+def _is_close(job: ExportJob) -> bool:
+    return job.kind in CLOSE_KINDS
+
+
+class DialectFilter(admin.SimpleListFilter):
+    """Which API dialect queued the job: LeadLex (``/v1/contacts/exports``) or Close (``/v1/export/…``)."""
+
+    title = "dialect"
+    parameter_name = "dialect"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("leadlex", "LeadLex"), ("close", "Close")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ExportJob]) -> QuerySet[ExportJob]:
+        if self.value() == "close":
+            return queryset.filter(kind__in=CLOSE_KINDS)
+        if self.value() == "leadlex":
+            return queryset.exclude(kind__in=CLOSE_KINDS)
+        return queryset
 
 
 @admin.register(ExportJob)
 class ExportJobAdmin(admin.ModelAdmin):
     list_display = (
-        "id",
+        "public_id",
         "workspace",
+        "dialect",
         "kind",
         "format",
         "status",
@@ -35,22 +65,27 @@ class ExportJobAdmin(admin.ModelAdmin):
         "created_at",
         "completed_at",
     )
-    list_filter = ("status", "kind", "format")
+    list_filter = (DialectFilter, "status", "kind", "format")
     list_select_related = ("workspace",)
     search_fields = ("=id", "workspace__name", "=request_id")
     date_hierarchy = "created_at"
     actions = ["cancel_jobs", "retry_jobs"]
-    readonly_fields = (
+    change_list_template = "admin/exports/exportjob/change_list.html"  # adds "Start a Close-style export"
+    fields = (
         "id",
+        "public_id",
         "workspace",
+        "dialect",
         "kind",
         "format",
         "status",
+        "public_status",
         "progress_bar",
         "counts",
+        "row_count",
         "size",
         "download_link",
-        "parameters",
+        "parameters_pretty",
         "api_key",
         "created_by_user",
         "sha256",
@@ -66,13 +101,35 @@ class ExportJobAdmin(admin.ModelAdmin):
         "expires_at",
         "checkpoint",
     )
-    fields = readonly_fields
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # jobs are started by the API, the command and the contact/workspace actions
+        return False  # jobs are started by the API, the command, the Close start form and the actions below
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ExportJob], search_term: str
+    ) -> tuple[QuerySet[ExportJob], bool]:
+        # A Close id (expo_ + hex) as an admin pastes it from an API response or an e-mail.
+        pk = export_id_parse(search_term.strip())
+        if pk is not None:
+            return queryset.filter(pk=pk), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="id", ordering="id")
+    def public_id(self, obj: ExportJob) -> str:
+        """The id the job's API dialect shows its clients."""
+        return export_public_id(obj) if _is_close(obj) else str(obj.pk)
+
+    @admin.display(description="dialect")
+    def dialect(self, obj: ExportJob) -> str:
+        return "Close" if _is_close(obj) else "LeadLex"
+
+    @admin.display(description="status in the API")
+    def public_status(self, obj: ExportJob) -> str:
+        return public_status(obj) if _is_close(obj) else obj.status
 
     @admin.display(description="progress")
     def progress_bar(self, obj: ExportJob) -> str:
@@ -90,6 +147,14 @@ class ExportJobAdmin(admin.ModelAdmin):
     def size(self, obj: ExportJob) -> str:
         return filesizeformat(obj.byte_size) if obj.byte_size is not None else "—"
 
+    @admin.display(description="parameters")
+    def parameters_pretty(self, obj: ExportJob) -> str:
+        # Keys starting with "_" are the engine's working state (e.g. the columns it settled on), not the request.
+        shown = {k: v for k, v in (obj.parameters or {}).items() if not k.startswith("_")}
+        return format_html(
+            "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(shown, indent=2, ensure_ascii=False)
+        )
+
     @admin.display(description="download")
     def download_link(self, obj: ExportJob) -> str:
         if obj.status != ExportJob.Status.COMPLETED:
@@ -98,16 +163,26 @@ class ExportJobAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">Download ({})</a>', url, self.size(obj))
 
     def get_urls(self) -> list:
-        view = self.admin_site.admin_view(self.download_view)
-        return [path("<uuid:job_id>/download/", view, name="exports_exportjob_download"), *super().get_urls()]
+        download = self.admin_site.admin_view(self.download_view)
+        start = self.admin_site.admin_view(self.close_start_view)
+        return [
+            path("<uuid:job_id>/download/", download, name="exports_exportjob_download"),
+            path("close/start/", start, name="exports_exportjob_close_start"),
+            *super().get_urls(),
+        ]
 
     def download_view(self, request: HttpRequest, job_id: Any) -> HttpResponse:
         job = get_object_or_404(ExportJob, pk=job_id)
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
         url = export_job_download_url(job, base_url=request.build_absolute_uri("/"))
         if not url:
             self.message_user(request, "This export has no file (any more).", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:exports_exportjob_change", args=[job.pk]))
         return HttpResponseRedirect(url)
+
+    def close_start_view(self, request: HttpRequest) -> HttpResponse:
+        return close_export_start_view(self, request)
 
     @admin.action(description="Cancel selected export jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[ExportJob]) -> None:
@@ -122,7 +197,12 @@ class ExportJobAdmin(admin.ModelAdmin):
         )
 
 
-# --- Actions for other admins (contacts.ContactAdmin, leadlex.WorkspaceAdmin) ----------
+# --- Actions of other admins ----------------------------------------------------------------
+# contacts.admin.ContactAdmin lists export_selected_contacts_*; the workspace admin lives in
+# leadlex, which imports no app, so ExportsConfig.ready() adds export_all_contacts_* to it.
+AdminAction = Callable[[admin.ModelAdmin, HttpRequest, QuerySet], HttpResponse | None]
+
+
 def _show_jobs(modeladmin: admin.ModelAdmin, request: HttpRequest, jobs: list[ExportJob]) -> HttpResponse:
     modeladmin.message_user(request, f"Queued {len(jobs)} export job(s).", messages.SUCCESS)
     if len(jobs) == 1:
@@ -130,14 +210,12 @@ def _show_jobs(modeladmin: admin.ModelAdmin, request: HttpRequest, jobs: list[Ex
     return HttpResponseRedirect(reverse("admin:exports_exportjob_changelist") + "?status__exact=queued")
 
 
-def _export_selected(fmt: str) -> Any:
+def _export_selected(fmt: str) -> AdminAction:
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         # One job per workspace: a job never mixes two workspaces' contacts.
         by_workspace: dict[Any, list[Any]] = {}
         for workspace_id, pk in queryset.values_list("workspace_id", "pk"):
             by_workspace.setdefault(workspace_id, []).append(pk)
-        from leadlex.models import Workspace
-
         jobs = [
             services.contact_export_start(
                 workspace=Workspace.objects.get(pk=ws), format=fmt, contact_ids=ids, user=request.user
@@ -150,7 +228,7 @@ def _export_selected(fmt: str) -> Any:
     return admin.action(description=f"Export selected contacts ({fmt.upper()})")(action)
 
 
-def _export_workspace(fmt: str) -> Any:
+def _export_workspace(fmt: str) -> AdminAction:
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         jobs = [services.contact_export_start(workspace=ws, format=fmt, user=request.user) for ws in queryset]
         return _show_jobs(modeladmin, request, jobs)
@@ -159,20 +237,7 @@ def _export_workspace(fmt: str) -> Any:
     return admin.action(description=f"Export all contacts ({fmt.upper()})")(action)
 
 
-CONTACT_EXPORT_ACTIONS = [_export_selected("csv"), _export_selected("ndjson")]
-WORKSPACE_EXPORT_ACTIONS = [_export_workspace("csv"), _export_workspace("ndjson")]
-
-
-# Appended from here so that the contacts and workspace admins need no import of
-# exports (their ``actions`` are plain lists kept open for this).
-def _append_actions() -> None:
-    from contacts.admin import ContactAdmin
-    from leadlex.admin import WorkspaceAdmin
-
-    ContactAdmin.actions = [*ContactAdmin.actions, *CONTACT_EXPORT_ACTIONS]
-    WorkspaceAdmin.actions = [*WorkspaceAdmin.actions, *WORKSPACE_EXPORT_ACTIONS]
-
-
-_append_actions()
-
-import exports.close.admin  # noqa: E402,F401  (the Close-style jobs' admin, engineer-owned in exports/close)
+export_selected_contacts_csv = _export_selected("csv")
+export_selected_contacts_ndjson = _export_selected("ndjson")
+export_all_contacts_csv = _export_workspace("csv")
+export_all_contacts_ndjson = _export_workspace("ndjson")

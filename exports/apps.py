@@ -8,8 +8,12 @@ class ExportsConfig(AppConfig):
         from exports import contacts
 
         contacts.register()
-        # The Close dialect's kinds and admin (exports/close), registered for web and worker alike.
-        from exports.close import admin as close_admin  # noqa: F401 - imported for its admin registrations
+        # The workspace admin's "Export all contacts" actions (that admin is leadlex's and imports no app).
+        from exports.admin import export_all_contacts_csv, export_all_contacts_ndjson
+        from leadlex.admin import workspace_admin_extend
+
+        workspace_admin_extend(actions=[export_all_contacts_csv, export_all_contacts_ndjson])
+        # The Close dialect's kinds (exports/close), registered for web and worker alike.
         from exports.close import kinds as close_kinds
 
         close_kinds.register()

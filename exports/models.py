@@ -33,7 +33,7 @@ class ExportJob(models.Model):
     created_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="export_jobs"
     )
-    # What is exported and how: e.g. "contacts" (the LeadLex dialect) or "close_leads".
+    # What is exported and how: "contacts" (the LeadLex dialect) or one of CLOSE_KINDS.
     kind = models.CharField(max_length=40)
     format = models.CharField(max_length=10, choices=Format.choices)
     parameters = models.JSONField(default=dict, blank=True)
@@ -82,5 +82,26 @@ class ExportJob(models.Model):
         return min(100, int(self.processed_count * 100 / self.total_count))
 
 
-# The Close dialect's admin proxy (exports/close/models.py) registers with this app.
-from exports.close.models import CloseExport  # noqa: E402,F401
+# --- The Close dialect's kinds -----------------------------------------------------------
+# POST /v1/export/lead/ queues one of LEAD_KINDS (by the body's ``type``), POST
+# /v1/export/opportunity/ queues OPPORTUNITY_KIND. Every other kind is the LeadLex dialect's.
+LEAD_KINDS = {"leads": "close_leads", "contacts": "close_contacts", "lead_opps": "close_lead_opps"}
+OPPORTUNITY_KIND = "close_opportunities"
+CLOSE_KINDS = (*LEAD_KINDS.values(), OPPORTUNITY_KIND)
+
+
+class CloseExportManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet[CloseExport]:
+        return super().get_queryset().filter(kind__in=CLOSE_KINDS)
+
+
+class CloseExport(ExportJob):
+    """The Close-style jobs as a model of their own: a proxy (no table), whose
+    manager sees only ``CLOSE_KINDS``. The job admin shows them under its dialect filter."""
+
+    objects = CloseExportManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "Close-style export"
+        verbose_name_plural = "Close-style exports"

@@ -1,11 +1,19 @@
-"""Admin for the platform's models. Actions are one service call and a message."""
+"""Admin for the platform's models. Actions are one service call and a message.
+
+This shared layer imports no app. What an app adds to the workspace admin (a
+column counting its rows, an action) it declares with ``workspace_admin_extend()``
+from its own ``AppConfig.ready()``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -28,6 +36,48 @@ def _count_of(model: type, **filters: Any) -> Coalesce:
     return Coalesce(Subquery(sub, output_field=IntegerField()), 0)
 
 
+@dataclass(frozen=True)
+class WorkspaceCount:
+    """A column of the workspace list that counts an app's rows per workspace."""
+
+    name: str  # the column's name, e.g. "contact_count"
+    title: str  # its header, e.g. "contacts"
+    model: type[models.Model]  # rows with a ``workspace`` foreign key
+    filters: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def alias(self) -> str:
+        return f"_{self.name}"
+
+    def annotation(self) -> Coalesce:
+        return _count_of(self.model, **self.filters)
+
+    def column(self) -> Callable[[Workspace], int]:
+        def show(obj: Workspace) -> int:
+            return getattr(obj, self.alias)
+
+        show.__name__ = self.name
+        return admin.display(description=self.title, ordering=self.alias)(show)
+
+
+# Filled by the apps' AppConfig.ready() through workspace_admin_extend(); the admin reads
+# them per request, as ready() runs after the admin has registered its classes.
+_contributed_counts: dict[str, WorkspaceCount] = {}
+_contributed_actions: dict[str, Callable[..., Any]] = {}
+
+
+def workspace_admin_extend(
+    *, counts: Iterable[WorkspaceCount] = (), actions: Iterable[Callable[..., Any]] = ()
+) -> None:
+    """Add count columns (after is_active) and actions (after the workspace's own) to the
+    workspace admin. Called from an app's ``AppConfig.ready()``; calling it again with
+    the same names replaces them."""
+    for count in counts:
+        _contributed_counts[count.name] = count
+    for action in actions:
+        _contributed_actions[action.__name__] = action
+
+
 class WorkspaceForm(forms.ModelForm):
     class Meta:
         model = Workspace
@@ -42,30 +92,33 @@ class WorkspaceForm(forms.ModelForm):
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
     form = WorkspaceForm
-    list_display = ["name", "timezone", "is_active", "contact_count", "api_key_count", "webhook_count", "created_at"]
+    list_display = ["name", "timezone", "is_active", "api_key_count", "webhook_count", "created_at"]
     list_filter = ["is_active", "timezone"]
     search_fields = ["name", "=id"]
     readonly_fields = ["id", "created_at"]
     ordering = ["name"]
-    # Other apps append their actions (e.g. "Export all contacts"): keep this a list.
-    actions: list = ["deactivate", "activate"]
+    own_actions = ["deactivate", "activate"]
+
+    @property
+    def actions(self) -> list[Any]:  # type: ignore[override]  # other apps' actions arrive after the admin is built
+        return [*self.own_actions, *_contributed_actions.values()]
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        own = list(super().get_list_display(request))
+        at = own.index("is_active") + 1
+        return [*own[:at], *(count.column() for count in _contributed_counts.values()), *own[at:]]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        from contacts.models import Contact
-
+        contributed = {count.alias: count.annotation() for count in _contributed_counts.values()}
         return (
             super()
             .get_queryset(request)
             .annotate(
-                _contacts=_count_of(Contact),
+                **contributed,
                 _keys=_count_of(ApiKey, revoked_at__isnull=True),
                 _webhooks=_count_of(WebhookEndpoint),
             )
         )
-
-    @admin.display(description="contacts", ordering="_contacts")
-    def contact_count(self, obj: Workspace) -> int:
-        return obj._contacts  # type: ignore[attr-defined]
 
     @admin.display(description="active keys", ordering="_keys")
     def api_key_count(self, obj: Workspace) -> int:

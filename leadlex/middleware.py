@@ -15,6 +15,7 @@ from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse
 
 from leadlex.errors import handler404, handler500, json_error
+from leadlex.tasklog import task_request_id
 
 # The id of the request being served, or, in a worker, of the request that started
 # the job being run ("-": neither). Set for one request or one task body and reset
@@ -54,6 +55,10 @@ class RequestIdLogFilter(logging.Filter):
             # (the context variable is reset by then) but passes the request along.
             request = getattr(record, "request", None)
             record.request_id = getattr(request, "request_id", None) or request_id_var.get()
+            if record.request_id == _NO_REQUEST:
+                # In a worker, outside a job's own scope: Celery's lines about the task
+                # ("received", "succeeded") name the request its message came from.
+                record.request_id = task_request_id(record) or _NO_REQUEST
         return True
 
 

@@ -222,3 +222,111 @@ class LeadlexAutoSchema(AutoSchema):
         )
         self.registry.register_on_missing(component)
         return component
+
+
+# --- What the document adds beyond the API's views ----------------------------------------
+# The health probes are plain Django views (no DRF, so drf-spectacular does not
+# see them), and the path aliases are a middleware's doing: both are added to the
+# generated document here, from the same settings and shapes the code uses.
+
+HEALTH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"status": {"type": "string", "enum": ["ok"]}},
+    "required": ["status"],
+}
+READINESS_CHECK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "failed"]},
+        "error": {"type": "string", "description": "The exception class, when the check failed."},
+        "ms": {"type": "number", "description": "How long the check took, in milliseconds."},
+    },
+    "required": ["status", "ms"],
+}
+READINESS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok"]},
+        "checks": {
+            "type": "object",
+            "description": "One entry per dependency: database, broker, storage.",
+            "additionalProperties": {"$ref": "#/components/schemas/ReadinessCheck"},
+        },
+    },
+    "required": ["status", "checks"],
+}
+
+
+def _health_operation(*, operation_id: str, summary: str, description: str, ok: str) -> dict[str, Any]:
+    headers = {"X-Request-ID": REQUEST_ID_HEADER}
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "description": description,
+        "tags": ["health"],
+        # No key: a load balancer or an orchestrator calls it. Not rate-limited either.
+        "security": [],
+        # At the server's root, whatever prefix serves /v1/ (the document's servers are for the API).
+        "servers": [{"url": "/"}],
+        "responses": {
+            "200": {
+                "description": "Up." if operation_id == "health_live" else "Ready.",
+                "headers": headers,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ok}"}}},
+            }
+        },
+    }
+
+
+def _health_paths() -> dict[str, Any]:
+    live = _health_operation(
+        operation_id="health_live",
+        summary="Liveness: the process is up",
+        description="Answers as long as the process serves requests. It touches no database, broker or storage, "
+        "so a slow dependency does not get a healthy process restarted. No API key, no rate limit.",
+        ok="Health",
+    )
+    ready = _health_operation(
+        operation_id="health_ready",
+        summary="Readiness: database, broker and storage answer",
+        description="Checks the database, the job broker and the file storage now, each within a short timeout. "
+        "No API key, no rate limit.",
+        ok="Readiness",
+    )
+    ready["responses"]["503"] = {
+        "description": "not_ready: a dependency did not answer; details.failed names which, "
+        "details.checks has each check's status, error class and duration.",
+        "headers": {"X-Request-ID": REQUEST_ID_HEADER},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    return {"/healthz": {"get": live}, "/readyz": {"get": ready}}
+
+
+def _alias_servers(aliases: list[str]) -> list[dict[str, str]]:
+    """``/functions/v1/api-gateway/v1/`` serves ``/v1/``: as a server, ``/functions/v1/api-gateway``
+    (the document's paths start with ``/v1/``). An alias that does not end in ``/v1/`` cannot be
+    written as a server; the document's description names it."""
+    servers = [{"url": "/", "description": "The API at /v1/."}]
+    for alias in aliases:
+        if alias.endswith("/v1/"):
+            servers.append({"url": alias[: -len("/v1/")], "description": f"The same API under {alias}."})
+    return servers
+
+
+def document_health_and_aliases(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook (named in ``SPECTACULAR_SETTINGS``)."""
+    from django.conf import settings
+
+    aliases = list(settings.LEADLEX_API_PATH_ALIASES)
+    result["servers"] = _alias_servers(aliases)
+    if aliases:
+        listed = ", ".join(f"`{alias}`" for alias in aliases)
+        result["info"]["description"] = (
+            result["info"].get("description", "")
+            + f"\n\nEvery `/v1/` path is also served with {listed} in place of `/v1/`: the same operations "
+            "and answers (Link headers name the `/v1/` path)."
+        )
+    result["paths"] = {**result["paths"], **_health_paths()}
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update({"Health": HEALTH_SCHEMA, "Readiness": READINESS_SCHEMA, "ReadinessCheck": READINESS_CHECK_SCHEMA})
+    return result

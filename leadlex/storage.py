@@ -1,26 +1,40 @@
 """The one module that touches file storage (and the only importer of boto3).
 
-Two backends behind one set of functions, chosen by settings:
-- ``local``: files under ``LEADLEX_FILES_DIR``, downloaded through Django with a
-  signed, expiring token (``/files/<token>``);
-- ``s3``: any S3-compatible server, written with multipart uploads as the bytes
-  come, downloaded with presigned GETs.
+Django's ``STORAGES["default"]`` (config/settings.py) picks the backend by profile:
+- ``LocalFileStorage`` (embedded): files under ``LEADLEX_FILES_DIR``, downloaded
+  through Django with a signed, expiring token (``/files/<token>``);
+- ``S3FileStorage`` (production): any S3-compatible server through django-storages'
+  S3 backend, which gives configuration (the ``AWS_*`` settings), object names,
+  presigned GETs, ``exists`` and deletes. The writers (multipart uploads as the bytes
+  come, with each file's own headers, an abort, and for exports a saved state that
+  another process resumes) and the streamed reads are written here, on the same
+  client: django-storages' ``S3File`` takes headers from the file's name, can neither
+  abort nor resume an upload, and downloads a whole object before its first byte.
+
+docs/storage.md says which part is which, and why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
+from botocore.config import Config
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.urls import reverse
+from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
 
 PART_SIZE = 8 * 1024 * 1024  # S3 wants >= 5 MiB for every part but the last
 _SIGNING_SALT = "leadlex.storage.download"
@@ -33,57 +47,160 @@ class ObjectMeta:
     filename: str | None = None
 
 
+def files() -> Storage:
+    """The configured storage: Django's ``STORAGES["default"]``."""
+    return storages["default"]
+
+
 def backend() -> str:
-    name = settings.LEADLEX_STORAGE_BACKEND
-    if name not in ("local", "s3"):
-        raise ImproperlyConfigured(f"LEADLEX_STORAGE_BACKEND={name!r}: expected 'local' or 's3'")
-    return name
+    """``"s3"`` or ``"local"``, from the class of the configured storage."""
+    configured = files()
+    if isinstance(configured, S3FileStorage):
+        return "s3"
+    if isinstance(configured, LocalFileStorage):
+        return "local"
+    raise ImproperlyConfigured(
+        f"STORAGES['default'] is {type(configured).__module__}.{type(configured).__qualname__}: "
+        "expected leadlex.storage.LocalFileStorage or leadlex.storage.S3FileStorage"
+    )
+
+
+@receiver(setting_changed)
+def _rebuild_storage_on_aws_change(*, setting: str, **kwargs: Any) -> None:
+    # django-storages reads the AWS_* settings once, when the storage is built, and
+    # Django drops its built storages only when STORAGES itself changes; a test that
+    # points AWS_S3_ENDPOINT_URL elsewhere must get a storage (and client) built afresh.
+    if setting.startswith("AWS_"):
+        from django.test.signals import storages_changed
+
+        storages_changed(setting="STORAGES")
 
 
 # --- S3 -----------------------------------------------------------------------------
-@lru_cache(maxsize=4)
-def _s3_client_for(
-    endpoint: str | None, region: str, key_id: str | None, secret: str | None, timeout: float | None
-) -> Any:
-    import boto3
-    from botocore.config import Config
+class S3FileStorage(S3Storage):
+    """django-storages' S3 backend with one boto3 client per process.
 
-    if timeout is None:
-        config = Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"})
-    else:
-        # One attempt with short timeouts: a probe wants an answer now, not the
-        # retries with backoff that the writers use.
-        config = Config(
-            signature_version="s3v4",
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        )
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=config,
-    )
+    ``S3Storage`` keeps its boto3 session and resource in a ``threading.local``. The
+    web workers run gevent, which makes that local per greenlet, i.e. per request:
+    every request that signs a download link would build a new session and client
+    (0.2-0.4 s of CPU each). boto3 clients are thread-safe, so one client serves all
+    threads and greenlets of a process; it is built again after a fork, because the
+    child must not share the parent's connection pool.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if not self.bucket_name:
+            raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME is not set")
+        self._reset_clients()
+
+    def get_default_settings(self) -> dict[str, Any]:
+        defaults = super().get_default_settings()
+        if defaults["client_config"] is None:
+            # SigV4 for every S3-compatible server; retries with backoff, because an
+            # export uploads many parts and one throttled part must not fail the job.
+            defaults["client_config"] = Config(
+                s3={"addressing_style": defaults["addressing_style"]},
+                signature_version=defaults["signature_version"] or "s3v4",
+                proxies=defaults["proxies"],
+                retries={"max_attempts": 5, "mode": "standard"},
+            )
+        return defaults
+
+    def _reset_clients(self) -> None:
+        self._pid = os.getpid()
+        self._clients: dict[float | None, Any] = {}
+        self._resource_class: type | None = None
+        self._bucket = None
+        self._clients_lock = threading.Lock()
+
+    def client(self, *, timeout: float | None = None) -> Any:
+        """This process's client; with ``timeout``, a single-attempt one for probes."""
+        if self._pid != os.getpid():
+            self._reset_clients()  # forked: the parent's sockets are not ours
+        client = self._clients.get(timeout)
+        if client is None:
+            with self._clients_lock:
+                client = self._clients.get(timeout)
+                if client is None:
+                    client = self._clients[timeout] = self._build_client(timeout)
+        return client
+
+    def _build_client(self, timeout: float | None) -> Any:
+        session = self._create_session()  # credentials or AWS_S3_SESSION_PROFILE, as django-storages does
+        options = {
+            "region_name": self.region_name,
+            "use_ssl": self.use_ssl,
+            "endpoint_url": self.endpoint_url,
+            "verify": self.verify,
+        }
+        if timeout is not None:
+            # One attempt with short timeouts: a probe wants an answer now, not the
+            # retries with backoff that the writers use.
+            config = self.client_config.merge(
+                Config(
+                    connect_timeout=timeout,
+                    read_timeout=timeout,
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                )
+            )
+            return session.client("s3", config=config, **options)
+        resource = session.resource("s3", config=self.client_config, **options)
+        self._resource_class = type(resource)
+        return resource.meta.client
+
+    @property
+    def connection(self) -> Any:
+        # What S3Storage's methods (url, delete, exists...) call through. A resource is a
+        # thin front over its client: a new one per use costs microseconds and shares
+        # nothing that another thread or greenlet could change under us.
+        client = self.client()
+        assert self._resource_class is not None  # set by the first client() of this process
+        return self._resource_class(client=client)
+
+    @property
+    def bucket(self) -> Any:
+        # Cached as S3Storage does (boto3 builds a Bucket's class afresh on each call,
+        # ~3 ms, on every presigned URL), but per process: after a fork it would hold
+        # the parent's client.
+        connection = self.connection  # first, so that a fork is noticed before the cache is read
+        if self._bucket is None:
+            self._bucket = connection.Bucket(self.bucket_name)
+        return self._bucket
+
+    def object_name(self, name: str) -> str:
+        """The S3 key for a storage name (``AWS_LOCATION`` prefix, no escaping it)."""
+        return self._normalize_name(clean_name(name))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for name in ("_pid", "_clients", "_resource_class", "_bucket", "_clients_lock"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._reset_clients()
+
+
+def _s3() -> S3FileStorage:
+    configured = files()
+    if not isinstance(configured, S3FileStorage):
+        raise ImproperlyConfigured("the configured storage (STORAGES['default']) is not S3")
+    return configured
 
 
 def s3_client(*, timeout: float | None = None) -> Any:
     """The shared client; with ``timeout``, a single-attempt one for probes."""
-    if not settings.AWS_STORAGE_BUCKET_NAME:
-        raise ImproperlyConfigured("AWS_STORAGE_BUCKET_NAME is not set")
-    return _s3_client_for(
-        settings.AWS_S3_ENDPOINT_URL,
-        settings.AWS_S3_REGION_NAME,
-        settings.AWS_ACCESS_KEY_ID,
-        settings.AWS_SECRET_ACCESS_KEY,
-        timeout,
-    )
+    return _s3().client(timeout=timeout)
 
 
 def _bucket() -> str:
-    return settings.AWS_STORAGE_BUCKET_NAME
+    return _s3().bucket_name
+
+
+def _object_name(key: str) -> str:
+    return _s3().object_name(key)
 
 
 # --- Local --------------------------------------------------------------------------
@@ -95,6 +212,46 @@ def local_path(key: str) -> Path:
     return path
 
 
+class LocalFileStorage(FileSystemStorage):
+    """Files under ``LEADLEX_FILES_DIR`` (read on each use, so a test can move it);
+    ``url()`` is a signed, expiring link served by Django."""
+
+    def __init__(self, **options: Any) -> None:
+        if "location" in options:
+            raise ImproperlyConfigured("LocalFileStorage keeps its files in LEADLEX_FILES_DIR; set that instead")
+        super().__init__(**options)
+
+    @property  # type: ignore[override]  # a property, not FileSystemStorage's cached one: the setting can move
+    def base_location(self) -> str:
+        return str(settings.LEADLEX_FILES_DIR)
+
+    @property  # type: ignore[override]  # see base_location
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+    def path(self, name: str) -> str:
+        # ValueError (not Django's SuspiciousFileOperation), as the download view expects.
+        return str(local_path(name))
+
+    def url(  # type: ignore[override]  # the local stand-in for S3Storage.url's presigned GET
+        self, name: str, *, expire: int | None = None, meta: ObjectMeta | None = None, base_url: str | None = None
+    ) -> str:
+        expire = expire or settings.LEADLEX_DOWNLOAD_URL_TTL
+        meta = meta or ObjectMeta()
+        token = signing.dumps(
+            {
+                "k": name,
+                "e": int(time.time()) + expire,
+                "t": meta.content_type,
+                "c": meta.content_encoding,
+                "f": meta.filename,
+            },
+            salt=_SIGNING_SALT,
+            compress=True,
+        )
+        return (base_url or settings.LEADLEX_PUBLIC_URL).rstrip("/") + reverse("file-download", args=[token])
+
+
 # --- Writing ------------------------------------------------------------------------
 class LocalWriter:
     def __init__(self, key: str, meta: ObjectMeta) -> None:
@@ -102,7 +259,7 @@ class LocalWriter:
         self.path = local_path(key)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".part")
-        self._fh: IO[bytes] = open(self._tmp, "wb")
+        self._fh: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115  held open from write() to close()/abort()
         self.size = 0
 
     def write(self, data: bytes) -> None:
@@ -124,10 +281,13 @@ class S3MultipartWriter:
         self.key = key
         self.part_size = part_size
         self._client = s3_client()
+        self._name = _object_name(key)
         extra: dict[str, str] = {"ContentType": meta.content_type}
         if meta.content_encoding:
             extra["ContentEncoding"] = meta.content_encoding
-        self.upload_id: str = self._client.create_multipart_upload(Bucket=_bucket(), Key=key, **extra)["UploadId"]
+        self.upload_id: str = self._client.create_multipart_upload(Bucket=_bucket(), Key=self._name, **extra)[
+            "UploadId"
+        ]
         self.parts: list[dict[str, Any]] = []
         self._buffer = bytearray()
         self.size = 0
@@ -142,7 +302,7 @@ class S3MultipartWriter:
     def _upload_part(self, body: bytes) -> None:
         number = len(self.parts) + 1
         etag = self._client.upload_part(
-            Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
+            Bucket=_bucket(), Key=self._name, UploadId=self.upload_id, PartNumber=number, Body=body
         )["ETag"]
         self.parts.append({"PartNumber": number, "ETag": etag})
 
@@ -151,12 +311,12 @@ class S3MultipartWriter:
             self._upload_part(bytes(self._buffer))
             self._buffer.clear()
         self._client.complete_multipart_upload(
-            Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
+            Bucket=_bucket(), Key=self._name, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
         )
         return self.size
 
     def abort(self) -> None:
-        self._client.abort_multipart_upload(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id)
+        self._client.abort_multipart_upload(Bucket=_bucket(), Key=self._name, UploadId=self.upload_id)
 
 
 def open_writer(key: str, meta: ObjectMeta | None = None) -> LocalWriter | S3MultipartWriter:
@@ -172,7 +332,7 @@ def put_bytes(key: str, data: bytes, meta: ObjectMeta | None = None) -> int:
         extra = {"ContentType": meta.content_type}
         if meta.content_encoding:
             extra["ContentEncoding"] = meta.content_encoding
-        s3_client().put_object(Bucket=_bucket(), Key=key, Body=data, **extra)
+        s3_client().put_object(Bucket=_bucket(), Key=_object_name(key), Body=data, **extra)
         return len(data)
     writer = LocalWriter(key, meta)
     writer.write(data)
@@ -181,9 +341,11 @@ def put_bytes(key: str, data: bytes, meta: ObjectMeta | None = None) -> int:
 
 # --- Reading ------------------------------------------------------------------------
 def open_reader(key: str) -> IO[bytes]:
-    """A binary file-like object over the stored bytes, streamed, not loaded whole."""
+    """A binary file-like object over the stored bytes, streamed, not loaded whole.
+    (django-storages' ``S3File`` would download the whole object into a temporary
+    file before the first byte could be read.)"""
     if backend() == "s3":
-        return s3_client().get_object(Bucket=_bucket(), Key=key)["Body"]
+        return s3_client().get_object(Bucket=_bucket(), Key=_object_name(key))["Body"]
     return open(local_path(key), "rb")
 
 
@@ -194,49 +356,36 @@ def iter_bytes(key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
 
 
 def exists(key: str) -> bool:
-    if backend() == "s3":
-        from botocore.exceptions import ClientError
-
-        try:
-            s3_client().head_object(Bucket=_bucket(), Key=key)
-        except ClientError:
-            return False
-        return True
-    return local_path(key).exists()
+    """Raises when S3 answers anything but found / not found (a denied or failing
+    request is not "no such file")."""
+    return files().exists(key)
 
 
 def delete(key: str) -> None:
-    if backend() == "s3":
-        s3_client().delete_object(Bucket=_bucket(), Key=key)
-        return
-    local_path(key).unlink(missing_ok=True)
+    """Idempotent: a missing file is not an error."""
+    files().delete(key)
 
 
 def presigned_get(
     key: str, *, expires: int | None = None, meta: ObjectMeta | None = None, base_url: str | None = None
 ) -> str:
-    """A URL that downloads ``key`` without credentials until it expires."""
+    """A URL that downloads ``key`` without credentials until it expires, answered
+    with ``meta``'s headers. ``base_url`` is the local backend's host for the link
+    (S3 links point at the bucket's endpoint)."""
     expires = expires or settings.LEADLEX_DOWNLOAD_URL_TTL
     meta = meta or ObjectMeta()
-    if backend() == "s3":
-        params: dict[str, Any] = {"Bucket": _bucket(), "Key": key, "ResponseContentType": meta.content_type}
+    configured = files()
+    if isinstance(configured, S3FileStorage):
+        params: dict[str, Any] = {"ResponseContentType": meta.content_type}
         if meta.filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{meta.filename}"'
         if meta.content_encoding:
             params["ResponseContentEncoding"] = meta.content_encoding
-        return s3_client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
-    token = signing.dumps(
-        {
-            "k": key,
-            "e": int(time.time()) + expires,
-            "t": meta.content_type,
-            "c": meta.content_encoding,
-            "f": meta.filename,
-        },
-        salt=_SIGNING_SALT,
-        compress=True,
-    )
-    return (base_url or settings.LEADLEX_PUBLIC_URL).rstrip("/") + reverse("file-download", args=[token])
+        return configured.url(key, parameters=params, expire=expires)
+    if isinstance(configured, LocalFileStorage):
+        return configured.url(key, expire=expires, meta=meta, base_url=base_url)
+    backend()  # raises: not a storage LeadLex knows
+    raise AssertionError("unreachable")
 
 
 def read_download_token(token: str) -> tuple[str, ObjectMeta]:
@@ -249,7 +398,7 @@ def read_download_token(token: str) -> tuple[str, ObjectMeta]:
 
 
 # --- Resumable writing (export checkpoints) -----------------------------------------
-class ResumeFailed(Exception):
+class ResumeFailed(Exception):  # noqa: N818  a public name the export engine catches
     """The saved writer state no longer matches what is stored; start over."""
 
 
@@ -269,11 +418,11 @@ class LocalResumableWriter:
         if offset:
             if not self._tmp.exists() or self._tmp.stat().st_size < offset:
                 raise ResumeFailed(f"{self._tmp.name} is missing or shorter than its checkpoint")
-            self._fh: IO[bytes] = open(self._tmp, "r+b")
+            self._fh: IO[bytes] = open(self._tmp, "r+b")  # noqa: SIM115  held open until complete()/abort()
             self._fh.truncate(offset)
             self._fh.seek(offset)
         else:
-            self._fh = open(self._tmp, "wb")
+            self._fh = open(self._tmp, "wb")  # noqa: SIM115  held open until complete()/abort()
         self.size = offset
 
     def commit_chunk(self, data: bytes) -> dict[str, Any]:
@@ -305,6 +454,7 @@ class S3ResumableWriter:
     def __init__(self, key: str, meta: ObjectMeta, state: dict[str, Any] | None = None) -> None:
         self.key = key
         self._client = s3_client()
+        self._name = _object_name(key)
         if state and state.get("upload_id"):
             self.upload_id: str = state["upload_id"]
             self.parts: list[dict[str, Any]] = [dict(p) for p in state.get("parts", [])]
@@ -315,7 +465,7 @@ class S3ResumableWriter:
             extra: dict[str, str] = {"ContentType": meta.content_type}
             if meta.content_encoding:
                 extra["ContentEncoding"] = meta.content_encoding
-            self.upload_id = self._client.create_multipart_upload(Bucket=_bucket(), Key=key, **extra)["UploadId"]
+            self.upload_id = self._client.create_multipart_upload(Bucket=_bucket(), Key=self._name, **extra)["UploadId"]
             self.parts = []
             self.size = 0
 
@@ -323,7 +473,7 @@ class S3ResumableWriter:
         from botocore.exceptions import ClientError
 
         try:
-            self._client.list_parts(Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, MaxParts=1)
+            self._client.list_parts(Bucket=_bucket(), Key=self._name, UploadId=self.upload_id, MaxParts=1)
         except ClientError:
             return False
         return True
@@ -331,7 +481,7 @@ class S3ResumableWriter:
     def commit_chunk(self, data: bytes) -> dict[str, Any]:
         number = len(self.parts) + 1
         etag = self._client.upload_part(
-            Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
+            Bucket=_bucket(), Key=self._name, UploadId=self.upload_id, PartNumber=number, Body=data
         )["ETag"]
         self.parts.append({"PartNumber": number, "ETag": etag})
         self.size += len(data)
@@ -344,7 +494,7 @@ class S3ResumableWriter:
         if not self.parts:
             self.commit_chunk(b"")
         self._client.complete_multipart_upload(
-            Bucket=_bucket(), Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
+            Bucket=_bucket(), Key=self._name, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
         )
         return self.size
 
@@ -373,17 +523,15 @@ def abort_resumable(key: str, state: dict[str, Any] | None) -> None:
             return
         from botocore.exceptions import ClientError
 
-        try:
-            s3_client().abort_multipart_upload(Bucket=_bucket(), Key=key, UploadId=upload_id)
-        except ClientError:
-            pass  # already completed or aborted
+        with contextlib.suppress(ClientError):  # already completed or aborted
+            s3_client().abort_multipart_upload(Bucket=_bucket(), Key=_object_name(key), UploadId=upload_id)
         return
     local_path(key).with_name(local_path(key).name + ".part").unlink(missing_ok=True)
 
 
 def list_uploaded_parts(key: str, upload_id: str) -> list[dict[str, Any]]:
     """Parts S3 holds for an unfinished upload (diagnostics and tests)."""
-    response = s3_client().list_parts(Bucket=_bucket(), Key=key, UploadId=upload_id)
+    response = s3_client().list_parts(Bucket=_bucket(), Key=_object_name(key), UploadId=upload_id)
     return [{"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]} for p in response.get("Parts", [])]
 
 

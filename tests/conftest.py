@@ -96,6 +96,16 @@ def s3_bucket() -> str:
     return ensure_bucket()
 
 
+@pytest.fixture
+def storage_ready(request: pytest.FixtureRequest) -> None:
+    """The configured storage exists: the bucket on the test S3 server (production
+    profile); the local files directory is made on demand."""
+    from django.conf import settings
+
+    if settings.LEADLEX_STORAGE_BACKEND == "s3":
+        request.getfixturevalue("s3_bucket")
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker):
     """One real worker for the session. Tests that use it need ``transactional_db``

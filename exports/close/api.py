@@ -13,17 +13,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exports.close import kinds, services
+from exports.close import services
+from exports.close.ids import export_id_parse
 from exports.close.serializers import (
     ExportListSerializer,
     ExportObjectSerializer,
     LeadExportRequestSerializer,
     OpportunityExportRequestSerializer,
     export_body,
-    export_id_parse,
 )
 from exports.engine import export_job_download_url
-from exports.models import ExportJob
+from exports.models import CLOSE_KINDS, ExportJob
 from leadlex.api import WorkspaceAPIView
 from leadlex.auth import ApiKeyAuthentication, request_principal
 from leadlex.errors import ApiError, NotFound, ValidationFailed
@@ -41,7 +41,7 @@ def _body(request: Request) -> Any:
 
 def _get_export(workspace: Any, export_id: str) -> ExportJob:
     pk = export_id_parse(export_id)
-    job = ExportJob.objects.filter(pk=pk, workspace=workspace, kind__in=kinds.CLOSE_KINDS).first() if pk else None
+    job = ExportJob.objects.filter(pk=pk, workspace=workspace, kind__in=CLOSE_KINDS).first() if pk else None
     if job is None:
         raise NotFound()
     return job
@@ -127,9 +127,9 @@ class ExportListApi(WorkspaceAPIView):
         skip = _int_param(request, "_skip", 0, 0, 10**9)
         limit = _int_param(request, "_limit", MAX_PAGE, 1, MAX_PAGE)
         jobs = list(
-            ExportJob.objects.filter(workspace=self.workspace, kind__in=kinds.CLOSE_KINDS).order_by(
-                "-created_at", "-id"
-            )[skip : skip + limit + 1]
+            ExportJob.objects.filter(workspace=self.workspace, kind__in=CLOSE_KINDS).order_by("-created_at", "-id")[
+                skip : skip + limit + 1
+            ]
         )
         base_url = request.build_absolute_uri("/")
         data = [export_body(job, download_url=export_job_download_url(job, base_url=base_url)) for job in jobs[:limit]]

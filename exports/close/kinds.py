@@ -19,9 +19,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from exports.close import fastpath, render, selectors
-from exports.close.models import CLOSE_KINDS, LEAD_KINDS, OPPORTUNITY_KIND
+from exports.close.ids import export_type, job_fields
 from exports.engine import ExportBatch, ExportKindSpec, register_export_kind
-from exports.models import ExportJob
+from exports.models import CLOSE_KINDS, LEAD_KINDS, OPPORTUNITY_KIND, ExportJob
 from exports.writers import csv_header, join_json_items
 from leadlex.conf import setting_int
 
@@ -30,35 +30,6 @@ CONTENT_TYPES = {"csv": "text/csv", "json": "application/json", "ndjson": "appli
 
 def batch_size() -> int:
     return setting_int("LEADLEX_CLOSE_EXPORT_BATCH", 500)
-
-
-def export_type(job: ExportJob) -> str:
-    return "lead_opps" if job.kind == OPPORTUNITY_KIND else job.parameters.get("type", "leads")
-
-
-def effective_fields(
-    *, export_type: str, fmt: str, fields: list[str] | None, include_activities: bool, include_smart_fields: bool
-) -> list[str]:
-    """The fields a job renders: the requested ones, or the type's defaults, plus
-    what the include_* switches add where the seed says they apply."""
-    chosen = list(fields) if fields else list(render.DEFAULT_FIELDS[export_type])
-    if include_activities and export_type == "leads" and fmt != "csv" and "activities" not in chosen:
-        chosen.append("activities")
-    if include_smart_fields and (fmt == "csv" or export_type == "leads"):
-        prefix = "" if export_type == "leads" else "lead_"
-        chosen += [f"{prefix}{s}" for s in render.SMART_FIELDS if f"{prefix}{s}" not in chosen]
-    return chosen
-
-
-def job_fields(job: ExportJob) -> list[str]:
-    p = job.parameters
-    return effective_fields(
-        export_type=export_type(job),
-        fmt=job.format,
-        fields=p.get("fields"),
-        include_activities=bool(p.get("include_activities")),
-        include_smart_fields=bool(p.get("include_smart_fields")),
-    )
 
 
 def _wants_smart(fields: list[str]) -> bool:

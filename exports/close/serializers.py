@@ -6,15 +6,13 @@ from an ``ExportJob`` field for field as the seed shows it.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from rest_framework import serializers
 
-from exports.close import kinds, render
-from exports.models import ExportJob
-
-ID_PREFIX = "expo_"
+from exports.close import render
+from exports.close.ids import export_public_id, export_type, job_fields, public_status
+from exports.models import OPPORTUNITY_KIND, ExportJob
 
 LEAD_BODY_KEYS = {
     "s_query",
@@ -162,30 +160,6 @@ class ExportListSerializer(serializers.Serializer):
     data = ExportObjectSerializer(many=True)
 
 
-def export_public_id(job: ExportJob) -> str:
-    return ID_PREFIX + job.pk.hex
-
-
-def export_id_parse(value: str) -> uuid.UUID | None:
-    if not value.startswith(ID_PREFIX):
-        return None
-    try:
-        return uuid.UUID(hex=value[len(ID_PREFIX) :])
-    except ValueError:
-        return None
-
-
-def public_status(job: ExportJob) -> str:
-    s = ExportJob.Status
-    if job.status == s.QUEUED:
-        return "created"
-    if job.status == s.PROCESSING:
-        return "in_progress" if job.processed_count else "started"
-    if job.status in (s.COMPLETED, s.EXPIRED):
-        return "done"
-    return "error"
-
-
 def _timestamp(value: Any) -> str | None:
     return render.json_datetime(value)
 
@@ -206,7 +180,7 @@ def export_body(job: ExportJob, *, download_url: str | None) -> dict[str, Any]:
         "date_format": p.get("date_format", "original"),
         "date_updated": _timestamp(job.updated_at),
         "download_url": download_url,
-        "fields": sorted(kinds.job_fields(job)),
+        "fields": sorted(job_fields(job)),
         "format": job.format,
         "id": export_public_id(job),
         "n_docs": job.total_count,
@@ -218,13 +192,13 @@ def export_body(job: ExportJob, *, download_url: str | None) -> dict[str, Any]:
         "send_done_email": bool(p.get("send_done_email")),
         "sort": p.get("sort") or [],
         "status": public_status(job),
-        "type": kinds.export_type(job),
+        "type": export_type(job),
         "updated_by": _actor(job),
     }
     for flag in ("include_activities", "include_smart_fields"):
         if p.get(flag):
             body[flag] = True
-    if job.kind == kinds.OPPORTUNITY_KIND:
+    if job.kind == OPPORTUNITY_KIND:
         body["params"] = p.get("filters") or {}
     if body["status"] == "error":
         body["error"] = job.error or ("The export was cancelled." if job.status == ExportJob.Status.CANCELLED else None)

@@ -17,16 +17,15 @@ from django.urls import reverse
 from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers as drf_serializers
 
-from exports.close import kinds
+from exports.close.ids import export_public_id, export_type
 from exports.close.query import QueryError, compile_query, compile_sort, validate_results_limit
 from exports.close.serializers import (
     OPPORTUNITY_FILTERS,
     LeadExportRequestSerializer,
     OpportunityExportRequestSerializer,
-    export_public_id,
 )
 from exports.engine import export_job_create
-from exports.models import ExportJob
+from exports.models import CLOSE_KINDS, LEAD_KINDS, OPPORTUNITY_KIND, ExportJob
 from leadlex.errors import NotFound, ValidationFailed
 from leadlex.models import ApiKey, Workspace
 
@@ -173,11 +172,11 @@ def close_export_request(
     """Validate a Close-style export request and queue it on the export engine."""
     if endpoint == "lead":
         params = close_lead_export_parameters(workspace=workspace, data=data)
-        kind = kinds.LEAD_KINDS[params["type"]]
+        kind = LEAD_KINDS[params["type"]]
         fmt = data["format"]
     elif endpoint == "opportunity":
         params = close_opportunity_export_parameters(workspace=workspace, data=data)
-        kind = kinds.OPPORTUNITY_KIND
+        kind = OPPORTUNITY_KIND
         fmt = data["format"]
     else:  # pragma: no cover - callers pass a literal
         raise ValueError(endpoint)
@@ -198,7 +197,7 @@ def close_export_from_token(*, export_id: uuid.UUID, token: str) -> ExportJob:
         raise NotFound("This download link is not valid.") from None
     if not isinstance(data, dict) or data.get("j") != export_id.hex or not isinstance(data.get("w"), str):
         raise NotFound("This download link is not valid.")
-    job = ExportJob.objects.filter(pk=export_id, kind__in=kinds.CLOSE_KINDS, workspace_id=data["w"]).first()
+    job = ExportJob.objects.filter(pk=export_id, kind__in=CLOSE_KINDS, workspace_id=data["w"]).first()
     if job is None:
         raise NotFound("This download link is not valid.")
     return job
@@ -223,7 +222,7 @@ def close_export_send_done_email(*, job: ExportJob) -> bool:
         "export_id": export_public_id(job),
         "link": close_export_link(job=job),
         "rows": job.row_count,
-        "type": kinds.export_type(job),
+        "type": export_type(job),
         "format": job.format,
         "expires_at": job.expires_at,
     }

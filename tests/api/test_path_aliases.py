@@ -42,4 +42,6 @@ def test_the_next_page_link_of_an_alias_request_is_a_v1_url(owner):
 
 def test_the_schema_lists_each_operation_once(anon):
     paths = anon.get("/v1/openapi.json").json()["paths"]
-    assert not [p for p in paths if not p.startswith("/v1/")]
+    # The aliases are servers of the document, not copies of its paths; the health probes sit at the root.
+    assert not [p for p in paths if not p.startswith("/v1/") and p not in ("/healthz", "/readyz")]
+    assert not [p for p in paths if p.startswith(("/api/", "/functions/"))]

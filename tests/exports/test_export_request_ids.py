@@ -9,7 +9,7 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from exports.close.serializers import export_id_parse
+from exports.close.ids import export_id_parse
 from exports.models import ExportJob
 from leadlex.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import basic_auth

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from tests.conftest import KeyedClient
@@ -26,14 +25,6 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         yield s.getsockname()[1]
-
-
-@pytest.fixture
-def storage_ready(request: pytest.FixtureRequest) -> None:
-    """The configured storage exists: the bucket on the test S3 server (production
-    profile); the local files directory is made on demand."""
-    if django_settings.LEADLEX_STORAGE_BACKEND == "s3":
-        request.getfixturevalue("s3_bucket")
 
 
 def test_healthz_answers_without_a_key_and_without_touching_the_database(anon: APIClient) -> None:
@@ -98,6 +89,7 @@ def test_readyz_answers_503_naming_the_storage_when_s3_does_not_answer(
     anon: APIClient, settings, closed_port: int
 ) -> None:
     settings.LEADLEX_STORAGE_BACKEND = "s3"
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "leadlex.storage.S3FileStorage"}}
     settings.AWS_STORAGE_BUCKET_NAME = "leadlex-health"
     settings.AWS_S3_ENDPOINT_URL = f"http://127.0.0.1:{closed_port}"
     settings.AWS_ACCESS_KEY_ID = settings.AWS_SECRET_ACCESS_KEY = "test"
@@ -130,6 +122,7 @@ def test_readyz_answers_503_when_the_local_files_directory_cannot_be_made(
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the files directory should be")
     settings.LEADLEX_STORAGE_BACKEND = "local"
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "leadlex.storage.LocalFileStorage"}}
     settings.LEADLEX_FILES_DIR = blocker / "files"
     response = anon.get("/readyz")
     assert response.status_code == 503, response.content

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
+
+from tests.conftest import KeyedClient
 
 METHODS = ("get", "post", "put", "patch", "delete")
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+HEALTH_PATHS = ("/healthz", "/readyz")
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +56,15 @@ def test_every_operation_documents_its_errors_with_the_error_schema(document: di
     for method, path, operation in _operations(document):
         responses = operation["responses"]
         errors = {code for code in responses if code >= "400"}
-        assert errors, f"{method} {path} documents no error"
+        if path in HEALTH_PATHS:
+            assert errors == ({"503"} if path == "/readyz" else set()), (path, errors)
+        else:
+            assert errors, f"{method} {path} documents no error"
         for code in errors:
             assert responses[code]["content"]["application/json"]["schema"] == ERROR_REF, (method, path, code)
-        if path != "/v1/export/{export_id}/download":  # the e-mailed link: its token is its key
+        if (
+            path != "/v1/export/{export_id}/download" and path not in HEALTH_PATHS
+        ):  # the e-mailed link: its token is its key
             assert {"401", "403", "429"} <= errors, (method, path, errors)
         if "{" in path:
             assert "404" in errors, (method, path)
@@ -75,7 +85,7 @@ def test_every_response_documents_the_request_id_and_rate_limit_headers(document
         for code, response in operation["responses"].items():
             headers = response["headers"]
             assert headers["X-Request-ID"]["required"] is True, (method, path, code)
-            if path == "/v1/export/{export_id}/download" or code in ("401", "403"):
+            if path in HEALTH_PATHS or path == "/v1/export/{export_id}/download" or code in ("401", "403"):
                 continue  # not rate-limited / refused before the limit is counted
             rate = {name: headers[name] for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")}
             assert all(h["schema"] == {"type": "integer"} for h in rate.values())
@@ -103,3 +113,61 @@ def test_a_blank_url_is_a_documented_answer(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
     for schema, field in (("Contact", "linkedin_url"), ("Company", "url")):
         assert "format" not in schemas[schema]["properties"][field], (schema, field)
+
+
+def _resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with the document's components beside it, so that its $refs resolve."""
+    return {**schema, "components": document["components"]}
+
+
+@pytest.mark.django_db
+def test_the_health_probes_are_documented_with_no_security_and_their_real_answers(
+    document: dict[str, Any], storage_ready: None
+) -> None:
+    client = Client()
+    for path, live_keys in (("/healthz", {"status"}), ("/readyz", {"status", "checks"})):
+        operation = document["paths"][path]["get"]
+        assert operation["security"] == [], path  # no key; an empty list overrides any default
+        assert operation["summary"] and operation["description"], path
+        assert operation["servers"] == [{"url": "/"}]  # at the root, whatever prefix serves /v1/
+        assert "429" not in operation["responses"] and "401" not in operation["responses"]
+        assert "X-RateLimit-Limit" not in operation["responses"]["200"]["headers"]
+        response = client.get(path)
+        assert response.status_code == 200, response.content
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        jsonschema.validate(response.json(), _resolved(document, schema))
+        assert set(response.json()) == live_keys
+    # The probe's own "not ready" answer is the documented 503.
+    not_ready = {"error": {"code": "not_ready", "message": "Not ready: broker did not answer.", "details": {}}}
+    ready_503 = document["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
+    jsonschema.validate(not_ready, _resolved(document, ready_503))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {"status": "ok", "checks": {"database": {"status": "up"}}},
+            _resolved(
+                document,
+                document["paths"]["/readyz"]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+            ),
+        )
+
+
+def test_each_path_alias_is_a_server_of_the_document_that_serves_the_api(
+    document: dict[str, Any], owner: KeyedClient
+) -> None:
+    urls = [server["url"] for server in document["servers"]]
+    assert urls[0] == "/"  # the first server is what tools use by default: the paths as written
+    assert urls[1:] == [alias.removesuffix("/v1/") for alias in django_settings.LEADLEX_API_PATH_ALIASES]
+    for url in urls:
+        response = owner.client.get(url.rstrip("/") + "/v1/contacts")
+        assert response.status_code == 200, (url, response.content)
+    for alias in django_settings.LEADLEX_API_PATH_ALIASES:
+        assert f"`{alias}`" in document["info"]["description"]
+
+
+@pytest.mark.django_db
+def test_the_servers_follow_the_alias_setting(settings) -> None:
+    settings.LEADLEX_API_PATH_ALIASES = ["/gateway/v1/", "/legacy/"]
+    document = Client().get("/v1/openapi.json").json()
+    # "/legacy/" stands for "/v1/" itself: no server URL can say that, the description does.
+    assert [server["url"] for server in document["servers"]] == ["/", "/gateway"]
+    assert "`/legacy/`" in document["info"]["description"]

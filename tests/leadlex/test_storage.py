@@ -22,6 +22,7 @@ needs_s3 = pytest.mark.skipif(
 @pytest.fixture
 def local_storage(settings, tmp_path):
     settings.LEADLEX_STORAGE_BACKEND = "local"
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "leadlex.storage.LocalFileStorage"}}
     settings.LEADLEX_FILES_DIR = tmp_path / "files"
     return tmp_path / "files"
 

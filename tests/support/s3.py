@@ -18,3 +18,4 @@ def ensure_bucket() -> str:
     except ClientError:
         client.create_bucket(Bucket=settings.AWS_STORAGE_BUCKET_NAME)
     return settings.AWS_STORAGE_BUCKET_NAME
+

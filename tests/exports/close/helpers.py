@@ -8,7 +8,7 @@ import io
 import json
 from typing import Any
 
-from exports.close.serializers import export_id_parse
+from exports.close.ids import export_id_parse
 from exports.engine import export_job_run
 from tests.support.files import download
 

@@ -1,5 +1,6 @@
-"""Admin: Close-style jobs listed with readable parameters, and the form that starts
-one from a pasted s_query (validated as the API does)."""
+"""Admin: Close-style jobs in the job list under the Close dialect, with readable
+parameters, and the form that starts one from a pasted s_query (validated as the API
+does)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 
-from exports.close.models import CloseExport
-from exports.models import ExportJob
+from exports.models import CloseExport, ExportJob
 from tests.exports.close.helpers import SEED_REQUEST, start
 
 pytestmark = pytest.mark.django_db
@@ -22,10 +22,10 @@ def staff(client):
     return client
 
 
-def test_the_changelist_shows_only_close_style_jobs_with_a_start_link(world, owner, staff):
+def test_the_close_dialect_filter_shows_only_close_style_jobs_with_a_start_link(world, owner, staff):
     export = start(owner.client, SEED_REQUEST)
     ExportJob.objects.create(workspace=world.workspace, kind="contacts", format="ndjson", parameters={})
-    response = staff.get("/admin/exports/closeexport/")
+    response = staff.get("/admin/exports/exportjob/?dialect=close")
     assert response.status_code == 200
     page = response.content.decode()
     assert export["id"] in page
@@ -36,14 +36,14 @@ def test_the_changelist_shows_only_close_style_jobs_with_a_start_link(world, own
 def test_the_change_page_shows_the_parameters_readably(world, owner, staff):
     export = start(owner.client, SEED_REQUEST)
     job = CloseExport.objects.get()
-    page = staff.get(f"/admin/exports/closeexport/{job.pk}/change/").content.decode()
+    page = staff.get(f"/admin/exports/exportjob/{job.pk}/change/").content.decode()
     assert export["id"] in page
     assert "&quot;full_words&quot;" in page and "ACME Inc." in page
 
 
 def test_the_start_form_queues_an_export_from_a_pasted_s_query(world, staff):
     response = staff.post(
-        "/admin/exports/closeexport/start/",
+        "/admin/exports/exportjob/close/start/",
         {
             "workspace": str(world.workspace.pk),
             "type": "contacts",
@@ -55,7 +55,7 @@ def test_the_start_form_queues_an_export_from_a_pasted_s_query(world, staff):
         },
     )
     job = CloseExport.objects.get()
-    assert response.status_code == 302 and response["Location"].endswith(f"/closeexport/{job.pk}/change/")
+    assert response.status_code == 302 and response["Location"].endswith(f"/exportjob/{job.pk}/change/")
     assert job.kind == "close_contacts" and job.created_by_user.username == "admin"
     assert job.parameters["s_query"] == SEED_REQUEST["s_query"] and job.parameters["fields"] == ["name", "lead_name"]
 
@@ -69,7 +69,7 @@ def test_the_start_form_queues_an_export_from_a_pasted_s_query(world, staff):
 )
 def test_the_start_form_shows_query_errors(world, staff, s_query, message):
     response = staff.post(
-        "/admin/exports/closeexport/start/",
+        "/admin/exports/exportjob/close/start/",
         {
             "workspace": str(world.workspace.pk),
             "type": "leads",
@@ -84,4 +84,4 @@ def test_the_start_form_shows_query_errors(world, staff, s_query, message):
 
 
 def test_the_start_form_renders(staff, world):
-    assert staff.get("/admin/exports/closeexport/start/").status_code == 200
+    assert staff.get("/admin/exports/exportjob/close/start/").status_code == 200

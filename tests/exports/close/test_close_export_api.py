@@ -10,7 +10,7 @@ import pytest
 from django.db.models import F
 from rest_framework.test import APIClient
 
-from exports.close.serializers import export_id_parse
+from exports.close.ids import export_id_parse
 from exports.engine import export_job_cancel
 from exports.models import ExportJob
 from leadlex.models import SCOPE_READ_CONTACTS

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from exports.close.serializers import export_id_parse
+from exports.close.ids import export_id_parse
 from tests.conftest import basic_auth
 from tests.exports.close.conftest import build_world
 from tests.exports.close.helpers import SEED_REQUEST, lower_keys

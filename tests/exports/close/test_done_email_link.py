@@ -11,7 +11,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from exports.close.serializers import export_id_parse
+from exports.close.ids import export_id_parse
 from exports.models import ExportJob
 from tests.conftest import make_key
 from tests.exports.close.helpers import SEED_REQUEST, lower_keys, run, start
