@@ -80,12 +80,11 @@ def own_worker(settings):
     """A worker on two queues of this test's own: export runs and import runs go there."""
     import uuid
 
-    from tests.exports.workers import export_runs_routed_to
-    from tests.support.worker import WorkerProcess
+    from tests.support.worker import WorkerProcess, tasks_routed_to
 
     export_queue, import_queue = (f"{kind}-reqid-{uuid.uuid4().hex[:8]}" for kind in ("exports", "imports"))
     settings.LEADLEX_IMPORT_QUEUE = import_queue
-    with export_runs_routed_to(export_queue):
+    with tasks_routed_to("exports.export_job_run", export_queue):
         worker = WorkerProcess(
             "celery-lines", queues=f"{export_queue},{import_queue}", hostname=f"celery-lines-{uuid.uuid4().hex[:6]}"
         )
