@@ -101,10 +101,9 @@ def test_celerys_received_and_succeeded_lines_of_a_jobs_task_carry_the_request_i
 
     from exports.tasks import export_jobs_sweep_stale_task
     from imports.models import ImportJob
-    from tests.exports.conftest import wait_job
     from tests.exports.factories import make_contacts
-    from tests.imports.conftest import import_rows
-    from tests.support.worker import wait_for
+    from tests.support.imports import import_rows
+    from tests.support.worker import wait_for, wait_job
 
     worker, export_queue = own_worker
     make_contacts(owner.workspace, 3)
