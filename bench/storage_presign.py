@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402 - after the project root is importable
-from storages.backends.s3 import S3Storage  # noqa: E402
+from storages.backends.s3 import S3Storage  # noqa: E402 - as above
 
-from bench.procs import free_port  # noqa: E402
-from leadlex.storage import S3FileStorage  # noqa: E402
+from bench.procs import free_port  # noqa: E402 - as above
+from leadlex.storage import S3FileStorage  # noqa: E402 - as above
 
 OFFLINE_S3 = {
     "AWS_STORAGE_BUCKET_NAME": "lx-presign",

@@ -46,11 +46,15 @@ class FoldedTrigramIndex(models.Index):
         if schema_editor.connection.vendor != "postgresql":
             return f"-- {self.name}: PostgreSQL only"
         table = model._meta.db_table
+        field = model._meta.get_field(self.column)
+        column = field.column if isinstance(field, models.Field) else None
+        if column is None:  # a reverse relation or a many-to-many field has no column to index
+            raise ValueError(f"{self.name}: {self.column!r} is not a column of {table}")
         return Statement(
             "CREATE INDEX %(name)s ON %(table)s USING gin (lx_fold((%(column)s)::text) gin_trgm_ops)",
             name=schema_editor.quote_name(self.name),
             table=Table(table, schema_editor.quote_name),
-            column=Columns(table, [model._meta.get_field(self.column).column], schema_editor.quote_name),
+            column=Columns(table, [column], schema_editor.quote_name),
         )
 
     def remove_sql(self, model: type[models.Model], schema_editor: Any, **kwargs: Any) -> Any:
@@ -99,8 +103,13 @@ class Contact(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts")
     full_name = models.CharField(max_length=300, blank=True)
-    email = models.CharField(max_length=254, null=True, blank=True)
-    phone = models.CharField(max_length=40, null=True, blank=True, help_text="E.164 where it parses.")
+    # NULL, not "", means "no address": the case-insensitive unique constraint below holds only
+    # for non-NULL emails, so any number of contacts can have none.
+    email = models.CharField(max_length=254, null=True, blank=True)  # noqa: DJ001 - NULL is "none", see above
+    # NULL means "no phone" as for email: matching by phone skips NULLs, and the API answers null.
+    phone = models.CharField(  # noqa: DJ001 - NULL is "none", as for email
+        max_length=40, null=True, blank=True, help_text="E.164 where it parses."
+    )
     job_title = models.CharField(max_length=300, blank=True)
     # The contact's own company name; when ``company`` is set, the company's name wins.
     company_name = models.CharField(max_length=300, blank=True)
@@ -130,13 +139,13 @@ class Contact(models.Model):
     def __str__(self) -> str:
         return self.full_name or self.email or str(self.id)
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.updated_at = timezone.now()
+        super().save(*args, **kwargs)
+
     @property
     def display_company_name(self) -> str:
         return self.company.name if self.company_id and self.company else self.company_name
-
-    def save(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        self.updated_at = timezone.now()
-        super().save(*args, **kwargs)
 
 
 class ContactTag(models.Model):
@@ -146,6 +155,10 @@ class ContactTag(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "tag"], name="contact_tag_unique")]
         indexes = [models.Index(fields=["tag", "contact"], name="contact_tag_by_tag")]
+
+    def __str__(self) -> str:
+        # Ids, not names: the admin shows this on every inline row, and a name would cost a query each.
+        return f"tag {self.tag_id} on contact {self.contact_id}"
 
 
 class ContactEmail(models.Model):
@@ -202,6 +215,10 @@ class ListMembership(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact_list", "contact"], name="list_membership_unique")]
         indexes = [models.Index(fields=["contact", "contact_list"], name="membership_by_contact")]
+
+    def __str__(self) -> str:
+        # Ids, not names, as for ContactTag: no query per inline row.
+        return f"list {self.contact_list_id} has contact {self.contact_id}"
 
 
 class Opportunity(models.Model):

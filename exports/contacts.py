@@ -207,8 +207,10 @@ FIELDS: dict[str, Field] = {
             "comet_tokens",
             _comet_tokens,
             lambda v: ",".join(t["token"] for t in v),
-            f"COALESCE((SELECT '[' || string_agg('{{\"token\":' || to_json(k.token)::text || ',\"seen_at\":\"' || "
-            f"{_ts_sql('k.seen_at')} || '\"}}', ',' ORDER BY k.seen_at DESC, k.id DESC) || ']' {_RECENT_TOKENS}), '[]')",
+            f"COALESCE((SELECT '[' || string_agg('{{\"token\":' || to_json(k.token)::text || "
+            f'\',"seen_at":"\' || '
+            f"{_ts_sql('k.seen_at')} || '\"}}', ',' ORDER BY k.seen_at DESC, k.id DESC) || ']' "
+            f"{_RECENT_TOKENS}), '[]')",
             f"(SELECT string_agg(k.token, ',' ORDER BY k.seen_at DESC, k.id DESC) {_RECENT_TOKENS})",
         ),
     ]

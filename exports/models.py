@@ -4,6 +4,7 @@ admin, command). The engine moves it through its states and checkpoints it."""
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -90,7 +91,7 @@ OPPORTUNITY_KIND = "close_opportunities"
 CLOSE_KINDS = (*LEAD_KINDS.values(), OPPORTUNITY_KIND)
 
 
-class CloseExportManager(models.Manager):
+class CloseExportManager(models.Manager["CloseExport"]):
     def get_queryset(self) -> models.QuerySet[CloseExport]:
         return super().get_queryset().filter(kind__in=CLOSE_KINDS)
 
@@ -99,7 +100,7 @@ class CloseExport(ExportJob):
     """The Close-style jobs as a model of their own: a proxy (no table), whose
     manager sees only ``CLOSE_KINDS``. The job admin shows them under its dialect filter."""
 
-    objects = CloseExportManager()
+    objects: ClassVar[CloseExportManager] = CloseExportManager()  # a proxy narrows its manager to its kinds
 
     class Meta:
         proxy = True

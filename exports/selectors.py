@@ -118,7 +118,7 @@ def contact_export_count(*, workspace: Workspace | Any, filters: ContactFilter) 
     return contact_export_queryset(workspace=workspace, filters=filters).count()
 
 
-def contact_export_boundary(*, workspace: Workspace, filters: ContactFilter, limit: int) -> KeysetCursor | None:
+def contact_export_boundary(*, workspace: Workspace | UUID, filters: ContactFilter, limit: int) -> KeysetCursor | None:
     """The cursor of the ``limit``-th row when more than ``limit`` rows match, else
     None: where a page of ``limit`` rows ends and the next page starts."""
     keys = list(

@@ -201,7 +201,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         upload = request.session.get(_SESSION_KEY)
         if not upload or not request.user.has_perm("contacts.add_contact"):
             return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
-        with storage.open_reader(upload["key"]) as fh:  # type: ignore[union-attr]
+        with storage.open_reader(upload["key"]) as fh:
             head = fh.read(256 * 1024)
         preview = csv_header(head, limit=6)
         if not preview:

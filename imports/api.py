@@ -46,7 +46,7 @@ _error_item = inline_serializer(
         "message": serializers.CharField(),
     },
 )
-_job_fields = {
+_job_fields: dict[str, serializers.Field] = {
     "job_id": serializers.CharField(),
     "status": serializers.CharField(),
     "created_count": serializers.IntegerField(),
@@ -153,7 +153,7 @@ class ImportContactsView(WorkspaceAPIView):
         key = request.headers.get("Idempotency-Key")
 
         def run() -> tuple[int, dict[str, Any], ImportJob]:
-            job = import_request(workspace=self.workspace, data=data, params=params, api_key=request.user.api_key)  # type: ignore[union-attr]
+            job = import_request(workspace=self.workspace, data=data, params=params, api_key=self.principal.api_key)
             status_code = 202 if job.status == ImportJob.Status.QUEUED else 200
             return status_code, {"data": job_summary(job)}, job
 

@@ -166,15 +166,21 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
     parameters, and the canonical form an Idempotency-Key compares."""
     query = request.query_params
     body = request.data
+    # Every parser of this endpoint gives a dict: the JSON one refuses anything but an
+    # object, the form ones give a QueryDict, and the CSV and NDJSON ones wrap the body.
+    if not isinstance(body, dict):
+        raise ValidationFailed("The body must be a JSON object with rows or csv.")
     if "__ndjson_body__" in body:
-        rows = []
+        ndjson_rows = []
         for number, line in enumerate(body["__ndjson_body__"].splitlines(), start=1):
             if line.strip():
-                rows.append(json_loads_checked(line, where=f"line {number}", require_object=False, check_strings=False))
+                ndjson_rows.append(
+                    json_loads_checked(line, where=f"line {number}", require_object=False, check_strings=False)
+                )
         params = import_params_clean(
             update_existing=query.get("update_existing", False), tags=_param_tags(query.getlist("tags"))
         )
-        return ImportInput(rows=rows), params, _canonical(None, rows, params)
+        return ImportInput(rows=ndjson_rows), params, _canonical(None, ndjson_rows, params)
     if "__csv_body__" in body:  # text/csv
         csv_data: Any = body["__csv_body__"]
         params = import_params_clean(
@@ -201,8 +207,6 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
             file_name=getattr(upload, "name", "") or "",
         )
         return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
-    if not isinstance(body, dict):
-        raise ValidationFailed("The body must be a JSON object with rows or csv.")
     rows, csv_text = body.get("rows"), body.get("csv")
     if rows is None and csv_text is None:
         raise ValidationFailed("Give either rows or csv.", details={"fields": ["rows", "csv"]})

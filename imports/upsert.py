@@ -80,6 +80,14 @@ class _Entry:
         self.email_key = email.lower() if email else None
         self.phone = self.values.get("phone") or None
 
+    @property
+    def contact_id(self) -> uuid.UUID:
+        """The contact this entry writes: the one it creates, or the one it matched."""
+        contact_id = self.new_id or self.match_id
+        if contact_id is None:  # only entries that create or update get written
+            raise RuntimeError(f"rows {self.rows}: written with neither a new nor a matched contact")
+        return contact_id
+
     def absorb(self, other: _Entry) -> None:
         self.rows.extend(other.rows)
         custom = self.values.get("custom")
@@ -158,7 +166,7 @@ def contact_upsert_batch(
             result.updated += n
         else:
             result.skipped += n
-    result.contact_ids = [e.new_id or e.match_id for e in written]  # type: ignore[misc]
+    result.contact_ids = [e.contact_id for e in written]
     return result
 
 
@@ -269,7 +277,7 @@ def _match(*, workspace: Workspace, entries: list[_Entry], use_pg: bool) -> None
                 .annotate(email_lower=Lower("email"))
                 .filter(email_lower__in=emails)
             ):
-                by_email[contact.email_lower] = contact  # type: ignore[attr-defined]
+                by_email[contact.email_lower] = contact
     for entry in entries:
         if entry.email_key and entry.email_key in by_email:
             entry.match = by_email[entry.email_key]
@@ -286,11 +294,11 @@ def _match(*, workspace: Workspace, entries: list[_Entry], use_pg: bool) -> None
                 for pk, email, phone in cursor.fetchall():
                     by_phone.setdefault(phone, _Existing(pk, email, phone))  # oldest wins
         else:
-            for contact in Contact.objects.filter(workspace=workspace, phone__in=phones).order_by("created_at", "id"):
-                by_phone.setdefault(contact.phone, contact)  # type: ignore[arg-type]  # oldest wins
+            for found in Contact.objects.filter(workspace=workspace, phone__in=phones).order_by("created_at", "id"):
+                by_phone.setdefault(found.phone, found)  # type: ignore[arg-type]  # phone__in: never NULL; oldest wins
         for entry in entries:
             if entry.match is None and entry.phone in by_phone:
-                entry.match = by_phone[entry.phone]  # type: ignore[index]
+                entry.match = by_phone[entry.phone]
     for entry in entries:
         entry.match_id = entry.match.id if entry.match else None
         entry.old_email = entry.match.email if entry.match else None
@@ -555,13 +563,13 @@ def _sync_primary_emails(entries: list[_Entry]) -> None:
     for e in entries:
         email = e.values.get("email")
         if e.action == "c" and email:
-            rows.append(ContactEmail(contact_id=e.new_id, email=email, is_primary=True))
+            rows.append(ContactEmail(contact_id=e.contact_id, email=email, is_primary=True))
         elif e.action == "u" and "email" in e.values:
             old = (e.old_email or "").lower()
             if (email or "").lower() != old:
-                changed.append(e.match_id)  # type: ignore[arg-type]
+                changed.append(e.contact_id)
                 if email:
-                    rows.append(ContactEmail(contact_id=e.match_id, email=email, is_primary=False))
+                    rows.append(ContactEmail(contact_id=e.contact_id, email=email, is_primary=False))
     if rows:
         ContactEmail.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
     if changed:
@@ -593,17 +601,14 @@ def _add_tags(*, workspace: Workspace, entries: list[_Entry], global_tags: list[
     tag_ids = dict(Tag.objects.filter(workspace=workspace, name__in=names).values_list("name", "id"))
     links = []
     for e in entries:
-        contact_id = e.new_id or e.match_id
         for name in set(global_tags) | e.tags:
-            links.append(ContactTag(contact_id=contact_id, tag_id=tag_ids[name]))
+            links.append(ContactTag(contact_id=e.contact_id, tag_id=tag_ids[name]))
     ContactTag.objects.bulk_create(links, batch_size=2000, ignore_conflicts=True)
 
 
 def _add_lists(*, entries: list[_Entry]) -> None:
     links = [
-        ListMembership(contact_list_id=list_id, contact_id=e.new_id or e.match_id)
-        for e in entries
-        for list_id in e.list_ids
+        ListMembership(contact_list_id=list_id, contact_id=e.contact_id) for e in entries for list_id in e.list_ids
     ]
     if links:
         ListMembership.objects.bulk_create(links, batch_size=2000, ignore_conflicts=True)

@@ -23,11 +23,11 @@ from django.utils.html import format_html
 from leadlex.models import ALL_SCOPES, ApiKey, WebhookDelivery, WebhookEndpoint, Workspace, validate_timezone
 
 
-def _count_of(model: type, **filters: Any) -> Coalesce:
+def _count_of(model: type[models.Model], **filters: Any) -> Coalesce:
     """A correlated COUNT subquery per workspace row: several of these on one list
     page neither multiply each other (as JOIN + COUNT would) nor cost a query per row."""
     sub = (
-        model.objects.filter(workspace=OuterRef("pk"), **filters)
+        model._default_manager.filter(workspace=OuterRef("pk"), **filters)
         .order_by()
         .values("workspace")
         .annotate(n=Count("pk"))
@@ -122,11 +122,11 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     @admin.display(description="active keys", ordering="_keys")
     def api_key_count(self, obj: Workspace) -> int:
-        return obj._keys  # type: ignore[attr-defined]
+        return obj._keys  # type: ignore[attr-defined]  # annotated by get_queryset
 
     @admin.display(description="webhooks", ordering="_webhooks")
     def webhook_count(self, obj: Workspace) -> int:
-        return obj._webhooks  # type: ignore[attr-defined]
+        return obj._webhooks  # type: ignore[attr-defined]  # annotated by get_queryset
 
     @admin.action(description="Deactivate (subscription lapsed): API answers 403")
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -201,10 +201,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
         return self.readonly_fields if obj is not None else []
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["workspace", "name", "owner_email", "scopes", "expires_at"]
-        return [
+            return ("workspace", "name", "owner_email", "scopes", "expires_at")
+        return (
             "key_prefix",
             "workspace",
             "name",
@@ -214,7 +214,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             "last_used_at",
             "expires_at",
             "revoked_at",
-        ]
+        )
 
     @admin.display(description="key", ordering="lookup")
     def key_prefix(self, obj: ApiKey) -> str:

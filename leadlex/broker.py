@@ -26,7 +26,8 @@ from kombu.utils.json import dumps
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu calls _put positionally; its own file-system Channel renames "message" to "payload" too.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]  # as kombu's own
         # The final name is kombu's own (its order and its queue suffix are what _get reads).
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         # A leading dot: partition(".") gives no "<queue>.msg", so no reader takes it while it is written.

@@ -9,6 +9,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
@@ -54,11 +55,14 @@ class RequestIdLogFilter(logging.Filter):
             # django.request logs 4xx/5xx after the middleware chain has returned
             # (the context variable is reset by then) but passes the request along.
             request = getattr(record, "request", None)
-            record.request_id = getattr(request, "request_id", None) or request_id_var.get()
-            if record.request_id == _NO_REQUEST:
+            request_id = getattr(request, "request_id", None) or request_id_var.get()
+            if request_id == _NO_REQUEST:
                 # In a worker, outside a job's own scope: Celery's lines about the task
                 # ("received", "succeeded") name the request its message came from.
-                record.request_id = task_request_id(record) or _NO_REQUEST
+                request_id = task_request_id(record) or _NO_REQUEST
+            # A field of our own on the record, which the log format names; set as logging sets
+            # ``extra=`` fields (LogRecord declares none of its own by that name).
+            record.__dict__["request_id"] = request_id
         return True
 
 
@@ -69,7 +73,7 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request.request_id = request_id  # type: ignore[attr-defined]  # our own attribute on the request
         token = request_id_var.set(request_id)
         try:
             response = self.get_response(request)
@@ -90,7 +94,7 @@ class _LimitedStream:
     announce no length, the moment they grow past the limit.
     """
 
-    def __init__(self, stream, limit: int) -> None:  # noqa: ANN001
+    def __init__(self, stream: Any, limit: int) -> None:  # wsgi.input: whatever the server hands over
         self.stream = stream
         self.limit = limit
         self.seen = 0
@@ -103,13 +107,13 @@ class _LimitedStream:
             raise PayloadTooLarge(f"The request body exceeds {self.limit} bytes.")
         return data
 
-    def read(self, *args) -> bytes:  # noqa: ANN002
+    def read(self, *args: int) -> bytes:
         return self._count(self.stream.read(*args))
 
-    def readline(self, *args) -> bytes:  # noqa: ANN002
+    def readline(self, *args: int) -> bytes:
         return self._count(self.stream.readline(*args))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         for line in self.stream:
             yield self._count(line)
 
@@ -119,7 +123,7 @@ class _LimitedStream:
         if close is not None:
             close()
 
-    def __getattr__(self, name: str):  # noqa: ANN204 - anything else the wrapped stream offers
+    def __getattr__(self, name: str) -> Any:  # anything else the wrapped stream offers
         return getattr(self.stream, name)
 
 
@@ -139,7 +143,7 @@ class BodySizeLimitMiddleware:
             if not length and not self._buffer_chunked_body(request, limit):
                 return self._too_large(limit)
             if hasattr(request, "_stream"):
-                request._stream = _LimitedStream(request._stream, limit)  # type: ignore[attr-defined]
+                request._stream = _LimitedStream(request._stream, limit)  # type: ignore[assignment]  # any file-like: Django only reads it
         return self.get_response(request)
 
     @staticmethod
@@ -167,7 +171,7 @@ class BodySizeLimitMiddleware:
                 return False
         size = buffer.tell()
         buffer.seek(0)
-        request._stream = LimitedStream(buffer, size)  # type: ignore[attr-defined]
+        request._stream = LimitedStream(buffer, size)  # type: ignore[assignment]  # what WSGIRequest itself puts there
         meta["CONTENT_LENGTH"] = str(size)
         return True
 

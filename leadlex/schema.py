@@ -65,7 +65,8 @@ class BlankableURLField(OpenApiSerializerFieldExtension):
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         if not self.target.allow_blank:
             return auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
-        schema = build_basic_type(OpenApiTypes.STR)
+        # build_basic_type answers None only for OpenApiTypes.NONE, never for STR.
+        schema = build_basic_type(OpenApiTypes.STR) or {"type": "string"}
         schema["description"] = "A URL, or an empty string when none is set."
         return schema
 
@@ -180,7 +181,10 @@ class LeadlexAutoSchema(AutoSchema):
     def _is_authenticated(self) -> bool:
         from leadlex.permissions import WorkspaceScopePermission
 
-        return any(issubclass(p, WorkspaceScopePermission) for p in self.view.permission_classes)
+        # A composed permission (``A & B``) is an operand holder, not a class.
+        return any(
+            isinstance(p, type) and issubclass(p, WorkspaceScopePermission) for p in self.view.permission_classes
+        )
 
     def _is_rate_limited(self) -> bool:
         from leadlex.api import WorkspaceAPIView

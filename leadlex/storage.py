@@ -221,11 +221,11 @@ class LocalFileStorage(FileSystemStorage):
             raise ImproperlyConfigured("LocalFileStorage keeps its files in LEADLEX_FILES_DIR; set that instead")
         super().__init__(**options)
 
-    @property  # type: ignore[override]  # a property, not FileSystemStorage's cached one: the setting can move
+    @property  # a property, not FileSystemStorage's cached one: the setting can move
     def base_location(self) -> str:
         return str(settings.LEADLEX_FILES_DIR)
 
-    @property  # type: ignore[override]  # see base_location
+    @property  # see base_location
     def location(self) -> str:
         return os.path.abspath(self.base_location)
 
@@ -350,7 +350,7 @@ def open_reader(key: str) -> IO[bytes]:
 
 
 def iter_bytes(key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
-    with open_reader(key) as fh:  # type: ignore[union-attr]
+    with open_reader(key) as fh:
         while chunk := fh.read(chunk_size):
             yield chunk
 
@@ -398,7 +398,7 @@ def read_download_token(token: str) -> tuple[str, ObjectMeta]:
 
 
 # --- Resumable writing (export checkpoints) -----------------------------------------
-class ResumeFailed(Exception):  # noqa: N818  a public name the export engine catches
+class ResumeFailed(Exception):  # a public name the export engine catches
     """The saved writer state no longer matches what is stored; start over."""
 
 

@@ -46,7 +46,7 @@ def add_request_id_header(headers: dict[str, Any] | None = None, **kwargs: Any) 
 class RequestWithRequestId(Request):
     def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(message, *args, **kwargs)
-        request_id = self._request_dict.get(HEADER)
+        request_id = self.request_dict.get(HEADER)
         if isinstance(request_id, str) and request_id:
             _received[self.id] = request_id
             _received.move_to_end(self.id)

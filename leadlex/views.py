@@ -24,7 +24,7 @@ logger = logging.getLogger("leadlex.health")
 READY_CHECK_TIMEOUT = 2.0
 
 
-def file_download(request: HttpRequest, token: str) -> HttpResponse:
+def file_download(request: HttpRequest, token: str) -> FileResponse | HttpResponse:
     """Serves a local-disk file behind a signed, expiring token (the embedded
     profile's stand-in for an S3 presigned GET)."""
     try:
@@ -35,7 +35,7 @@ def file_download(request: HttpRequest, token: str) -> HttpResponse:
         return json_error(403, "link_expired", "This download link has expired; ask for a fresh one.")
     try:
         path = storage.local_path(key)
-        fh = open(path, "rb")
+        fh = open(path, "rb")  # noqa: SIM115 - FileResponse below owns it and closes it when sent
     except (FileNotFoundError, ValueError):
         return json_error(404, "not_found", "This file no longer exists.")
     response = FileResponse(fh, content_type=meta.content_type)
@@ -73,7 +73,8 @@ def _check_broker() -> None:
         # kombu's file-system transport "connects" without looking at its folders.
         for folder in ("data_folder_in", "data_folder_out", "processed_folder"):
             path = settings.CELERY_BROKER_TRANSPORT_OPTIONS[folder]
-            if not (os.path.isdir(path) and os.access(path, os.W_OK)):
+            # The options mix folders (str) with flags, so a value types as object.
+            if not (isinstance(path, str) and os.path.isdir(path) and os.access(path, os.W_OK)):
                 raise OSError(f"broker folder {folder} is missing or not writable")
         return
     options = {
@@ -83,7 +84,8 @@ def _check_broker() -> None:
     }
     with Connection(url, connect_timeout=READY_CHECK_TIMEOUT, transport_options=options) as conn:
         # max_retries=0: one attempt, the answer now (Redis: the channel PINGs).
-        conn.ensure_connection(max_retries=0, timeout=READY_CHECK_TIMEOUT)
+        # kombu's stubs say int; kombu compares the timeout with float seconds (monotonic()).
+        conn.ensure_connection(max_retries=0, timeout=READY_CHECK_TIMEOUT)  # type: ignore[arg-type]  # see above
 
 
 def _check_storage() -> None:

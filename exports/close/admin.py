@@ -37,7 +37,11 @@ class CloseExportStartForm(forms.Form):
         label="sort (JSON list, optional)", required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 90})
     )
     results_limit = forms.IntegerField(required=False, min_value=0)
-    fields = forms.CharField(label="fields (comma-separated, optional)", required=False)
+    # A form field named "fields": the form metaclass takes it out of the class body, so
+    # BaseForm.fields (the dict of fields) is untouched; the stubs cannot know that.
+    fields = forms.CharField(  # type: ignore[assignment]  # a form field named "fields", see above
+        label="fields (comma-separated, optional)", required=False
+    )
     include_activities = forms.BooleanField(required=False)
     include_smart_fields = forms.BooleanField(required=False)
     send_done_email = forms.BooleanField(required=False, help_text="E-mails you (your staff e-mail address).")

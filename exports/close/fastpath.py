@@ -45,9 +45,12 @@ _EMAILS = """COALESCE((SELECT json_agg(json_build_object('email', x.e, 'type', '
 _CONTACT = f"""json_build_object(
     'id', ct.id::text, 'lead_id', ct.company_id::text, 'name', ct.full_name, 'display_name', ct.full_name,
     'title', ct.job_title, 'emails', {_EMAILS},
-    'phones', CASE WHEN COALESCE(ct.phone, '') <> '' THEN json_build_array(json_build_object('phone', ct.phone, 'type', 'office')) ELSE '[]'::json END,
-    'urls', CASE WHEN COALESCE(ct.linkedin_url, '') <> '' THEN json_build_array(json_build_object('url', ct.linkedin_url, 'type', 'url')) ELSE '[]'::json END,
-    'tags', COALESCE((SELECT json_agg(t.name ORDER BY t.name) FROM contacts_contacttag tg JOIN contacts_tag t ON t.id = tg.tag_id
+    'phones', CASE WHEN COALESCE(ct.phone, '') <> ''
+                   THEN json_build_array(json_build_object('phone', ct.phone, 'type', 'office')) ELSE '[]'::json END,
+    'urls', CASE WHEN COALESCE(ct.linkedin_url, '') <> ''
+                 THEN json_build_array(json_build_object('url', ct.linkedin_url, 'type', 'url')) ELSE '[]'::json END,
+    'tags', COALESCE((SELECT json_agg(t.name ORDER BY t.name)
+                      FROM contacts_contacttag tg JOIN contacts_tag t ON t.id = tg.tag_id
                       WHERE tg.contact_id = ct.id), '[]'::json),
     'custom', COALESCE(ct.custom, '{{}}'::jsonb),
     'date_created', {_ts("ct.created_at")}, 'date_updated', {_ts("ct.updated_at")})"""

@@ -40,7 +40,9 @@ class LeadExportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=render.FORMATS)
     type = serializers.ChoiceField(choices=render.TYPES)
     date_format = serializers.ChoiceField(choices=render.DATE_FORMATS, required=False, default="original")
-    fields = serializers.ListField(
+    # The body's "fields" member: the serializer metaclass takes declared fields out of the class
+    # body, so Serializer.fields (the bound fields) is untouched; the stubs cannot know that.
+    fields = serializers.ListField(  # type: ignore[assignment]  # a field named "fields", see above
         child=serializers.CharField(max_length=200), required=False, allow_null=True, allow_empty=False, max_length=500
     )
     s_query = serializers.JSONField(required=False, allow_null=True, default=None)
@@ -80,7 +82,9 @@ OPPORTUNITY_BODY_KEYS = {
 class OpportunityExportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=render.FORMATS)
     date_format = serializers.ChoiceField(choices=render.DATE_FORMATS, required=False, default="original")
-    fields = serializers.ListField(
+    # The body's "fields" member: the serializer metaclass takes declared fields out of the class
+    # body, so Serializer.fields (the bound fields) is untouched; the stubs cannot know that.
+    fields = serializers.ListField(  # type: ignore[assignment]  # a field named "fields", see above
         child=serializers.CharField(max_length=200), required=False, allow_null=True, allow_empty=False, max_length=500
     )
     include_smart_fields = StrictBoolean(required=False, default=False)
@@ -136,7 +140,8 @@ class ExportObjectSerializer(serializers.Serializer):
     n_docs = serializers.IntegerField(allow_null=True)
     n_docs_processed = serializers.IntegerField()
     download_url = serializers.URLField(allow_null=True, help_text="presigned, 15 minutes; signed afresh per read")
-    fields = serializers.ListField(child=serializers.CharField())
+    # A field named "fields" (taken out of the class body, as above).
+    fields = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]  # see above
     format = serializers.ChoiceField(choices=render.FORMATS)
     type = serializers.ChoiceField(choices=render.TYPES)
     s_query = serializers.JSONField(allow_null=True)
@@ -157,7 +162,8 @@ class ExportObjectSerializer(serializers.Serializer):
 
 class ExportListSerializer(serializers.Serializer):
     has_more = serializers.BooleanField()
-    data = ExportObjectSerializer(many=True)
+    # A field named "data": the metaclass takes it out of the class body, so Serializer.data stays.
+    data = ExportObjectSerializer(many=True)  # type: ignore[assignment]  # a field named "data", see above
 
 
 def _timestamp(value: Any) -> str | None:

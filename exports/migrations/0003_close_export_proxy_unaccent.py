@@ -3,7 +3,7 @@
 from django.db import migrations
 
 
-def create_unaccent(apps, schema_editor):  # noqa: ANN001
+def create_unaccent(apps, schema_editor):
     # Close-style text conditions fold accents with unaccent() on PostgreSQL
     # (exports/close/query.py); SQLite gets a Python function per connection.
     if schema_editor.connection.vendor == "postgresql":

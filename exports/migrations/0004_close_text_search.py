@@ -22,7 +22,7 @@ INDEXES = [
 ]
 
 
-def forwards(apps, schema_editor):  # noqa: ANN001
+def forwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
@@ -45,7 +45,7 @@ def forwards(apps, schema_editor):  # noqa: ANN001
             f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin (lx_fold(({column})::text) gin_trgm_ops)")
 
 
-def backwards(apps, schema_editor):  # noqa: ANN001
+def backwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     for name, _, _ in INDEXES:

@@ -80,12 +80,11 @@ def own_worker(settings):
     """A worker on two queues of this test's own: export runs and import runs go there."""
     import uuid
 
-    from tests.exports.workers import export_runs_routed_to
-    from tests.support.worker import WorkerProcess
+    from tests.support.worker import WorkerProcess, tasks_routed_to
 
     export_queue, import_queue = (f"{kind}-reqid-{uuid.uuid4().hex[:8]}" for kind in ("exports", "imports"))
     settings.LEADLEX_IMPORT_QUEUE = import_queue
-    with export_runs_routed_to(export_queue):
+    with tasks_routed_to("exports.export_job_run", export_queue):
         worker = WorkerProcess(
             "celery-lines", queues=f"{export_queue},{import_queue}", hostname=f"celery-lines-{uuid.uuid4().hex[:6]}"
         )
@@ -102,10 +101,9 @@ def test_celerys_received_and_succeeded_lines_of_a_jobs_task_carry_the_request_i
 
     from exports.tasks import export_jobs_sweep_stale_task
     from imports.models import ImportJob
-    from tests.exports.conftest import wait_job
     from tests.exports.factories import make_contacts
-    from tests.imports.conftest import import_rows
-    from tests.support.worker import wait_for
+    from tests.support.imports import import_rows
+    from tests.support.worker import wait_for, wait_job
 
     worker, export_queue = own_worker
     make_contacts(owner.workspace, 3)

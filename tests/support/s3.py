@@ -18,4 +18,3 @@ def ensure_bucket() -> str:
     except ClientError:
         client.create_bucket(Bucket=settings.AWS_STORAGE_BUCKET_NAME)
     return settings.AWS_STORAGE_BUCKET_NAME
-

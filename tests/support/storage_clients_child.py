@@ -14,12 +14,12 @@ from gevent import monkey
 monkey.patch_all()
 
 import json  # noqa: E402  after patch_all, as in a gevent worker
-import os  # noqa: E402
-import sys  # noqa: E402
+import os  # noqa: E402 - after patch_all, as above
+import sys  # noqa: E402 - after patch_all, as above
 
-import django  # noqa: E402
-import gevent  # noqa: E402
-from botocore.session import Session  # noqa: E402
+import django  # noqa: E402 - after patch_all, as above
+import gevent  # noqa: E402 - after patch_all, as above
+from botocore.session import Session  # noqa: E402 - after patch_all, as above
 
 built: list[int] = []
 _create_client = Session.create_client
@@ -30,12 +30,12 @@ def counting_create_client(self: Session, *args: object, **kwargs: object) -> ob
     return _create_client(self, *args, **kwargs)
 
 
-Session.create_client = counting_create_client  # type: ignore[method-assign]
+Session.create_client = counting_create_client  # type: ignore[method-assign]  # counting, on purpose
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
-from leadlex import storage  # noqa: E402
+from leadlex import storage  # noqa: E402 - after patch_all, as above
 
 greenlets = [gevent.spawn(storage.presigned_get, f"exports/{i}.ndjson.gz", expires=60) for i in range(50)]
 gevent.joinall(greenlets, raise_error=True)

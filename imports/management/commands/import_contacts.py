@@ -73,7 +73,12 @@ class Command(BaseCommand):
         except orjson.JSONDecodeError as exc:
             raise CommandError(f"{path}: not NDJSON ({exc})") from None
 
-        bar = tqdm(total=job.total_rows, unit="rows", disable=options["no_progress"], file=self.stderr._out)
+        bar = tqdm(
+            total=job.total_rows,
+            unit="rows",
+            disable=options["no_progress"],
+            file=getattr(self.stderr, "_out", self.stderr),
+        )
         done = 0
 
         def progress(rows: int, total: int | None) -> None:
