@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from leadlex.models import WebhookEndpoint
+from tests.support.clock import wait_for_a_fresh_window
 
 PUBLIC_URL = "http://93.184.215.14/hooks"  # a literal public address: no DNS needed
 
@@ -142,6 +143,7 @@ def test_a_workspace_holds_at_most_twenty_endpoints(owner, strict):
 
 def test_responses_carry_rate_limit_headers_and_429_after_the_limit(owner, settings):
     settings.LEADLEX_RATE_LIMITS = {**settings.LEADLEX_RATE_LIMITS, "default": "3/minute"}
+    wait_for_a_fresh_window()  # the four requests in one minute's window
     for expected_remaining in ("2", "1", "0"):
         response = owner.client.get("/v1/webhooks")
         assert response.status_code == 200
