@@ -343,7 +343,7 @@ class Captured(logging.Handler):
         self.request_ids: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.request_ids.append(record.request_id)  # type: ignore[attr-defined]
+        self.request_ids.append(record.request_id)  # type: ignore[attr-defined]  # set by the request-id log filter
 
 
 def test_prefetch_threads_log_with_the_request_id_of_the_job_that_started_them():
