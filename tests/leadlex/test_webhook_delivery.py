@@ -3,7 +3,6 @@ recorded, and never sent to a refused address."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import select
 import socket
@@ -13,7 +12,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from leadlex.webhooks import (
     webhook_sweep,
 )
 from tests.support.receiver import Receiver
-from tests.support.worker import WorkerProcess, wait_for
+from tests.support.worker import WorkerProcess, tasks_routed_to, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -352,24 +350,6 @@ def test_the_in_flight_lease_is_the_delivery_timeouts_plus_a_margin(settings):
     assert in_flight_lease() == timedelta(seconds=6)
 
 
-@contextlib.contextmanager
-def _routed(task_name: str, queue: str) -> Iterator[None]:
-    """While active, ``task_name`` sent from this process goes to ``queue``."""
-    from config.celery import app
-
-    def use(routes: object) -> None:
-        app.conf.task_routes = routes
-        app.amqp.flush_routes()
-        app.amqp.__dict__.pop("router", None)  # the cached Router keeps the old table
-
-    old = app.conf.task_routes
-    use({task_name: {"queue": queue}})
-    try:
-        yield
-    finally:
-        use(old)
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_delivery_on_the_wire_when_its_worker_is_killed_is_sent_again_within_a_minute(owner, allow_private, receiver):
@@ -422,7 +402,7 @@ def test_a_delivery_on_the_wire_when_its_worker_is_killed_is_sent_again_within_a
 
         try:
             try:
-                with _routed("leadlex.webhook_deliver", successor_queue):
+                with tasks_routed_to("leadlex.webhook_deliver", successor_queue):
                     wait_for(beat, timeout=60, interval=0.5, message="the delivery to be sent again")
             except AssertionError as exc:
                 row = delivery(d.pk).__dict__
