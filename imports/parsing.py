@@ -20,22 +20,12 @@ from typing import IO, Any
 
 import orjson
 
+from contacts.validation import CONTACT_INPUT_FIELDS
 from leadlex.parsers import json_value_problem
 
-# Fields a row may carry (as for POST /v1/contacts). "custom.<name>" targets one custom field.
-CONTACT_FIELDS: tuple[str, ...] = (
-    "full_name",
-    "email",
-    "phone",
-    "job_title",
-    "company_name",
-    "company_id",
-    "linkedin_url",
-    "tags",
-    "custom",
-    "created_at",
-    "lists",
-)
+# Fields a row may carry: those of POST /v1/contacts, one list for both ways in.
+# "custom.<name>" targets one custom field.
+CONTACT_FIELDS: tuple[str, ...] = CONTACT_INPUT_FIELDS
 CUSTOM_PREFIX = "custom."
 # Output fields of our own exports that are not input: ignored so that an export
 # file imports back as it is.

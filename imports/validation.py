@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contacts.validation import (
+    CONTACT_INPUT_FIELDS,
     CONTACT_MAX_LENGTHS,
     ContactInputError,
     clean_contact_input,
@@ -29,18 +30,7 @@ from contacts.validation import (
 from imports.parsing import RowError
 
 # Contact fields an import row may carry besides lists (handled here).
-_GENERAL_FIELDS = (
-    "full_name",
-    "email",
-    "phone",
-    "job_title",
-    "company_name",
-    "company_id",
-    "linkedin_url",
-    "tags",
-    "custom",
-    "created_at",
-)
+_GENERAL_FIELDS = tuple(name for name in CONTACT_INPUT_FIELDS if name != "lists")
 _TEXT_FIELDS = ("full_name", "job_title", "company_name")
 
 
