@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import uuid
+from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import User
@@ -25,6 +26,20 @@ RECORD = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} [A-Z]+ ")
 def lines_about(log: str, job: ImportJob) -> list[str]:
     """The log records that name the job (a traceback's own lines are not records)."""
     return [line for line in log.splitlines() if RECORD.match(line) and (str(job.id) in line or job.id.hex in line)]
+
+
+def lines_once(worker: QueueWorker, job: ImportJob, done: Callable[[list[str]], bool]) -> list[str]:
+    """The worker's records about the job once `done` holds for them: the worker logs a job's
+    outcome just after the job's row commits, so the line can trail the status by a moment."""
+
+    def ready() -> list[str] | None:
+        lines = lines_about(worker.log(), job)
+        return lines if lines and done(lines) else None
+
+    try:
+        return wait_for(ready, timeout=30, message=f"the worker's lines about {job.id}")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}\n{worker.log()[-3000:]}") from None
 
 
 def finished(job_id: uuid.UUID) -> ImportJob:
@@ -56,9 +71,8 @@ def test_a_queued_imports_request_id_is_on_its_status_and_on_every_worker_line_a
 
     status = owner.client.get(f"{URL}/{data['job_id']}").json()["data"]
     assert status["request_id"] == "abc-123"
-    about = lines_about(worker.log(), job)
-    assert about and all("request_id=abc-123" in line for line in about), worker.log()[-3000:]
-    assert "completed" in about[-1]
+    about = lines_once(worker, job, lambda lines: "completed" in lines[-1])
+    assert all("request_id=abc-123" in line for line in about), worker.log()[-3000:]
     delivery = wait_for(
         lambda: WebhookDelivery.objects.filter(event="import.completed").first(),
         timeout=30,
@@ -79,10 +93,8 @@ def test_the_failure_lines_of_a_queued_import_carry_its_request_id(
     for callback in callbacks:
         callback()
     assert finished(job.id).status == "failed"
-    log = worker.log()
-    about = lines_about(log, job)
-    assert any(" ERROR " in line for line in about), log[-3000:]
-    assert all("request_id=broken-77" in line for line in about), log[-3000:]
+    about = lines_once(worker, job, lambda lines: any(" ERROR " in line for line in lines))
+    assert all("request_id=broken-77" in line for line in about), worker.log()[-3000:]
 
 
 @pytest.mark.django_db
