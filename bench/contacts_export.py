@@ -240,7 +240,7 @@ def async_ndjson(base: str, key: str) -> dict[str, Any]:
 
 
 def async_csv(ws: Any) -> dict[str, Any]:
-    from exports.services import contact_export_start
+    from exports.leadlex.services import contact_export_start
 
     started = time.perf_counter()
     job = contact_export_start(workspace=ws, format="csv")  # what the admin action does; enqueued on commit

@@ -7,7 +7,7 @@ from leadlex import views as leadlex_views
 app_urls = [
     path("", include("leadlex.urls")),
     path("", include("contacts.urls")),
-    path("", include("exports.urls")),
+    path("", include("exports.leadlex.urls")),
     path("", include("exports.close.urls")),
     path("", include("imports.urls")),
 ]

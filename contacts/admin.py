@@ -30,7 +30,7 @@ from contacts.models import (
 )
 from contacts.services import contact_emails_sync_primary
 from contacts.validation import normalize_email, normalize_phone
-from exports.admin import export_selected_contacts_csv, export_selected_contacts_ndjson
+from exports.leadlex.admin import export_selected_contacts_csv, export_selected_contacts_ndjson
 
 FILTER_CHOICES_LIMIT = 100
 # A URL typed without a scheme means https, as in the API (and Django 6's default).

@@ -9,7 +9,6 @@ user's permission and redirects to a URL signed at that moment.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -21,12 +20,10 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from exports import services
 from exports.close.admin import close_export_start_view
 from exports.close.ids import export_id_parse, export_public_id, public_status
 from exports.engine import export_job_cancel, export_job_download_url, export_job_retry
 from exports.models import CLOSE_KINDS, ExportJob
-from leadlex.models import Workspace
 
 
 def _is_close(job: ExportJob) -> bool:
@@ -195,49 +192,3 @@ class ExportJobAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"Queued {done} export job(s) again.", messages.SUCCESS if done else messages.WARNING
         )
-
-
-# --- Actions of other admins ----------------------------------------------------------------
-# contacts.admin.ContactAdmin lists export_selected_contacts_*; the workspace admin lives in
-# leadlex, which imports no app, so ExportsConfig.ready() adds export_all_contacts_* to it.
-AdminAction = Callable[[admin.ModelAdmin, HttpRequest, QuerySet], HttpResponse | None]
-
-
-def _show_jobs(modeladmin: admin.ModelAdmin, request: HttpRequest, jobs: list[ExportJob]) -> HttpResponse:
-    modeladmin.message_user(request, f"Queued {len(jobs)} export job(s).", messages.SUCCESS)
-    if len(jobs) == 1:
-        return HttpResponseRedirect(reverse("admin:exports_exportjob_change", args=[jobs[0].pk]))
-    return HttpResponseRedirect(reverse("admin:exports_exportjob_changelist") + "?status__exact=queued")
-
-
-def _export_selected(fmt: str) -> AdminAction:
-    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        # One job per workspace: a job never mixes two workspaces' contacts.
-        by_workspace: dict[Any, list[Any]] = {}
-        for workspace_id, pk in queryset.values_list("workspace_id", "pk"):
-            by_workspace.setdefault(workspace_id, []).append(pk)
-        jobs = [
-            services.contact_export_start(
-                workspace=Workspace.objects.get(pk=ws), format=fmt, contact_ids=ids, user=request.user
-            )
-            for ws, ids in by_workspace.items()
-        ]
-        return _show_jobs(modeladmin, request, jobs)
-
-    action.__name__ = f"export_selected_contacts_{fmt}"
-    return admin.action(description=f"Export selected contacts ({fmt.upper()})")(action)
-
-
-def _export_workspace(fmt: str) -> AdminAction:
-    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        jobs = [services.contact_export_start(workspace=ws, format=fmt, user=request.user) for ws in queryset]
-        return _show_jobs(modeladmin, request, jobs)
-
-    action.__name__ = f"export_all_contacts_{fmt}"
-    return admin.action(description=f"Export all contacts ({fmt.upper()})")(action)
-
-
-export_selected_contacts_csv = _export_selected("csv")
-export_selected_contacts_ndjson = _export_selected("ndjson")
-export_all_contacts_csv = _export_workspace("csv")
-export_all_contacts_ndjson = _export_workspace("ndjson")

@@ -66,7 +66,7 @@ def download_ttl() -> int:
 
 
 def sql_fast_path() -> bool:
-    """On PostgreSQL let the database render the bytes (see exports/contacts.py)."""
+    """On PostgreSQL let the database render the bytes (see exports/leadlex/kinds.py)."""
     return setting_bool("LEADLEX_EXPORT_SQL_FAST_PATH", True)
 
 

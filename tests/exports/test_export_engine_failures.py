@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import OperationalError
 
-from exports import contacts as contact_kind
 from exports.engine import ExportKindSpec, export_job_create, export_job_run, register_export_kind
+from exports.leadlex import kinds as contact_kind
 from exports.models import ExportJob
 from leadlex.jobs import is_transient
 from tests.exports.factories import make_contacts

@@ -115,7 +115,7 @@ def test_an_export_started_from_the_admin_carries_the_admin_requests_id(admin_cl
 
 
 def test_an_export_no_request_started_shows_a_null_request_id(owner) -> None:
-    from exports.services import contact_export_start
+    from exports.leadlex.services import contact_export_start
 
     job = contact_export_start(workspace=owner.workspace, format="ndjson", enqueue=False)  # as the command does
     assert job.request_id == ""

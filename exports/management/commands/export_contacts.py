@@ -15,8 +15,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from exports.engine import export_job_run
+from exports.leadlex.services import contact_export_start, parse_local_bound
 from exports.models import ExportJob
-from exports.services import contact_export_start, parse_local_bound
 from leadlex import storage
 from leadlex.errors import ApiError
 from leadlex.models import Workspace

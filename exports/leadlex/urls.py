@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exports import api
+from exports.leadlex import api
 
 app_name = "exports"
 urlpatterns: list = [

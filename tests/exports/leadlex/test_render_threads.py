@@ -12,14 +12,14 @@ from datetime import timedelta
 import pytest
 from django.db import OperationalError, connection
 
-from exports import contacts as contact_kind
 from exports.engine import export_job_run
+from exports.leadlex import kinds as contact_kind
+from exports.leadlex.services import contact_export_start
 from exports.models import ExportJob
-from exports.services import contact_export_start
 from leadlex.prefetch import RenderThreads
 from tests.conftest import is_postgres
 from tests.exports.factories import BASE, make_contacts
-from tests.exports.test_fast_path_parity import AWKWARD, _awkward_workspace
+from tests.exports.leadlex.test_fast_path_parity import AWKWARD, _awkward_workspace
 from tests.support.files import csv_records, job_file_text, ndjson_records
 
 pytestmark = [

@@ -16,10 +16,10 @@ import orjson
 from django.utils.dateparse import parse_date, parse_datetime
 
 from contacts.models import ContactList
-from exports import contacts as contact_kind
 from exports.engine import export_job_create, export_stream
+from exports.leadlex import kinds as contact_kind
+from exports.leadlex.selectors import ContactFilter, contact_export_boundary, cursor_decode
 from exports.models import ExportJob
-from exports.selectors import ContactFilter, contact_export_boundary, cursor_decode
 from leadlex.errors import UnprocessableEntity, ValidationFailed
 from leadlex.models import ApiKey, Workspace
 

@@ -13,8 +13,9 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from exports import conf, services
+from exports import conf
 from exports.engine import export_job_download_url
+from exports.leadlex import services
 from exports.models import ExportJob
 from leadlex.api import WorkspaceAPIView, get_in_workspace
 

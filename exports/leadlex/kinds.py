@@ -9,7 +9,7 @@ Two renderers produce the same records:
   the same quoting and formula policy) and returns the batch as one ``bytea`` plus
   the keyset position of its last row. Python only moves bytes.
 
-Both are compared record by record in tests/exports/test_fast_path_parity.py.
+Both are compared record by record in tests/exports/leadlex/test_fast_path_parity.py.
 Parameters (``ExportJob.parameters``): the ``ContactFilter`` keys plus ``fields``
 (list), ``include_comet_tokens`` and ``include_all_emails`` (bool).
 """
@@ -27,8 +27,7 @@ from django.db import connection, transaction
 from contacts.models import Contact
 from exports import conf
 from exports.engine import ExportBatch, ExportKindSpec, register_export_kind
-from exports.models import ExportJob
-from exports.selectors import (
+from exports.leadlex.selectors import (
     ContactBatch,
     ContactFilter,
     contact_export_batches,
@@ -37,6 +36,7 @@ from exports.selectors import (
     contact_export_queryset,
     cursor_encode,
 )
+from exports.models import ExportJob
 from exports.writers import CSV_SAFE_RE, csv_header, csv_row, format_timestamp, jsonb_text
 from leadlex.prefetch import RenderThreads
 
