@@ -1,7 +1,7 @@
-"""The Close dialect's request bodies and export object (seed ``002``).
+"""The Close dialect's request bodies and export object (docs/close-exports.md).
 
 Requests are validated here into plain parameters; the export object is shaped
-from an ``ExportJob`` field for field as the seed shows it.
+from an ``ExportJob`` field for field as Close's own export API answers it.
 """
 
 from __future__ import annotations
