@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from imports.dialect import DELIMITERS, DialectError, encoding_label, resolve_dialect
 from imports.engine import import_job_errors_url, import_job_retry
 from imports.models import ImportJob
 from imports.parsing import CONTACT_FIELDS, MappingError, csv_header
@@ -39,6 +40,15 @@ class UploadForm(forms.Form):
     has_header = forms.BooleanField(required=False, initial=True, help_text="The first row names the columns.")
     update_existing = forms.BooleanField(required=False, help_text="Update contacts that match by email or phone.")
     tags = forms.CharField(required=False, help_text="Comma-separated tags added to every imported contact.")
+
+
+# What the mapping step reads of an upload: its header and a preview, whatever its size.
+_HEAD_BYTES = 256 * 1024
+# The encodings the mapping step offers (any other can be given to the API or the command).
+_ENCODING_CHOICES = [
+    (name, encoding_label(name))
+    for name in ("utf-8", "utf-8-sig", "utf-16", "cp1252", "cp1250", "iso8859-15", "iso8859-1", "iso8859-2", "cp1251")
+]
 
 
 class MappingForm(forms.Form):
@@ -202,8 +212,23 @@ class ImportJobAdmin(admin.ModelAdmin):
         if not upload or not request.user.has_perm("contacts.add_contact"):
             return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
         with storage.open_reader(upload["key"]) as fh:
-            head = fh.read(256 * 1024)
-        preview = csv_header(head, limit=6)
+            head = fh.read(_HEAD_BYTES)
+        # The encoding and delimiter: found from the file, or the ones the user chose here.
+        chosen = request.POST if request.method == "POST" else request.GET
+        try:
+            dialect = resolve_dialect(
+                head,
+                complete=len(head) < _HEAD_BYTES,
+                encoding=chosen.get("encoding") or None,
+                delimiter=chosen.get("delimiter") or None,
+            )
+        except DialectError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            try:
+                dialect = resolve_dialect(head, complete=len(head) < _HEAD_BYTES)
+            except DialectError:
+                return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
+        preview = csv_header(head, limit=6, encoding=dialect.encoding, delimiter=dialect.delimiter)
         if not preview:
             self.message_user(request, "The file is empty.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
@@ -220,6 +245,8 @@ class ImportJobAdmin(admin.ModelAdmin):
                     mapping=form.mapping(has_header=upload["has_header"]) or None,
                     has_header=upload["has_header"],
                     file_name=upload["file_name"],
+                    encoding=dialect.encoding,
+                    delimiter=dialect.delimiter,
                 )
                 data = b"".join(storage.iter_bytes(upload["key"]))
                 job = import_request(
@@ -248,6 +275,9 @@ class ImportJobAdmin(admin.ModelAdmin):
                 columns=columns,
                 upload=upload,
                 fields=CONTACT_FIELDS,
+                dialect=dialect,
+                encodings=_ENCODING_CHOICES,
+                delimiters=list(DELIMITERS.items()),
                 title="Map the columns",
             ),
         )

@@ -22,11 +22,13 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from imports.dialect import encoding_label
 from imports.engine import import_job_errors_url
 from imports.idempotency import import_idempotent, request_hash
 from imports.models import JOB_ID_PREFIX, ImportJob
 from imports.serializers import (
     CSVPlainParser,
+    CSVTabParser,
     CSVTextParser,
     NDJSONParser,
     import_request_read,
@@ -76,6 +78,14 @@ _status_response = inline_serializer(
                     allow_null=True,
                     help_text="X-Request-ID of the request that created the import; null when none did.",
                 ),
+                "encoding": serializers.CharField(
+                    allow_null=True,
+                    help_text="The encoding the CSV was read in (declared or found, e.g. utf-8, windows-1252); "
+                    "null for rows.",
+                ),
+                "delimiter": serializers.CharField(
+                    allow_null=True, help_text="The CSV's delimiter (, ; | or a tab); null for rows."
+                ),
             },
         )
     },
@@ -89,31 +99,64 @@ _create_request = inline_serializer(
         "has_header": serializers.BooleanField(default=True),
         "update_existing": serializers.BooleanField(default=False),
         "tags": serializers.ListField(child=serializers.CharField(), required=False),
+        "delimiter": serializers.ChoiceField(
+            choices=[",", ";", "\t", "|", "comma", "semicolon", "tab", "pipe"],
+            required=False,
+            help_text="The csv's delimiter; found from its header and first lines when not given.",
+        ),
     },
 )
+_file_parameters = [
+    OpenApiParameter(
+        "encoding",
+        str,
+        OpenApiParameter.QUERY,
+        required=False,
+        description="The encoding of a text/csv or multipart file (e.g. utf-8, windows-1252, iso-8859-15); "
+        "also taken from the Content-Type's charset. Found from the file's first bytes when not given.",
+    ),
+    OpenApiParameter(
+        "delimiter",
+        str,
+        OpenApiParameter.QUERY,
+        required=False,
+        enum=[",", ";", "\t", "|", "comma", "semicolon", "tab", "pipe"],
+        description="The file's delimiter; found from its header and first lines when not given.",
+    ),
+]
 
 
 class ImportContactsView(WorkspaceAPIView):
     rate_limit_group = "import_contacts"
     # A NUL in one row's cell is that row's error (one bad row never aborts the good ones).
     json_strings_checked_per_row = frozenset({"rows", "csv"})
-    parser_classes = [JSONBodyParser, NDJSONParser, CSVTextParser, CSVPlainParser, MultiPartParser, FormParser]
+    parser_classes = [
+        JSONBodyParser,
+        NDJSONParser,
+        CSVTextParser,
+        CSVTabParser,
+        CSVPlainParser,
+        MultiPartParser,
+        FormParser,
+    ]
 
     @extend_schema(
         operation_id="import_contacts",
         request={
             "application/json": _create_request,
             "text/csv": str,
+            "text/tab-separated-values": str,
             "multipart/form-data": inline_serializer("ImportUpload", fields={"file": serializers.FileField()}),
         },
         parameters=[
+            *_file_parameters,
             OpenApiParameter(
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
                 required=False,
                 description="A key of your choosing; a repeat within 24 hours is answered from the first request.",
-            )
+            ),
         ],
         responses={200: _create_response, 202: _create_response},
         examples=[
@@ -186,6 +229,8 @@ class ImportContactsStatusView(WorkspaceAPIView):
             "created_at": job.created_at,
             "completed_at": job.completed_at,
             "request_id": job.request_id or None,
+            "encoding": encoding_label(job.params["encoding"]) if job.params.get("encoding") else None,
+            "delimiter": job.params.get("delimiter") or None,
         }
         return Response({"data": data})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from imports.dialect import SAMPLE_BYTES
 from leadlex.conf import setting_bool, setting_int, setting_str
 
 
@@ -39,3 +40,10 @@ def queue() -> str:
 def idempotency_wait_seconds() -> int:
     """How long a request waits for a concurrent request with the same Idempotency-Key."""
     return setting_int("LEADLEX_IMPORT_IDEMPOTENCY_WAIT_SECONDS", 60)
+
+
+def sniff_bytes() -> int:
+    """How much of a CSV file's start the encoding and delimiter are found from (and
+    checked against: a byte there that does not decode is a 400; one after it is its
+    row's error)."""
+    return setting_int("LEADLEX_IMPORT_SNIFF_BYTES", SAMPLE_BYTES)

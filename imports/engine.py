@@ -130,7 +130,16 @@ def _open_source(job: ImportJob, params: ImportParams) -> tuple[Iterator[SourceR
     fh = storage.open_reader(job.payload_key)
     if job.source == ImportJob.Source.ROWS:
         return iter_ndjson(fh, skip_records=job.next_record), fh
-    return iter_csv(fh, has_header=params.has_header, mapping=params.mapping, skip_records=job.next_record), fh
+    rows = iter_csv(
+        fh,
+        has_header=params.has_header,
+        mapping=params.mapping,
+        skip_records=job.next_record,
+        # Jobs from before the encoding was recorded were read as UTF-8.
+        encoding=params.encoding or "utf-8",
+        delimiter=params.delimiter or ",",
+    )
+    return rows, fh
 
 
 def import_job_run(*, job_id: uuid.UUID, progress: Progress | None = None) -> ImportJob | None:

@@ -12,8 +12,10 @@ row. For ``rows`` the first object is row 1.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -21,6 +23,7 @@ from typing import IO, Any
 import orjson
 
 from contacts.validation import CONTACT_INPUT_FIELDS
+from imports.dialect import encoding_label
 from leadlex.parsers import json_value_problem
 
 # Fields a row may carry: those of POST /v1/contacts, one list for both ways in.
@@ -137,18 +140,45 @@ def resolve_columns(header: list[str] | None, mapping: dict[str, str] | None) ->
 # --- CSV ------------------------------------------------------------------------------
 
 
-def text_stream(data: str | bytes | IO[bytes]) -> Iterator[str]:
-    """Lines (ends kept) of UTF-8 input with or without BOM, CRLF or LF, decoded
-    incrementally so a stored file of any size streams in constant memory.
-    ``newline=""`` as the csv module wants: line ends inside quoted fields are kept."""
+def text_stream(data: str | bytes | IO[bytes], encoding: str = "utf-8-sig") -> Iterator[str]:
+    """Lines (ends kept) of the input in ``encoding`` (imports.dialect finds it), CRLF or
+    LF, decoded incrementally so a stored file of any size streams in constant memory.
+    ``newline=""`` as the csv module wants: line ends inside quoted fields are kept.
+    A byte the encoding cannot read becomes a lone surrogate (``surrogateescape``), which
+    makes its row an ``invalid_encoding`` error: nothing is replaced silently."""
     if isinstance(data, str):
         if data.startswith("\ufeff"):
             data = data[1:]
         return iter(io.StringIO(data, newline=""))
     if isinstance(data, bytes):
         data = io.BytesIO(data)
+    if encoding in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # a BOM is never a character of the header
     buffered = io.BufferedReader(_RawAdapter(data), buffer_size=1024 * 1024)
-    return iter(io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="replace", newline=""))
+    return iter(io.TextIOWrapper(buffered, encoding=encoding, errors=_UNDECODED_HANDLER, newline=""))
+
+
+# Bytes that do not decode become U+DC00 + byte (as ``surrogateescape``, for any byte),
+# and the handler counts them, so that rows are searched for them only once a stream
+# has had one: a clean file pays nothing.
+_UNDECODED_HANDLER = "leadlex-undecoded"
+_UNDECODED = re.compile("[\udc00-\udcff]")
+_undecoded_count = 0
+
+
+def _mark_undecoded(exc: UnicodeError) -> tuple[str, int]:
+    global _undecoded_count
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    _undecoded_count += 1
+    return "".join(chr(0xDC00 + byte) for byte in exc.object[exc.start : exc.end]), exc.end
+
+
+codecs.register_error(_UNDECODED_HANDLER, _mark_undecoded)
+
+
+def _undecoded_bytes(cell: str) -> str:
+    return " ".join(f"0x{ord(ch) - 0xDC00:02X}" for ch in _UNDECODED.findall(cell)[:4])
 
 
 class _RawAdapter(io.RawIOBase):
@@ -200,12 +230,12 @@ class _LineFeed:
         self.chars = 0
 
 
-def iter_csv_records(lines: Iterator[str]) -> Iterator[tuple[list[str] | None, str | None]]:
+def iter_csv_records(lines: Iterator[str], delimiter: str = ",") -> Iterator[tuple[list[str] | None, str | None]]:
     """(fields, None) per record, or (None, message) for a malformed record."""
     feed = _LineFeed(lines)
     while True:
         feed.start_record()
-        reader = csv.reader(feed, strict=True)
+        reader = csv.reader(feed, strict=True, delimiter=delimiter)
         try:
             record = next(reader)
         except StopIteration:
@@ -229,10 +259,13 @@ def iter_csv(
     has_header: bool = True,
     mapping: dict[str, str] | None = None,
     skip_records: int = 0,
+    encoding: str = "utf-8-sig",
+    delimiter: str = ",",
 ) -> Iterator[SourceRow]:
     """Candidate rows of a CSV file. Raises ``MappingError`` (before any row) when the
     header and mapping do not fit together."""
-    records = iter_csv_records(text_stream(data))
+    undecoded_before, searching = _undecoded_count, False
+    records = iter_csv_records(text_stream(data, encoding), delimiter)
     header: list[str] | None = None
     leading_blank = 0
     if has_header:
@@ -242,6 +275,8 @@ def iter_csv(
             if not any(cell.strip() for cell in fields):
                 leading_blank += 1  # blank lines before the header
                 continue
+            if any(_UNDECODED.search(cell) for cell in fields):
+                raise MappingError(f"The CSV header row has bytes that are not valid {encoding_label(encoding)}.")
             header = fields
             break
         else:
@@ -275,8 +310,24 @@ def iter_csv(
                 ),
             )
             continue
+        if not searching and _undecoded_count != undecoded_before:
+            searching = True  # this stream (or another, in another thread) had undecodable bytes
+        undecoded = next((cell for cell in fields if _UNDECODED.search(cell)), None) if searching else None
+        if undecoded is not None:
+            yield SourceRow(
+                row=row_number,
+                record=record_index,
+                error=RowError(
+                    row_number,
+                    "",
+                    "invalid_encoding",
+                    f"This row has bytes that are not valid {encoding_label(encoding)} "
+                    f"({_undecoded_bytes(undecoded)}); it was not imported.",
+                ),
+            )
+            continue
         source = SourceRow(row=row_number, record=record_index, data=_map_fields(fields, columns))
-        # Decoded text holds no surrogate; only a NUL can be unstorable, and a look for one is cheap.
+        # Only a NUL can be unstorable now (undecodable bytes were caught above); a look for one is cheap.
         yield _checked(source) if any("\x00" in cell for cell in fields) else source
 
 
@@ -306,20 +357,24 @@ def _map_fields(fields: list[str], columns: dict[int, str]) -> dict[str, Any]:
     return data
 
 
-def count_csv_records(data: str | bytes, *, has_header: bool = True) -> int:
+def count_csv_records(
+    data: str | bytes, *, has_header: bool = True, encoding: str = "utf-8-sig", delimiter: str = ","
+) -> int:
     """Non-blank data records (malformed ones included), for the ≤ 500 sync/queued decision."""
     count = 0
-    for fields, _problem in iter_csv_records(text_stream(data)):
+    for fields, _problem in iter_csv_records(text_stream(data, encoding), delimiter):
         if fields is not None and not any(cell.strip() for cell in fields):
             continue
         count += 1
     return max(0, count - 1) if has_header else count
 
 
-def csv_header(data: str | bytes, *, limit: int = 1) -> list[list[str]]:
+def csv_header(
+    data: str | bytes, *, limit: int = 1, encoding: str = "utf-8-sig", delimiter: str = ","
+) -> list[list[str]]:
     """The first ``limit`` non-empty records (for the admin's mapping step)."""
     out: list[list[str]] = []
-    for fields, _problem in iter_csv_records(text_stream(data)):
+    for fields, _problem in iter_csv_records(text_stream(data, encoding), delimiter):
         if fields:
             out.append(fields)
             if len(out) >= limit:

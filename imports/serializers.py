@@ -4,6 +4,7 @@ canonical form an Idempotency-Key compares. Pure: no database, no storage."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
 from contacts.validation import parse_tags
+from imports.dialect import DialectError, delimiter_clean, encoding_clean
 from imports.models import ImportJob
 from imports.parsing import (
     MappingError,
@@ -31,6 +33,10 @@ class ImportParams:
     mapping: dict[str, str] | None = None
     has_header: bool = True
     file_name: str = ""
+    # As the request declared them (None: find them from the file); once the import
+    # starts, what it reads the file with (imports.dialect), which the job keeps.
+    encoding: str | None = None
+    delimiter: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +45,8 @@ class ImportParams:
             "mapping": self.mapping,
             "has_header": self.has_header,
             "file_name": self.file_name,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
         }
 
     @classmethod
@@ -49,14 +57,28 @@ class ImportParams:
             mapping=data.get("mapping"),
             has_header=data.get("has_header", True) is not False,
             file_name=data.get("file_name") or "",
+            encoding=data.get("encoding"),
+            delimiter=data.get("delimiter"),
         )
 
 
 def import_params_clean(
-    *, update_existing: Any = False, tags: Any = None, mapping: Any = None, has_header: Any = True, file_name: str = ""
+    *,
+    update_existing: Any = False,
+    tags: Any = None,
+    mapping: Any = None,
+    has_header: Any = True,
+    file_name: str = "",
+    encoding: Any = None,
+    delimiter: Any = None,
 ) -> ImportParams:
     """Validate the request-level parameters (a 400 for the whole request when bad)."""
     update_existing = _as_bool(update_existing, "update_existing")
+    try:
+        clean_encoding = encoding_clean(encoding) if _given(encoding, "encoding") else None
+        clean_delimiter = delimiter_clean(delimiter) if _given(delimiter, "delimiter") else None
+    except DialectError as exc:
+        raise ValidationFailed(str(exc), details={"field": exc.field}) from None
     has_header = _as_bool(has_header, "has_header")
     try:
         clean_tags = parse_tags(tags)
@@ -72,7 +94,17 @@ def import_params_clean(
         mapping=clean_mapping,
         has_header=has_header,
         file_name=file_name[:200],
+        encoding=clean_encoding,
+        delimiter=clean_delimiter,
     )
+
+
+def _given(value: Any, name: str) -> bool:
+    if value is None or value == "":
+        return False
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{name} must be a string.", details={"field": name})
+    return True
 
 
 def _as_bool(value: Any, name: str) -> bool:
@@ -110,7 +142,25 @@ class CSVTextParser(BaseParser):
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
         data = stream.read() if stream is not None else b""
-        return {"__csv_body__": data}
+        return {"__csv_body__": data, "__charset__": _charset(media_type)}
+
+
+def _charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a Content-Type, if any."""
+    for part in (content_type or "").split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"')
+    return None
+
+
+class CSVTabParser(CSVTextParser):
+    """A tab-separated file (``text/tab-separated-values``)."""
+
+    media_type = "text/tab-separated-values"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
+        return {**super().parse(stream, media_type, parser_context), "__delimiter__": "\t"}
 
 
 class CSVPlainParser(CSVTextParser):
@@ -188,6 +238,9 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
             tags=_param_tags(query.getlist("tags")),
             mapping=_parse_mapping_param(query.get("mapping")),
             has_header=query.get("has_header", True),
+            # An explicit parameter wins over the Content-Type's charset.
+            encoding=query.get("encoding") or body.get("__charset__"),
+            delimiter=query.get("delimiter") or body.get("__delimiter__"),
         )
         return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
     if isinstance(body, QueryDict):  # multipart / form
@@ -205,6 +258,8 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
             mapping=_parse_mapping_param(pick("mapping")),
             has_header=pick("has_header", True),
             file_name=getattr(upload, "name", "") or "",
+            encoding=pick("encoding") or getattr(upload, "charset", None),
+            delimiter=pick("delimiter") or ("\t" if _is_tsv(upload) else None),
         )
         return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
     rows, csv_text = body.get("rows"), body.get("csv")
@@ -212,9 +267,16 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
         raise ValidationFailed("Give either rows or csv.", details={"fields": ["rows", "csv"]})
     if rows is not None and csv_text is not None:
         raise ValidationFailed("Give either rows or csv, not both.", details={"fields": ["rows", "csv"]})
-    unknown = sorted(set(body) - {"rows", "csv", "mapping", "has_header", "update_existing", "tags"})
+    unknown = sorted(set(body) - {"rows", "csv", "mapping", "has_header", "update_existing", "tags", "delimiter"})
+    if unknown == ["encoding"]:
+        raise ValidationFailed(
+            "encoding applies to a CSV file body (text/csv or multipart); a csv string in JSON is text already.",
+            details={"field": "encoding"},
+        )
     if unknown:
         raise ValidationFailed(f"Unknown parameter {unknown[0]!r}.", details={"field": unknown[0]})
+    if rows is not None and body.get("delimiter") is not None:
+        raise ValidationFailed("delimiter applies to csv only.", details={"field": "delimiter"})
     if rows is not None and not isinstance(rows, list):
         raise ValidationFailed("rows must be a list of contact objects.", details={"field": "rows"})
     if csv_text is not None and not isinstance(csv_text, str):
@@ -226,11 +288,22 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
         tags=body.get("tags"),
         mapping=body.get("mapping") if csv_text is not None else None,
         has_header=body.get("has_header", True),
+        delimiter=body.get("delimiter"),
     )
     return ImportInput(rows=rows, csv_data=csv_text), params, _canonical(csv_text, rows, params)
 
 
+def _is_tsv(upload: Any) -> bool:
+    name = (getattr(upload, "name", "") or "").lower()
+    return name.endswith((".tsv", ".tab")) or (getattr(upload, "content_type", "") or "") == "text/tab-separated-values"
+
+
 def _canonical(csv_data: Any, rows: Any, params: ImportParams) -> dict[str, Any]:
     if isinstance(csv_data, bytes):
-        csv_data = csv_data.decode("utf-8", errors="replace").lstrip("\ufeff")
+        try:
+            csv_data = csv_data.decode("utf-8").lstrip("\ufeff")
+        except UnicodeDecodeError:
+            # Not UTF-8: compared byte for byte (a replacement character would make
+            # two different files one request).
+            csv_data = {"base64": base64.b64encode(csv_data).decode()}
     return {"csv": csv_data, "rows": rows, "params": {**params.as_json(), "file_name": None}}

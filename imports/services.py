@@ -7,6 +7,7 @@ the admin, the ``import_contacts`` command).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from imports import conf
+from imports.dialect import Dialect, DialectError, resolve_dialect
 from imports.engine import import_job_enqueue_on_commit, import_job_run_inline
 from imports.models import ImportJob
 from imports.parsing import (
@@ -38,7 +40,27 @@ MAX_ROWS = 1_000_000
 def import_input_count(*, data: ImportInput, params: ImportParams) -> int:
     if data.rows is not None:
         return len(data.rows)
-    return count_csv_records(data.csv_data or "", has_header=params.has_header)
+    return count_csv_records(
+        data.csv_data or "",
+        has_header=params.has_header,
+        encoding=params.encoding or "utf-8",
+        delimiter=params.delimiter or ",",
+    )
+
+
+def import_dialect_resolve(*, data: str | bytes, params: ImportParams) -> Dialect:
+    """The encoding and delimiter to read a CSV with: declared, or found from its first
+    bytes (imports.dialect). A file that does not decode there is a 400."""
+    sample_bytes = conf.sniff_bytes()
+    try:
+        return resolve_dialect(
+            data[:sample_bytes],
+            complete=len(data) <= sample_bytes,
+            encoding=params.encoding,
+            delimiter=params.delimiter,
+        )
+    except DialectError as exc:
+        raise ValidationFailed(str(exc), details={"field": exc.field}) from None
 
 
 def import_request(
@@ -61,6 +83,8 @@ def import_request(
     if data.rows is None and data.csv_data is None:
         raise ValidationFailed("Give either rows or csv.")
     if data.csv_data is not None:
+        dialect = import_dialect_resolve(data=data.csv_data, params=params)
+        params = dataclasses.replace(params, encoding=dialect.encoding, delimiter=dialect.delimiter)
         _check_csv_header(data.csv_data, params)
     total = import_input_count(data=data, params=params)
     if total > MAX_ROWS:
@@ -90,7 +114,13 @@ def import_request(
         source = (
             iter_rows(data.rows)
             if data.rows is not None
-            else iter_csv(data.csv_data or "", has_header=params.has_header, mapping=params.mapping)
+            else iter_csv(
+                data.csv_data or "",
+                has_header=params.has_header,
+                mapping=params.mapping,
+                encoding=params.encoding or "utf-8",
+                delimiter=params.delimiter or ",",
+            )
         )
         return import_job_run_inline(
             job=job, source=source, params=params, batch_size=max(SYNC_MAX_ROWS, conf.batch_size())
@@ -129,6 +159,13 @@ def import_request(
 def _check_csv_header(data: str | bytes, params: ImportParams) -> None:
     """Mapping and header must fit before anything is stored or counted."""
     try:
-        next(iter(iter_csv(data, has_header=params.has_header, mapping=params.mapping)), None)
+        rows = iter_csv(
+            data,
+            has_header=params.has_header,
+            mapping=params.mapping,
+            encoding=params.encoding or "utf-8",
+            delimiter=params.delimiter or ",",
+        )
+        next(iter(rows), None)
     except MappingError as exc:
         raise ValidationFailed(str(exc), details={"field": "mapping"}) from None

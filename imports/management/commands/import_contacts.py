@@ -1,5 +1,5 @@
 """``import_contacts FILE --workspace NAME [--mapping JSON|col=field,...] [--no-header]
-[--update-existing] [--tags a,b]``: the same engine as the API, run in this process
+[--update-existing] [--tags a,b] [--encoding E] [--delimiter D]``: the same engine as the API, run in this process
 with a progress bar. A .ndjson/.jsonl file holds one contact object per line."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from imports.dialect import encoding_label
 from imports.engine import import_job_run
 from imports.models import ImportJob
 from imports.serializers import ImportInput, import_params_clean
@@ -43,6 +44,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-header", action="store_true", help="the file has no header row (map positions)")
         parser.add_argument("--update-existing", action="store_true")
         parser.add_argument("--tags", default="", help="comma-separated tags for every imported contact")
+        parser.add_argument(
+            "--encoding", help="the file's encoding (e.g. utf-8, windows-1252); found from its first bytes if not given"
+        )
+        parser.add_argument(
+            "--delimiter", help="the file's delimiter (, ; | tab); found from its header and first lines if not given"
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -61,6 +68,8 @@ class Command(BaseCommand):
                 mapping=parse_mapping(options["mapping"]),
                 has_header=not options["no_header"],
                 file_name=path.name,
+                encoding=options["encoding"],
+                delimiter=options["delimiter"] or ("\t" if path.suffix.lower() in (".tsv", ".tab") else None),
             )
             if path.suffix.lower() in (".ndjson", ".jsonl"):
                 rows = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
@@ -73,6 +82,11 @@ class Command(BaseCommand):
         except orjson.JSONDecodeError as exc:
             raise CommandError(f"{path}: not NDJSON ({exc})") from None
 
+        if job.source == ImportJob.Source.CSV:
+            self.stderr.write(
+                f"Reading {path.name} as {encoding_label(job.params['encoding'])}, "
+                f"delimiter {job.params['delimiter']!r}."
+            )
         bar = tqdm(
             total=job.total_rows,
             unit="rows",
