@@ -18,12 +18,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from imports.dialect import DELIMITERS, DialectError, encoding_label, resolve_dialect
+from imports.dialect import DELIMITERS, Dialect, encoding_label
 from imports.engine import import_job_errors_url, import_job_retry
 from imports.models import ImportJob
-from imports.parsing import CONTACT_FIELDS, MappingError, csv_header
-from imports.serializers import ImportInput, import_params_clean
-from imports.services import import_request
+from imports.parsing import CONTACT_FIELDS, MappingError
+from imports.serializers import ImportInput, ImportParams, import_params_clean
+from imports.services import import_file_head, import_file_sniff, import_request
 from leadlex import storage
 from leadlex.errors import ApiError
 from leadlex.models import Workspace
@@ -36,14 +36,15 @@ MAPPING_CHOICES = [("", "— ignore —")] + [(f, f) for f in CONTACT_FIELDS if 
 
 class UploadForm(forms.Form):
     workspace = forms.ModelChoiceField(queryset=Workspace.objects.order_by("name"))
-    file = forms.FileField(help_text="CSV, UTF-8 (with or without BOM).")
+    file = forms.FileField(
+        help_text="CSV or TSV in any common encoding and delimiter, an Excel workbook (.xlsx), "
+        "or a .gz or .zip of one CSV."
+    )
     has_header = forms.BooleanField(required=False, initial=True, help_text="The first row names the columns.")
     update_existing = forms.BooleanField(required=False, help_text="Update contacts that match by email or phone.")
     tags = forms.CharField(required=False, help_text="Comma-separated tags added to every imported contact.")
 
 
-# What the mapping step reads of an upload: its header and a preview, whatever its size.
-_HEAD_BYTES = 256 * 1024
 # The encodings the mapping step offers (any other can be given to the API or the command).
 _ENCODING_CHOICES = [
     (name, encoding_label(name))
@@ -188,8 +189,8 @@ class ImportJobAdmin(admin.ModelAdmin):
             return HttpResponse(status=403)
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            key = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}.csv"
-            writer = storage.open_writer(key, storage.ObjectMeta(content_type="text/csv"))
+            key = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"
+            writer = storage.open_writer(key, storage.ObjectMeta(content_type="application/octet-stream"))
             for chunk in form.cleaned_data["file"].chunks():
                 writer.write(chunk)
             writer.close()
@@ -211,27 +212,36 @@ class ImportJobAdmin(admin.ModelAdmin):
         upload = request.session.get(_SESSION_KEY)
         if not upload or not request.user.has_perm("contacts.add_contact"):
             return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
-        with storage.open_reader(upload["key"]) as fh:
-            head = fh.read(_HEAD_BYTES)
-        # The encoding and delimiter: found from the file, or the ones the user chose here.
+        # How to read the file: found from it, or what the user chose here (CSV only).
         chosen = request.POST if request.method == "POST" else request.GET
+
+        def open_file() -> Any:
+            return storage.open_reader(upload["key"])
+
+        def read(**declared: Any) -> tuple[ImportParams, Dialect | None, list[list[str]]]:
+            params = import_params_clean(file_name=upload["file_name"], has_header=upload["has_header"], **declared)
+            resolved, dialect = import_file_sniff(open_file=open_file, params=params)
+            return resolved, dialect, import_file_head(open_file=open_file, params=resolved)
+
         try:
-            dialect = resolve_dialect(
-                head,
-                complete=len(head) < _HEAD_BYTES,
+            resolved, dialect, preview = read(
                 encoding=chosen.get("encoding") or None,
                 delimiter=chosen.get("delimiter") or None,
+                sheet=chosen.get("sheet") or None,
             )
-        except DialectError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+        except ApiError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
             try:
-                dialect = resolve_dialect(head, complete=len(head) < _HEAD_BYTES)
-            except DialectError:
+                resolved, dialect, preview = read()
+            except ApiError:
                 return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
-        preview = csv_header(head, limit=6, encoding=dialect.encoding, delimiter=dialect.delimiter)
         if not preview:
-            self.message_user(request, "The file is empty.", messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
+            if resolved.format != "xlsx":
+                self.message_user(request, "The file is empty.", messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
+            # A workbook's first sheet is often a cover page: let staff name another.
+            self.message_user(request, "This sheet is empty; name the sheet that holds the contacts.", messages.ERROR)
+            preview = [[]]
         width = max(len(r) for r in preview)
         columns = preview[0] if upload["has_header"] else [f"Column {i + 1}" for i in range(width)]
         sample = preview[1:] if upload["has_header"] else preview
@@ -245,8 +255,9 @@ class ImportJobAdmin(admin.ModelAdmin):
                     mapping=form.mapping(has_header=upload["has_header"]) or None,
                     has_header=upload["has_header"],
                     file_name=upload["file_name"],
-                    encoding=dialect.encoding,
-                    delimiter=dialect.delimiter,
+                    encoding=resolved.encoding if resolved.format == "csv" else None,
+                    delimiter=resolved.delimiter if resolved.format == "csv" else None,
+                    sheet=resolved.sheet,
                 )
                 data = b"".join(storage.iter_bytes(upload["key"]))
                 job = import_request(
@@ -276,6 +287,8 @@ class ImportJobAdmin(admin.ModelAdmin):
                 upload=upload,
                 fields=CONTACT_FIELDS,
                 dialect=dialect,
+                delimiter_name=DELIMITERS.get(resolved.delimiter or ",", "comma"),
+                sheet=resolved.sheet,
                 encodings=_ENCODING_CHOICES,
                 delimiters=list(DELIMITERS.items()),
                 title="Map the columns",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -24,13 +25,18 @@ from rest_framework.response import Response
 
 from imports.dialect import encoding_label
 from imports.engine import import_job_errors_url
+from imports.formats import XLSX_CONTENT_TYPE
 from imports.idempotency import import_idempotent, request_hash
 from imports.models import JOB_ID_PREFIX, ImportJob
 from imports.serializers import (
     CSVPlainParser,
     CSVTabParser,
     CSVTextParser,
+    FileBodyParser,
+    GzipParser,
     NDJSONParser,
+    XLSXParser,
+    ZipParser,
     import_request_read,
     job_summary,
 )
@@ -123,6 +129,13 @@ _file_parameters = [
         enum=[",", ";", "\t", "|", "comma", "semicolon", "tab", "pipe"],
         description="The file's delimiter; found from its header and first lines when not given.",
     ),
+    OpenApiParameter(
+        "sheet",
+        str,
+        OpenApiParameter.QUERY,
+        required=False,
+        description="An Excel workbook's sheet to import, by name (default: the first).",
+    ),
 ]
 
 
@@ -136,6 +149,10 @@ class ImportContactsView(WorkspaceAPIView):
         CSVTextParser,
         CSVTabParser,
         CSVPlainParser,
+        XLSXParser,
+        GzipParser,
+        ZipParser,
+        FileBodyParser,
         MultiPartParser,
         FormParser,
     ]
@@ -146,6 +163,10 @@ class ImportContactsView(WorkspaceAPIView):
             "application/json": _create_request,
             "text/csv": str,
             "text/tab-separated-values": str,
+            XLSX_CONTENT_TYPE: OpenApiTypes.BINARY,
+            "application/gzip": OpenApiTypes.BINARY,
+            "application/zip": OpenApiTypes.BINARY,
+            "application/octet-stream": OpenApiTypes.BINARY,
             "multipart/form-data": inline_serializer("ImportUpload", fields={"file": serializers.FileField()}),
         },
         parameters=[

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from imports.dialect import SAMPLE_BYTES
+from imports.formats import Limits
 from leadlex.conf import setting_bool, setting_int, setting_str
 
 
@@ -47,3 +48,12 @@ def sniff_bytes() -> int:
     checked against: a byte there that does not decode is a 400; one after it is its
     row's error)."""
     return setting_int("LEADLEX_IMPORT_SNIFF_BYTES", SAMPLE_BYTES)
+
+
+def expand_limits() -> Limits:
+    """How far a compressed upload (gzip, zip, a workbook) may expand: at most this many
+    times its own size (plus 16 MiB) and never past the byte cap (imports.formats)."""
+    return Limits(
+        max_ratio=setting_int("LEADLEX_IMPORT_MAX_EXPANSION_RATIO", 200),
+        max_bytes=setting_int("LEADLEX_IMPORT_MAX_EXPANDED_BYTES", 8 * 1024**3),
+    )

@@ -30,13 +30,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from imports import conf
+from imports.formats import FileFormatError
 from imports.idempotency import idempotency_keys_sweep_expired
 from imports.models import JOB_ID_PREFIX, ImportJob, ImportRowError
 from imports.parsing import (
     MappingError,
     RowError,
     SourceRow,
-    iter_csv,
+    iter_file,
     iter_ndjson,
 )
 from imports.serializers import RESPONSE_ERRORS, ImportParams
@@ -97,7 +98,7 @@ RUNTIME = JobRuntime(
     dispatch=_dispatch,
     stale_seconds=conf.stale_seconds,
     max_attempts=conf.max_attempts,
-    user_errors=(ApiError,),
+    user_errors=(ApiError, FileFormatError),
     user_message=_user_message,
     system_message=_system_message,
     exhausted_message=_exhausted_message,
@@ -130,14 +131,8 @@ def _open_source(job: ImportJob, params: ImportParams) -> tuple[Iterator[SourceR
     fh = storage.open_reader(job.payload_key)
     if job.source == ImportJob.Source.ROWS:
         return iter_ndjson(fh, skip_records=job.next_record), fh
-    rows = iter_csv(
-        fh,
-        has_header=params.has_header,
-        mapping=params.mapping,
-        skip_records=job.next_record,
-        # Jobs from before the encoding was recorded were read as UTF-8.
-        encoding=params.encoding or "utf-8",
-        delimiter=params.delimiter or ",",
+    rows = iter_file(
+        fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping, skip_records=job.next_record
     )
     return rows, fh
 

@@ -23,7 +23,9 @@ from typing import IO, Any
 import orjson
 
 from contacts.validation import CONTACT_INPUT_FIELDS
+from imports import formats
 from imports.dialect import encoding_label
+from imports.formats import Limits
 from leadlex.parsers import json_value_problem
 
 # Fields a row may carry: those of POST /v1/contacts, one list for both ways in.
@@ -122,7 +124,7 @@ def resolve_columns(header: list[str] | None, mapping: dict[str, str] | None) ->
                 columns[index] = key.lower()
         if not columns:
             raise MappingError(
-                f"No CSV header names a contact field; give a mapping (header: {', '.join(h for h in header[:20])})."
+                f"No header names a contact field; give a mapping (header: {', '.join(h for h in header[:20])})."
             )
         return columns
     positions: dict[str, int] = {}
@@ -132,7 +134,7 @@ def resolve_columns(header: list[str] | None, mapping: dict[str, str] | None) ->
     columns = {}
     for source, target in mapping.items():
         if source not in positions:
-            raise MappingError(f"mapping refers to column {source!r}, which is not in the CSV header.")
+            raise MappingError(f"mapping refers to column {source!r}, which is not in the header.")
         columns[positions[source]] = target
     return columns
 
@@ -264,23 +266,37 @@ def iter_csv(
 ) -> Iterator[SourceRow]:
     """Candidate rows of a CSV file. Raises ``MappingError`` (before any row) when the
     header and mapping do not fit together."""
-    undecoded_before, searching = _undecoded_count, False
     records = iter_csv_records(text_stream(data, encoding), delimiter)
+    return iter_table(records, has_header=has_header, mapping=mapping, skip_records=skip_records, encoding=encoding)
+
+
+def iter_table(
+    records: Iterator[tuple[list[str] | None, str | None]],
+    *,
+    has_header: bool = True,
+    mapping: dict[str, str] | None = None,
+    skip_records: int = 0,
+    encoding: str | None = None,
+    what: str = "CSV",
+) -> Iterator[SourceRow]:
+    """Candidate rows of a table's records (a CSV file's, a sheet's). ``encoding``: the
+    records were decoded from bytes in it, so a row may hold bytes that did not decode."""
+    undecoded_before, searching = _undecoded_count, False
     header: list[str] | None = None
     leading_blank = 0
     if has_header:
         for fields, problem in records:
             if fields is None:
-                raise MappingError(f"The CSV header row is malformed: {problem}")
+                raise MappingError(f"The {what} header row is malformed: {problem}")
             if not any(cell.strip() for cell in fields):
                 leading_blank += 1  # blank lines before the header
                 continue
-            if any(_UNDECODED.search(cell) for cell in fields):
-                raise MappingError(f"The CSV header row has bytes that are not valid {encoding_label(encoding)}.")
+            if encoding is not None and any(_UNDECODED.search(cell) for cell in fields):
+                raise MappingError(f"The {what} header row has bytes that are not valid {encoding_label(encoding)}.")
             header = fields
             break
         else:
-            raise MappingError("The CSV is empty: it has no header row.")
+            raise MappingError(f"The {what} is empty: it has no header row.")
     columns = resolve_columns(header, mapping)
     width = len(header) if header is not None else None
     offset = (2 if has_header else 1) + leading_blank
@@ -310,7 +326,7 @@ def iter_csv(
                 ),
             )
             continue
-        if not searching and _undecoded_count != undecoded_before:
+        if not searching and encoding is not None and _undecoded_count != undecoded_before:
             searching = True  # this stream (or another, in another thread) had undecodable bytes
         undecoded = next((cell for cell in fields if _UNDECODED.search(cell)), None) if searching else None
         if undecoded is not None:
@@ -321,7 +337,7 @@ def iter_csv(
                     row_number,
                     "",
                     "invalid_encoding",
-                    f"This row has bytes that are not valid {encoding_label(encoding)} "
+                    f"This row has bytes that are not valid {encoding_label(encoding or 'utf-8')} "
                     f"({_undecoded_bytes(undecoded)}); it was not imported.",
                 ),
             )
@@ -355,6 +371,63 @@ def _map_fields(fields: list[str], columns: dict[int, str]) -> dict[str, Any]:
         else:
             data[target] = value
     return data
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """How to read an import's file: its format and compression (imports.formats), and
+    for CSV the encoding and delimiter (imports.dialect); for a workbook, the sheet."""
+
+    format: str = "csv"
+    compression: str | None = None
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    sheet: str | None = None
+    limits: Limits = formats.DEFAULT_LIMITS
+
+
+def file_records(data: str | bytes | IO[bytes], spec: FileSpec) -> Iterator[tuple[list[str] | None, str | None]]:
+    """The records of any file an import reads, in the shape of ``iter_csv_records``."""
+    if spec.format == "xlsx":
+        return formats.iter_xlsx_records(_binary(data), sheet=spec.sheet, limits=spec.limits)
+    if spec.compression is not None:
+        data = formats.open_csv_bytes(_binary(data), spec.compression, spec.limits)
+    return iter_csv_records(text_stream(data, spec.encoding), spec.delimiter)
+
+
+def iter_file(
+    data: str | bytes | IO[bytes],
+    spec: FileSpec,
+    *,
+    has_header: bool = True,
+    mapping: dict[str, str] | None = None,
+    skip_records: int = 0,
+) -> Iterator[SourceRow]:
+    """Candidate rows of any file an import reads (CSV, compressed CSV, a workbook's sheet)."""
+    return iter_table(
+        file_records(data, spec),
+        has_header=has_header,
+        mapping=mapping,
+        skip_records=skip_records,
+        encoding=None if spec.format == "xlsx" else spec.encoding,
+        what="sheet" if spec.format == "xlsx" else "CSV",
+    )
+
+
+def count_file_records(data: str | bytes | IO[bytes], spec: FileSpec, *, has_header: bool = True) -> int:
+    """Non-blank data records (malformed ones included), for the ≤ 500 sync/queued decision."""
+    count = 0
+    for fields, _problem in file_records(data, spec):
+        if fields is not None and not any(cell.strip() for cell in fields):
+            continue
+        count += 1
+    return max(0, count - 1) if has_header else count
+
+
+def _binary(data: str | bytes | IO[bytes]) -> IO[bytes]:
+    if isinstance(data, str):
+        return io.BytesIO(data.encode())
+    return io.BytesIO(data) if isinstance(data, bytes) else data
 
 
 def count_csv_records(

@@ -13,9 +13,12 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
 from contacts.validation import parse_tags
+from imports import conf
 from imports.dialect import DialectError, delimiter_clean, encoding_clean
+from imports.formats import XLSX_CONTENT_TYPE
 from imports.models import ImportJob
 from imports.parsing import (
+    FileSpec,
     MappingError,
     validate_mapping,
 )
@@ -37,6 +40,22 @@ class ImportParams:
     # starts, what it reads the file with (imports.dialect), which the job keeps.
     encoding: str | None = None
     delimiter: str | None = None
+    sheet: str | None = None  # a workbook's sheet (None: the first)
+    # Found from the file when the import starts (imports.formats): csv or xlsx, and
+    # for csv its compression (None, gzip or zip).
+    format: str | None = None
+    compression: str | None = None
+
+    def file_spec(self) -> FileSpec:
+        """How the engine reads the file (jobs from before these were kept: UTF-8, commas)."""
+        return FileSpec(
+            format=self.format or "csv",
+            compression=self.compression,
+            encoding=self.encoding or "utf-8",
+            delimiter=self.delimiter or ",",
+            sheet=self.sheet,
+            limits=conf.expand_limits(),
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +66,9 @@ class ImportParams:
             "file_name": self.file_name,
             "encoding": self.encoding,
             "delimiter": self.delimiter,
+            "sheet": self.sheet,
+            "format": self.format,
+            "compression": self.compression,
         }
 
     @classmethod
@@ -59,6 +81,9 @@ class ImportParams:
             file_name=data.get("file_name") or "",
             encoding=data.get("encoding"),
             delimiter=data.get("delimiter"),
+            sheet=data.get("sheet"),
+            format=data.get("format"),
+            compression=data.get("compression"),
         )
 
 
@@ -71,6 +96,7 @@ def import_params_clean(
     file_name: str = "",
     encoding: Any = None,
     delimiter: Any = None,
+    sheet: Any = None,
 ) -> ImportParams:
     """Validate the request-level parameters (a 400 for the whole request when bad)."""
     update_existing = _as_bool(update_existing, "update_existing")
@@ -96,6 +122,7 @@ def import_params_clean(
         file_name=file_name[:200],
         encoding=clean_encoding,
         delimiter=clean_delimiter,
+        sheet=sheet.strip() if _given(sheet, "sheet") else None,
     )
 
 
@@ -142,7 +169,7 @@ class CSVTextParser(BaseParser):
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
         data = stream.read() if stream is not None else b""
-        return {"__csv_body__": data, "__charset__": _charset(media_type)}
+        return {"__file_body__": data, "__charset__": _charset(media_type)}
 
 
 def _charset(content_type: str | None) -> str | None:
@@ -165,6 +192,25 @@ class CSVTabParser(CSVTextParser):
 
 class CSVPlainParser(CSVTextParser):
     media_type = "text/plain"
+
+
+class FileBodyParser(CSVTextParser):
+    """A workbook, a gzip or zip archive, or any file sent as bytes; what it is comes
+    from its first bytes (imports.formats.sniff_format)."""
+
+    media_type = "application/octet-stream"
+
+
+class XLSXParser(CSVTextParser):
+    media_type = XLSX_CONTENT_TYPE
+
+
+class GzipParser(CSVTextParser):
+    media_type = "application/gzip"
+
+
+class ZipParser(CSVTextParser):
+    media_type = "application/zip"
 
 
 class NDJSONParser(BaseParser):
@@ -231,8 +277,8 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
             update_existing=query.get("update_existing", False), tags=_param_tags(query.getlist("tags"))
         )
         return ImportInput(rows=ndjson_rows), params, _canonical(None, ndjson_rows, params)
-    if "__csv_body__" in body:  # text/csv
-        csv_data: Any = body["__csv_body__"]
+    if "__file_body__" in body:  # the file itself (CSV, compressed CSV, a workbook)
+        csv_data: Any = body["__file_body__"]
         params = import_params_clean(
             update_existing=query.get("update_existing", False),
             tags=_param_tags(query.getlist("tags")),
@@ -241,6 +287,7 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
             # An explicit parameter wins over the Content-Type's charset.
             encoding=query.get("encoding") or body.get("__charset__"),
             delimiter=query.get("delimiter") or body.get("__delimiter__"),
+            sheet=query.get("sheet"),
         )
         return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
     if isinstance(body, QueryDict):  # multipart / form
@@ -260,6 +307,7 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
             file_name=getattr(upload, "name", "") or "",
             encoding=pick("encoding") or getattr(upload, "charset", None),
             delimiter=pick("delimiter") or ("\t" if _is_tsv(upload) else None),
+            sheet=pick("sheet"),
         )
         return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
     rows, csv_text = body.get("rows"), body.get("csv")

@@ -7,9 +7,14 @@ the admin, the ``import_contacts`` command).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import uuid
-from typing import Any
+import zlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import IO, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -17,11 +22,13 @@ from django.utils import timezone
 from imports import conf
 from imports.dialect import Dialect, DialectError, resolve_dialect
 from imports.engine import import_job_enqueue_on_commit, import_job_run_inline
+from imports.formats import FileFormatError, open_csv_bytes, sniff_format, zip_is_workbook
 from imports.models import ImportJob
 from imports.parsing import (
     MappingError,
-    count_csv_records,
-    iter_csv,
+    count_file_records,
+    file_records,
+    iter_file,
     iter_rows,
     rows_to_ndjson,
 )
@@ -40,27 +47,81 @@ MAX_ROWS = 1_000_000
 def import_input_count(*, data: ImportInput, params: ImportParams) -> int:
     if data.rows is not None:
         return len(data.rows)
-    return count_csv_records(
-        data.csv_data or "",
-        has_header=params.has_header,
-        encoding=params.encoding or "utf-8",
-        delimiter=params.delimiter or ",",
-    )
-
-
-def import_dialect_resolve(*, data: str | bytes, params: ImportParams) -> Dialect:
-    """The encoding and delimiter to read a CSV with: declared, or found from its first
-    bytes (imports.dialect). A file that does not decode there is a 400."""
-    sample_bytes = conf.sniff_bytes()
     try:
-        return resolve_dialect(
-            data[:sample_bytes],
-            complete=len(data) <= sample_bytes,
-            encoding=params.encoding,
-            delimiter=params.delimiter,
+        return count_file_records(data.csv_data or "", params.file_spec(), has_header=params.has_header)
+    except FileFormatError as exc:
+        raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+
+
+def import_file_resolve(*, data: str | bytes, params: ImportParams) -> ImportParams:
+    """``params`` with what the file is and how to read it: its format and compression
+    (imports.formats), and for CSV its encoding and delimiter, declared or found from
+    its first bytes (imports.dialect). A file that cannot be read so is a 400."""
+    if isinstance(data, str):  # a csv string of a JSON body: text already
+        dialect = _dialect(data, complete=True, params=params)
+        return dataclasses.replace(
+            params, format="csv", compression=None, encoding=dialect.encoding, delimiter=dialect.delimiter
         )
+    return import_file_sniff(open_file=lambda: contextlib.nullcontext(io.BytesIO(data)), params=params)[0]
+
+
+def import_file_sniff(
+    *, open_file: Callable[[], AbstractContextManager[IO[bytes]]], params: ImportParams
+) -> tuple[ImportParams, Dialect | None]:
+    """What the file ``open_file()`` opens is and how to read it (see ``import_file_resolve``),
+    with the reasons for a person (None for a workbook). It reads only the file's start
+    (a zip or a workbook: its directory too)."""
+    with open_file() as fh:
+        head = fh.read(4096)
+    file_format, compression = sniff_format(head, file_name=params.file_name)
+    if compression == "zip":
+        with open_file() as fh:
+            if zip_is_workbook(fh):
+                file_format, compression = "xlsx", None
+    if file_format == "xlsx":
+        if params.encoding or params.delimiter:
+            field = "encoding" if params.encoding else "delimiter"
+            raise ValidationFailed(f"{field} applies to CSV files, not to Excel workbooks.", details={"field": field})
+        return dataclasses.replace(params, format="xlsx", compression=None), None
+    sample_bytes = conf.sniff_bytes()
+    with open_file() as fh:
+        try:
+            stream = open_csv_bytes(fh, compression, conf.expand_limits())
+            sample = stream.read(sample_bytes)
+            complete = len(sample) < sample_bytes or not stream.read(1)
+        except FileFormatError as exc:
+            raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValidationFailed(f"The {compression} file is broken: {exc}.", details={"field": "file"}) from None
+    dialect = _dialect(sample, complete=complete, params=params)
+    resolved = dataclasses.replace(
+        params, format="csv", compression=compression, encoding=dialect.encoding, delimiter=dialect.delimiter
+    )
+    return resolved, dialect
+
+
+def _dialect(sample: str | bytes, *, complete: bool, params: ImportParams) -> Dialect:
+    try:
+        return resolve_dialect(sample, complete=complete, encoding=params.encoding, delimiter=params.delimiter)
     except DialectError as exc:
         raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+
+
+def import_file_head(
+    *, open_file: Callable[[], AbstractContextManager[IO[bytes]]], params: ImportParams, limit: int = 6
+) -> list[list[str]]:
+    """The first ``limit`` non-blank records of a file read with ``params`` (resolved)."""
+    records: list[list[str]] = []
+    with open_file() as fh:
+        try:
+            for fields, _problem in file_records(fh, params.file_spec()):
+                if fields and any(cell.strip() for cell in fields):
+                    records.append(fields)
+                    if len(records) >= limit:
+                        break
+        except FileFormatError as exc:
+            raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+    return records
 
 
 def import_request(
@@ -83,8 +144,7 @@ def import_request(
     if data.rows is None and data.csv_data is None:
         raise ValidationFailed("Give either rows or csv.")
     if data.csv_data is not None:
-        dialect = import_dialect_resolve(data=data.csv_data, params=params)
-        params = dataclasses.replace(params, encoding=dialect.encoding, delimiter=dialect.delimiter)
+        params = import_file_resolve(data=data.csv_data, params=params)
         _check_csv_header(data.csv_data, params)
     total = import_input_count(data=data, params=params)
     if total > MAX_ROWS:
@@ -114,12 +174,8 @@ def import_request(
         source = (
             iter_rows(data.rows)
             if data.rows is not None
-            else iter_csv(
-                data.csv_data or "",
-                has_header=params.has_header,
-                mapping=params.mapping,
-                encoding=params.encoding or "utf-8",
-                delimiter=params.delimiter or ",",
+            else iter_file(
+                data.csv_data or "", params.file_spec(), has_header=params.has_header, mapping=params.mapping
             )
         )
         return import_job_run_inline(
@@ -159,13 +215,9 @@ def import_request(
 def _check_csv_header(data: str | bytes, params: ImportParams) -> None:
     """Mapping and header must fit before anything is stored or counted."""
     try:
-        rows = iter_csv(
-            data,
-            has_header=params.has_header,
-            mapping=params.mapping,
-            encoding=params.encoding or "utf-8",
-            delimiter=params.delimiter or ",",
-        )
+        rows = iter_file(data, params.file_spec(), has_header=params.has_header, mapping=params.mapping)
         next(iter(rows), None)
     except MappingError as exc:
         raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
+    except FileFormatError as exc:
+        raise ValidationFailed(str(exc), details={"field": exc.field}) from None

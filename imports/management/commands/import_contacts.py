@@ -1,6 +1,7 @@
 """``import_contacts FILE --workspace NAME [--mapping JSON|col=field,...] [--no-header]
-[--update-existing] [--tags a,b] [--encoding E] [--delimiter D]``: the same engine as the API, run in this process
-with a progress bar. A .ndjson/.jsonl file holds one contact object per line."""
+[--update-existing] [--tags a,b] [--encoding E] [--delimiter D] [--sheet S]``: the same engine
+as the API, run in this process with a progress bar. The file is a CSV or TSV (also gzipped
+or zipped) or an Excel workbook; a .ndjson/.jsonl file holds one contact object per line."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def parse_mapping(value: str | None) -> Any:
 
 
 class Command(BaseCommand):
-    help = "Import contacts from a CSV (or NDJSON) file into a workspace."
+    help = "Import contacts from a CSV/TSV (also .gz or .zip), an Excel workbook or an NDJSON file into a workspace."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file")
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--encoding", help="the file's encoding (e.g. utf-8, windows-1252); found from its first bytes if not given"
         )
+        parser.add_argument("--sheet", help="an Excel workbook's sheet by name (default: the first)")
         parser.add_argument(
             "--delimiter", help="the file's delimiter (, ; | tab); found from its header and first lines if not given"
         )
@@ -70,6 +72,7 @@ class Command(BaseCommand):
                 file_name=path.name,
                 encoding=options["encoding"],
                 delimiter=options["delimiter"] or ("\t" if path.suffix.lower() in (".tsv", ".tab") else None),
+                sheet=options["sheet"],
             )
             if path.suffix.lower() in (".ndjson", ".jsonl"):
                 rows = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
@@ -82,9 +85,14 @@ class Command(BaseCommand):
         except orjson.JSONDecodeError as exc:
             raise CommandError(f"{path}: not NDJSON ({exc})") from None
 
-        if job.source == ImportJob.Source.CSV:
+        if job.params.get("format") == "xlsx":
             self.stderr.write(
-                f"Reading {path.name} as {encoding_label(job.params['encoding'])}, "
+                f"Reading {path.name} as an Excel workbook, sheet {job.params['sheet'] or '(the first)'}."
+            )
+        elif job.source == ImportJob.Source.CSV:
+            packed = f"{job.params['compression']}-compressed " if job.params.get("compression") else ""
+            self.stderr.write(
+                f"Reading {path.name} as {packed}{encoding_label(job.params['encoding'])}, "
                 f"delimiter {job.params['delimiter']!r}."
             )
         bar = tqdm(
