@@ -21,7 +21,8 @@ from django.utils.html import format_html
 from imports.dialect import DELIMITERS, Dialect, encoding_label
 from imports.engine import import_job_errors_url, import_job_retry
 from imports.models import ImportJob
-from imports.parsing import CONTACT_FIELDS, MappingError
+from imports.parsing import CONTACT_FIELDS, NAME_PARTS, MappingError
+from imports.proposal import Proposal, propose_mapping
 from imports.serializers import ImportInput, ImportParams, import_params_clean
 from imports.services import import_file_head, import_file_sniff, import_request
 from leadlex import storage
@@ -53,17 +54,18 @@ _ENCODING_CHOICES = [
 
 
 class MappingForm(forms.Form):
-    def __init__(self, *args: Any, columns: list[str], **kwargs: Any) -> None:
+    """One field per column, pre-filled with the proposed mapping (imports.proposal)."""
+
+    def __init__(self, *args: Any, columns: list[str], proposals: list[Proposal], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.columns = columns
-        for index, name in enumerate(columns):
-            guess = name.strip().lower() if name.strip().lower() in CONTACT_FIELDS else ""
+        for index, (name, proposal) in enumerate(zip(columns, proposals, strict=True)):
             self.fields[f"col_{index}"] = forms.CharField(
                 required=False,
-                initial=guess,
+                initial=proposal.field or "",
                 label=name or f"Column {index + 1}",
                 widget=forms.TextInput(attrs={"list": "leadlex-fields", "size": 24}),
-                help_text="a contact field, custom.<name>, or empty to ignore",
+                help_text=f"{proposal.reason}. A contact field, custom.<name>, or empty to ignore.",
             )
 
     def mapping(self, *, has_header: bool) -> dict[str, str]:
@@ -245,7 +247,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         width = max(len(r) for r in preview)
         columns = preview[0] if upload["has_header"] else [f"Column {i + 1}" for i in range(width)]
         sample = preview[1:] if upload["has_header"] else preview
-        form = MappingForm(request.POST or None, columns=columns)
+        form = MappingForm(request.POST or None, columns=columns, proposals=propose_mapping(columns, sample))
         if request.method == "POST" and form.is_valid():
             workspace = get_object_or_404(Workspace, pk=upload["workspace"])
             try:
@@ -285,7 +287,7 @@ class ImportJobAdmin(admin.ModelAdmin):
                 sample=sample,
                 columns=columns,
                 upload=upload,
-                fields=CONTACT_FIELDS,
+                fields=(*CONTACT_FIELDS, *NAME_PARTS),
                 dialect=dialect,
                 delimiter_name=DELIMITERS.get(resolved.delimiter or ",", "comma"),
                 sheet=resolved.sheet,

@@ -25,7 +25,6 @@ from rest_framework.response import Response
 
 from imports.dialect import encoding_label
 from imports.engine import import_job_errors_url
-from imports.formats import XLSX_CONTENT_TYPE
 from imports.idempotency import import_idempotent, request_hash
 from imports.models import JOB_ID_PREFIX, ImportJob
 from imports.serializers import (
@@ -40,7 +39,7 @@ from imports.serializers import (
     import_request_read,
     job_summary,
 )
-from imports.services import import_request
+from imports.services import import_preview, import_request
 from leadlex.api import WorkspaceAPIView, get_in_workspace
 from leadlex.errors import NotFound
 from leadlex.parsers import JSONBodyParser
@@ -162,10 +161,9 @@ class ImportContactsView(WorkspaceAPIView):
         request={
             "application/json": _create_request,
             "text/csv": str,
-            "text/tab-separated-values": str,
-            XLSX_CONTENT_TYPE: OpenApiTypes.BINARY,
-            "application/gzip": OpenApiTypes.BINARY,
-            "application/zip": OpenApiTypes.BINARY,
+            # Also accepted (same bytes, not listed so that client generators take the document
+            # as it is): text/tab-separated-values, application/gzip, application/zip and the
+            # .xlsx media type; what a file is comes from its first bytes.
             "application/octet-stream": OpenApiTypes.BINARY,
             "multipart/form-data": inline_serializer("ImportUpload", fields={"file": serializers.FileField()}),
         },
@@ -204,8 +202,10 @@ class ImportContactsView(WorkspaceAPIView):
         ],
         summary="Import contacts (rows or CSV); ≤ 500 rows synchronously, more as a queued job",
         description="Send `rows` (contact objects as for `POST /v1/contacts`) or `csv` (with an optional `mapping` "
-        "of columns to fields), as JSON; or the CSV itself (`text/csv`, or a `file` in "
-        "`multipart/form-data`). A row matches an existing contact by email or phone: "
+        "of columns to fields), as JSON; or the file itself (`text/csv`, `application/octet-stream`, or a "
+        "`file` in `multipart/form-data`): a CSV or TSV in any common encoding and delimiter (found from "
+        "the file, or `encoding` / `delimiter`), an Excel workbook (`sheet`), or a gzip or zip of one CSV. "
+        "A row matches an existing contact by email or phone: "
         "`update_existing` decides whether it is updated or skipped. Up to 500 rows answer 200 with "
         "`status: completed`; more answer 202 with `status: queued` and a `job_id` to poll. A bad row "
         "is reported in `errors` and skipped. The same `Idempotency-Key` with the same body within 24 "
@@ -228,6 +228,65 @@ class ImportContactsView(WorkspaceAPIView):
                 workspace=self.workspace, key=key, body_hash=request_hash(canonical), run=run
             )
         return Response(body, status=status_code)
+
+
+_preview_response = inline_serializer(
+    "ImportPreviewResponse",
+    fields={
+        "data": inline_serializer(
+            "ImportPreviewData",
+            fields={
+                "format": serializers.ChoiceField(choices=["csv", "xlsx"]),
+                "compression": serializers.ChoiceField(choices=["gzip", "zip"], allow_null=True),
+                "sheet": serializers.CharField(allow_null=True),
+                "encoding": serializers.CharField(allow_null=True, help_text="null for a workbook"),
+                "encoding_reason": serializers.CharField(allow_null=True),
+                "delimiter": serializers.CharField(allow_null=True),
+                "delimiter_reason": serializers.CharField(allow_null=True),
+                "has_header": serializers.BooleanField(),
+                "header": serializers.ListField(child=serializers.CharField(allow_blank=True), allow_null=True),
+                "rows": serializers.ListField(
+                    child=serializers.ListField(child=serializers.CharField(allow_blank=True))
+                ),
+                "row_count": serializers.IntegerField(),
+                "proposed_mapping": serializers.DictField(child=serializers.CharField()),
+                "columns": serializers.ListField(
+                    child=inline_serializer(
+                        "ImportPreviewColumn",
+                        fields={
+                            "column": serializers.CharField(allow_blank=True),
+                            "field": serializers.CharField(allow_null=True),
+                            "reason": serializers.CharField(),
+                        },
+                    )
+                ),
+            },
+        )
+    },
+)
+
+
+class ImportContactsPreviewView(ImportContactsView):
+    """The import's body forms, read and described; nothing is written."""
+
+    @extend_schema(
+        operation_id="import_contacts_preview",
+        request={
+            "application/json": _create_request,
+            "text/csv": str,
+            # Also accepted (same bytes, not listed so that client generators take the document
+            # as it is): text/tab-separated-values, application/gzip, application/zip and the
+            # .xlsx media type; what a file is comes from its first bytes.
+            "application/octet-stream": OpenApiTypes.BINARY,
+            "multipart/form-data": inline_serializer("ImportPreviewUpload", fields={"file": serializers.FileField()}),
+        },
+        parameters=_file_parameters,
+        responses={200: _preview_response},
+        summary="Preview an import: encoding, delimiter, header, first 20 rows and a proposed mapping; writes nothing",
+    )
+    def post(self, request: Request) -> Response:
+        data, params, _canonical = import_request_read(request)
+        return Response({"data": import_preview(data=data, params=params)})
 
 
 class ImportContactsStatusView(WorkspaceAPIView):

@@ -26,6 +26,7 @@ from contacts.validation import CONTACT_INPUT_FIELDS
 from imports import formats
 from imports.dialect import encoding_label
 from imports.formats import Limits
+from imports.proposal import propose_mapping, proposed_mapping
 from leadlex.parsers import json_value_problem
 
 # Fields a row may carry: those of POST /v1/contacts, one list for both ways in.
@@ -68,8 +69,16 @@ class SourceRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# Import-only targets: two columns the import joins into full_name ("Ada" + "Lovelace").
+NAME_PARTS: tuple[str, ...] = ("first_name", "last_name")
+
+
 def is_target(name: str) -> bool:
-    return name in CONTACT_FIELDS or (name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX))
+    return (
+        name in CONTACT_FIELDS
+        or name in NAME_PARTS
+        or (name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX))
+    )
 
 
 # --- mapping --------------------------------------------------------------------------
@@ -95,7 +104,7 @@ def validate_mapping(mapping: Any, *, has_header: bool) -> dict[str, str] | None
         if not is_target(target):
             raise MappingError(
                 f"mapping[{source!r}]: {target!r} is not a contact field "
-                f"(one of {', '.join(CONTACT_FIELDS)} or custom.<name>)."
+                f"(one of {', '.join(CONTACT_FIELDS)}, first_name and last_name, or custom.<name>)."
             )
         if not has_header and not (source.strip().isdigit()):
             raise MappingError(f"mapping key {source!r}: without a header, columns are 0-based positions as strings.")
@@ -105,6 +114,8 @@ def validate_mapping(mapping: Any, *, has_header: bool) -> dict[str, str] | None
         out[source.strip() if not has_header else source] = target
     if not out:
         raise MappingError("mapping is empty: map at least one column to a contact field.")
+    if "full_name" in seen_targets and any(part in seen_targets for part in NAME_PARTS):
+        raise MappingError("mapping: map either full_name or first_name/last_name (joined into full_name), not both.")
     return out
 
 
@@ -123,8 +134,10 @@ def resolve_columns(header: list[str] | None, mapping: dict[str, str] | None) ->
             elif is_target(key.lower()):
                 columns[index] = key.lower()
         if not columns:
+            proposal = proposed_mapping(propose_mapping(header, []))
+            hint = f"; this one would do: {orjson.dumps(proposal).decode()}" if proposal else ""
             raise MappingError(
-                f"No header names a contact field; give a mapping (header: {', '.join(h for h in header[:20])})."
+                f"No header names a contact field; give a mapping (header: {', '.join(h for h in header[:20])}){hint}."
             )
         return columns
     positions: dict[str, int] = {}
@@ -349,6 +362,7 @@ def iter_table(
 
 def _map_fields(fields: list[str], columns: dict[int, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
+    parts: dict[str, str] = {}
     for index, target in columns.items():
         if index >= len(fields):
             continue
@@ -368,8 +382,12 @@ def _map_fields(fields: list[str], columns: dict[int, str]) -> dict[str, Any]:
                 data["custom"] = parsed
         elif target == "lists":
             data["lists"] = [item.strip() for item in value.split(",") if item.strip()]
+        elif target in NAME_PARTS:
+            parts[target] = value
         else:
             data[target] = value
+    if parts and "full_name" not in data:
+        data["full_name"] = " ".join(parts[part] for part in NAME_PARTS if part in parts)
     return data
 
 

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from imports import conf
-from imports.dialect import Dialect, DialectError, resolve_dialect
+from imports.dialect import Dialect, DialectError, encoding_label, resolve_dialect
 from imports.engine import import_job_enqueue_on_commit, import_job_run_inline
 from imports.formats import FileFormatError, open_csv_bytes, sniff_format, zip_is_workbook
 from imports.models import ImportJob
@@ -32,6 +32,7 @@ from imports.parsing import (
     iter_rows,
     rows_to_ndjson,
 )
+from imports.proposal import propose_mapping, proposed_mapping
 from imports.serializers import ImportInput, ImportParams
 from leadlex import storage
 from leadlex.errors import ValidationFailed
@@ -105,6 +106,53 @@ def _dialect(sample: str | bytes, *, complete: bool, params: ImportParams) -> Di
         return resolve_dialect(sample, complete=complete, encoding=params.encoding, delimiter=params.delimiter)
     except DialectError as exc:
         raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+
+
+PREVIEW_ROWS = 20
+
+
+def import_preview(*, data: ImportInput, params: ImportParams) -> dict[str, Any]:
+    """What an import of this file would read, without writing anything: its format,
+    encoding and delimiter (with the reasons), its header and first rows as parsed, and
+    a proposed mapping (imports.proposal)."""
+    if data.csv_data is None:
+        raise ValidationFailed(
+            "A preview reads a file (csv); rows are contact objects already.", details={"field": "rows"}
+        )
+    raw = data.csv_data
+    if isinstance(raw, str):
+        dialect: Dialect | None = _dialect(raw, complete=True, params=params)
+        assert dialect is not None
+        resolved = dataclasses.replace(
+            params, format="csv", compression=None, encoding=dialect.encoding, delimiter=dialect.delimiter
+        )
+    else:
+        resolved, dialect = import_file_sniff(open_file=lambda: contextlib.nullcontext(io.BytesIO(raw)), params=params)
+    records = import_file_head(
+        open_file=lambda: contextlib.nullcontext(io.BytesIO(raw.encode() if isinstance(raw, str) else raw)),
+        params=resolved,
+        limit=PREVIEW_ROWS + (1 if params.has_header else 0),
+    )
+    header = records[0] if params.has_header and records else None
+    rows = records[1:] if params.has_header else records
+    width = max((len(record) for record in records), default=0)
+    columns = header if header is not None else [str(index) for index in range(width)]
+    proposals = propose_mapping(columns, rows)
+    return {
+        "format": resolved.format,
+        "compression": resolved.compression,
+        "sheet": resolved.sheet,
+        "encoding": encoding_label(resolved.encoding or "utf-8") if dialect else None,
+        "encoding_reason": dialect.encoding_reason if dialect else None,
+        "delimiter": resolved.delimiter if dialect else None,
+        "delimiter_reason": dialect.delimiter_reason if dialect else None,
+        "has_header": params.has_header,
+        "header": header,
+        "rows": rows,
+        "row_count": import_input_count(data=data, params=resolved),
+        "proposed_mapping": proposed_mapping(proposals),
+        "columns": [proposal.as_dict() for proposal in proposals],
+    }
 
 
 def import_file_head(

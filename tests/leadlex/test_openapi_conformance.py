@@ -53,12 +53,6 @@ def _configured(loaded: Any, *, phases: list[str]) -> Any:
     return loaded
 
 
-# The import endpoint takes files as bytes under their own media types: generated as such.
-schemathesis.serializer.alias(
-    ["application/gzip", "application/zip", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"],
-    "application/octet-stream",
-)
-
 # The document as the server serves it, fetched once (generating it takes seconds) for both runs.
 covered = schemathesis.openapi.from_wsgi("/v1/openapi.json", application, config=SchemathesisConfig())
 fuzzed = schemathesis.openapi.from_dict(copy.deepcopy(covered.raw_schema), config=SchemathesisConfig())
