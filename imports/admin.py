@@ -261,14 +261,13 @@ class ImportJobAdmin(admin.ModelAdmin):
                     delimiter=resolved.delimiter if resolved.format == "csv" else None,
                     sheet=resolved.sheet,
                 )
-                data = b"".join(storage.iter_bytes(upload["key"]))
+                # Read from storage as it imports (a queued job takes the file over), never held whole.
                 job = import_request(
-                    workspace=workspace, data=ImportInput(csv_data=data), params=params, user=request.user
+                    workspace=workspace, data=ImportInput(stored_key=upload["key"]), params=params, user=request.user
                 )
             except (ApiError, MappingError) as exc:
                 form.add_error(None, getattr(exc, "message", str(exc)))
             else:
-                storage.delete(upload["key"])
                 request.session.pop(_SESSION_KEY, None)
                 self.message_user(
                     request,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import unicodedata
 from dataclasses import dataclass
 
@@ -258,7 +259,7 @@ def _charset_normalizer_guess(sample: bytes) -> str | None:
 
 def sniff_delimiter(text: str) -> tuple[str, str]:
     """(delimiter, reason) from the first lines of the decoded file."""
-    lines = text.splitlines(keepends=True)[:50]
+    lines = list(itertools.islice(io.StringIO(text, newline=""), 50))  # only the lines it reads
     if len(lines) > 1 and not text.endswith(("\n", "\r")) and len(text) >= SAMPLE_BYTES // 2:
         lines = lines[:-1]  # the sample may end inside a line
     best: tuple[float, int, str] | None = None

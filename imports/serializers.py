@@ -153,6 +153,8 @@ class ImportInput:
 
     rows: list[Any] | None = None
     csv_data: str | bytes | None = None
+    # A file already in storage (of any size: it is streamed from there, never held).
+    stored_key: str | None = None
 
     @property
     def source(self) -> str:

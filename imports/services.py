@@ -14,6 +14,7 @@ import uuid
 import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import IO, Any
 
 from django.db import transaction
@@ -155,6 +156,21 @@ def import_preview(*, data: ImportInput, params: ImportParams) -> dict[str, Any]
     }
 
 
+def import_file_store(path: Path) -> str:
+    """Copy a file on this machine into storage in 1 MiB chunks; its key."""
+    key = f"imports/files/{uuid.uuid4().hex}"
+    writer = storage.open_writer(key, storage.ObjectMeta(content_type="application/octet-stream"))
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1024 * 1024):
+                writer.write(chunk)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return key
+
+
 def import_file_head(
     *, open_file: Callable[[], AbstractContextManager[IO[bytes]]], params: ImportParams, limit: int = 6
 ) -> list[list[str]]:
@@ -189,12 +205,23 @@ def import_request(
     ``force_queue`` always stores and queues; ``enqueue=False`` leaves the queued job
     for the caller to run in-process (the ``import_contacts`` command). ``request_id``
     defaults to the id of the request being served (API or admin)."""
-    if data.rows is None and data.csv_data is None:
+    if data.rows is None and data.csv_data is None and data.stored_key is None:
         raise ValidationFailed("Give either rows or csv.")
-    if data.csv_data is not None:
+    if data.stored_key is not None:
+        stored_key = data.stored_key
+
+        def open_stored() -> AbstractContextManager[IO[bytes]]:
+            return storage.open_reader(stored_key)
+
+        params, _dialect_found = import_file_sniff(open_file=open_stored, params=params)
+        _check_header(open_stored, params)
+        total = _count(open_stored, params)
+    elif data.csv_data is not None:
         params = import_file_resolve(data=data.csv_data, params=params)
         _check_csv_header(data.csv_data, params)
-    total = import_input_count(data=data, params=params)
+        total = import_input_count(data=data, params=params)
+    else:
+        total = import_input_count(data=data, params=params)
     if total > MAX_ROWS:
         raise ValidationFailed(
             f"Too many rows ({total}); at most {MAX_ROWS:,} per import.", details={"rows": total, "limit": MAX_ROWS}
@@ -219,16 +246,28 @@ def import_request(
             heartbeat_at=timezone.now(),
             **common,
         )
-        source = (
-            iter_rows(data.rows)
-            if data.rows is not None
-            else iter_file(
+        batch_size = max(SYNC_MAX_ROWS, conf.batch_size())
+        if data.rows is not None:
+            return import_job_run_inline(job=job, source=iter_rows(data.rows), params=params, batch_size=batch_size)
+        if data.stored_key is None:
+            source = iter_file(
                 data.csv_data or "", params.file_spec(), has_header=params.has_header, mapping=params.mapping
             )
-        )
-        return import_job_run_inline(
-            job=job, source=source, params=params, batch_size=max(SYNC_MAX_ROWS, conf.batch_size())
-        )
+            return import_job_run_inline(job=job, source=source, params=params, batch_size=batch_size)
+        # A small stored file: read from storage now, then let it go (as a finished job's payload).
+        try:
+            with storage.open_reader(data.stored_key) as fh:
+                source = iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)
+                return import_job_run_inline(job=job, source=source, params=params, batch_size=batch_size)
+        finally:
+            storage.delete(data.stored_key)
+
+    if data.stored_key is not None:  # the file is in storage already: the job reads it there
+        with transaction.atomic():
+            job = ImportJob.objects.create(status=ImportJob.Status.QUEUED, payload_key=data.stored_key, **common)
+            if enqueue:
+                import_job_enqueue_on_commit(job_id=job.id)
+        return job
 
     # Queued: the payload goes to storage first (no slow I/O inside a transaction),
     # then the job row, and the task only once that row is committed.
@@ -258,6 +297,24 @@ def import_request(
         if enqueue:
             import_job_enqueue_on_commit(job_id=job.id)
     return job
+
+
+def _check_header(open_file: Callable[[], AbstractContextManager[IO[bytes]]], params: ImportParams) -> None:
+    with open_file() as fh:
+        try:
+            next(iter(iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)), None)
+        except MappingError as exc:
+            raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
+        except FileFormatError as exc:
+            raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+
+
+def _count(open_file: Callable[[], AbstractContextManager[IO[bytes]]], params: ImportParams) -> int:
+    with open_file() as fh:
+        try:
+            return count_file_records(fh, params.file_spec(), has_header=params.has_header)
+        except FileFormatError as exc:
+            raise ValidationFailed(str(exc), details={"field": exc.field}) from None
 
 
 def _check_csv_header(data: str | bytes, params: ImportParams) -> None:

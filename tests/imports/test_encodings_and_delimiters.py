@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
@@ -241,3 +242,45 @@ def test_a_queued_windows_1252_semicolon_file_is_read_by_the_worker_as_the_reque
     assert imported(owner.workspace) == set(people)
     status = owner.client.get(f"{URL}/{job_id}").json()["data"]
     assert (status["encoding"], status["delimiter"]) == ("windows-1252", ";")
+
+
+@pytest.mark.skipif(
+    django_settings.LEADLEX_STORAGE_BACKEND != "local",
+    reason="on S3 the writer holds up to one 5 MiB multipart part, more than these files: bounded, but not flat here",
+)
+def test_the_command_streams_a_file_through_storage_with_flat_memory(owner, tmp_path, settings) -> None:
+    """The command copies the file to storage in chunks and the engine reads it from there:
+    ten times the rows do not take ten times the memory (the file is never held whole)."""
+    import tracemalloc
+
+    from leadlex import storage
+
+    settings.LEADLEX_IMPORT_BATCH_SIZE = 100  # the prefetched batches fill up within the smaller file
+    settings.LEADLEX_IMPORT_SNIFF_BYTES = 64 * 1024  # both files are larger than what the encoding is found from
+    settings.LEADLEX_IMPORT_PARSE_PROCESS = False  # parse in this process, where tracemalloc sees it
+    peaks = {}
+    for rows in (1_000, 10_000):
+        path = tmp_path / f"big-{rows}.csv"
+        with path.open("w", encoding="cp1252", newline="") as fh:
+            fh.write("Full Name;Email;Company\r\n")
+            for i in range(rows):
+                fh.write(f"Jürgen Müller {i};j{rows}-{i}@example.de;{'Bäckerei ' * 20}{i}\r\n")
+        tracemalloc.start()
+        call_command(
+            "import_contacts",
+            str(path),
+            "--workspace",
+            owner.workspace.name,
+            "--mapping",
+            MAPPING,
+            "--no-progress",
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+        peaks[rows] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        job = ImportJob.objects.latest("created_at")
+        assert (job.status, job.created_count) == ("completed", rows), job.error
+        assert job.payload_key.startswith("imports/files/") and not storage.exists(job.payload_key)
+    file_growth = (tmp_path / "big-10000.csv").stat().st_size - (tmp_path / "big-1000.csv").stat().st_size
+    assert peaks[10_000] - peaks[1_000] < file_growth / 4, (peaks, file_growth)  # holding the file: > file_growth

@@ -16,7 +16,8 @@ from imports.dialect import encoding_label
 from imports.engine import import_job_run
 from imports.models import ImportJob
 from imports.serializers import ImportInput, import_params_clean
-from imports.services import import_request
+from imports.services import import_file_store, import_request
+from leadlex import storage
 from leadlex.errors import ApiError
 from leadlex.models import Workspace
 
@@ -62,7 +63,7 @@ class Command(BaseCommand):
             workspace = Workspace.objects.get(name=options["workspace"])
         except Workspace.DoesNotExist:
             raise CommandError(f"No workspace named {options['workspace']!r}") from None
-        raw = path.read_bytes()
+        stored_key = ""
         try:
             params = import_params_clean(
                 update_existing=options["update_existing"],
@@ -75,12 +76,17 @@ class Command(BaseCommand):
                 sheet=options["sheet"],
             )
             if path.suffix.lower() in (".ndjson", ".jsonl"):
-                rows = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+                rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
                 data = ImportInput(rows=rows)
             else:
-                data = ImportInput(csv_data=raw)
+                # A file of any size: copied to storage in chunks and read from there as it is
+                # imported, never held in memory.
+                stored_key = import_file_store(path)
+                data = ImportInput(stored_key=stored_key)
             job = import_request(workspace=workspace, data=data, params=params, force_queue=True, enqueue=False)
         except ApiError as exc:
+            if stored_key:
+                storage.delete(stored_key)
             raise CommandError(exc.message) from None
         except orjson.JSONDecodeError as exc:
             raise CommandError(f"{path}: not NDJSON ({exc})") from None
