@@ -138,6 +138,19 @@ _file_parameters = [
 ]
 
 
+def _bodies(upload_name: str) -> dict[str, Any]:
+    """The body forms of the import endpoints (their multipart forms are named apart)."""
+    return {
+        "application/json": _create_request,
+        "text/csv": str,
+        # Also accepted (same bytes, not listed so that client generators take the document
+        # as it is): text/tab-separated-values, application/gzip, application/zip and the
+        # .xlsx media type; what a file is comes from its first bytes.
+        "application/octet-stream": OpenApiTypes.BINARY,
+        "multipart/form-data": inline_serializer(upload_name, fields={"file": serializers.FileField()}),
+    }
+
+
 class ImportContactsView(WorkspaceAPIView):
     rate_limit_group = "import_contacts"
     # A NUL in one row's cell is that row's error (one bad row never aborts the good ones).
@@ -158,15 +171,7 @@ class ImportContactsView(WorkspaceAPIView):
 
     @extend_schema(
         operation_id="import_contacts",
-        request={
-            "application/json": _create_request,
-            "text/csv": str,
-            # Also accepted (same bytes, not listed so that client generators take the document
-            # as it is): text/tab-separated-values, application/gzip, application/zip and the
-            # .xlsx media type; what a file is comes from its first bytes.
-            "application/octet-stream": OpenApiTypes.BINARY,
-            "multipart/form-data": inline_serializer("ImportUpload", fields={"file": serializers.FileField()}),
-        },
+        request=_bodies("ImportUpload"),
         parameters=[
             *_file_parameters,
             OpenApiParameter(
@@ -271,15 +276,7 @@ class ImportContactsPreviewView(ImportContactsView):
 
     @extend_schema(
         operation_id="import_contacts_preview",
-        request={
-            "application/json": _create_request,
-            "text/csv": str,
-            # Also accepted (same bytes, not listed so that client generators take the document
-            # as it is): text/tab-separated-values, application/gzip, application/zip and the
-            # .xlsx media type; what a file is comes from its first bytes.
-            "application/octet-stream": OpenApiTypes.BINARY,
-            "multipart/form-data": inline_serializer("ImportPreviewUpload", fields={"file": serializers.FileField()}),
-        },
+        request=_bodies("ImportPreviewUpload"),
         parameters=_file_parameters,
         responses={200: _preview_response},
         summary="Preview an import: encoding, delimiter, header, first 20 rows and a proposed mapping; writes nothing",
