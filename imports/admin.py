@@ -20,7 +20,7 @@ from django.utils.html import format_html
 
 from imports.dialect import DELIMITERS, Dialect, encoding_label
 from imports.engine import import_job_errors_url, import_job_retry
-from imports.models import ImportJob
+from imports.models import ImportJob, ImportMapping
 from imports.parsing import CONTACT_FIELDS, NAME_PARTS, MappingError
 from imports.proposal import Proposal, propose_mapping
 from imports.serializers import ImportInput, ImportParams, import_params_clean
@@ -75,6 +75,15 @@ class MappingForm(forms.Form):
             if target:
                 mapping[name if has_header else str(index)] = target
         return mapping
+
+
+@admin.register(ImportMapping)
+class ImportMappingAdmin(admin.ModelAdmin):
+    """Saved mappings (created through the API, used by name by imports and the upload form)."""
+
+    list_display = ("name", "workspace", "updated_at")
+    list_filter = ("workspace",)
+    search_fields = ("name",)
 
 
 @admin.register(ImportJob)
@@ -247,7 +256,17 @@ class ImportJobAdmin(admin.ModelAdmin):
         width = max(len(r) for r in preview)
         columns = preview[0] if upload["has_header"] else [f"Column {i + 1}" for i in range(width)]
         sample = preview[1:] if upload["has_header"] else preview
-        form = MappingForm(request.POST or None, columns=columns, proposals=propose_mapping(columns, sample))
+        proposals = propose_mapping(columns, sample)
+        presets = ImportMapping.objects.filter(workspace_id=upload["workspace"])
+        preset = presets.filter(name=chosen.get("preset") or "").first()
+        if preset is not None:  # a saved mapping fills the columns it names
+            proposals = [
+                Proposal(p.column, preset.mapping[p.column], f"from the saved mapping {preset.name!r}")
+                if p.column in preset.mapping
+                else Proposal(p.column, None, f"not in the saved mapping {preset.name!r}")
+                for p in proposals
+            ]
+        form = MappingForm(request.POST or None, columns=columns, proposals=proposals)
         if request.method == "POST" and form.is_valid():
             workspace = get_object_or_404(Workspace, pk=upload["workspace"])
             try:
@@ -288,6 +307,8 @@ class ImportJobAdmin(admin.ModelAdmin):
                 upload=upload,
                 fields=(*CONTACT_FIELDS, *NAME_PARTS),
                 dialect=dialect,
+                presets=presets,
+                preset=preset,
                 delimiter_name=DELIMITERS.get(resolved.delimiter or ",", "comma"),
                 sheet=resolved.sheet,
                 encodings=_ENCODING_CHOICES,

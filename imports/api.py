@@ -14,6 +14,7 @@ Bodies accepted by POST:
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -23,10 +24,11 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from contacts.serializers import StrictMixin, envelope
 from imports.dialect import encoding_label
 from imports.engine import import_job_errors_url
 from imports.idempotency import import_idempotent, request_hash
-from imports.models import JOB_ID_PREFIX, ImportJob
+from imports.models import JOB_ID_PREFIX, ImportJob, ImportMapping
 from imports.serializers import (
     CSVPlainParser,
     CSVTabParser,
@@ -39,7 +41,7 @@ from imports.serializers import (
     import_request_read,
     job_summary,
 )
-from imports.services import import_preview, import_request
+from imports.services import import_mapping_create, import_preview, import_request
 from leadlex.api import WorkspaceAPIView, get_in_workspace
 from leadlex.errors import NotFound
 from leadlex.parsers import JSONBodyParser
@@ -104,6 +106,9 @@ _create_request = inline_serializer(
         "has_header": serializers.BooleanField(default=True),
         "update_existing": serializers.BooleanField(default=False),
         "tags": serializers.ListField(child=serializers.CharField(), required=False),
+        "mapping_preset": serializers.CharField(
+            required=False, help_text="the name of a saved mapping (GET /v1/import/mappings), instead of mapping"
+        ),
         "delimiter": serializers.ChoiceField(
             choices=[",", ";", "\t", "|", "comma", "semicolon", "tab", "pipe"],
             required=False,
@@ -127,6 +132,13 @@ _file_parameters = [
         required=False,
         enum=[",", ";", "\t", "|", "comma", "semicolon", "tab", "pipe"],
         description="The file's delimiter; found from its header and first lines when not given.",
+    ),
+    OpenApiParameter(
+        "mapping_preset",
+        str,
+        OpenApiParameter.QUERY,
+        required=False,
+        description="The name of a saved mapping (GET /v1/import/mappings), instead of mapping.",
     ),
     OpenApiParameter(
         "sheet",
@@ -315,9 +327,67 @@ class ImportContactsStatusView(WorkspaceAPIView):
 def parse_job_id(value: str) -> str:
     """``imp_<32 hex>`` (also a bare UUID) → the row's UUID; anything else is not found."""
     text = value[len(JOB_ID_PREFIX) :] if value.startswith(JOB_ID_PREFIX) else value
-    import uuid
-
     try:
         return str(uuid.UUID(text))
     except ValueError:
         raise NotFound() from None
+
+
+# --- saved mappings --------------------------------------------------------------------------
+
+
+class ImportMappingSerializer(StrictMixin, serializers.ModelSerializer):
+    name = serializers.CharField(max_length=ImportMapping._meta.get_field("name").max_length)
+    mapping = serializers.DictField(
+        child=serializers.CharField(), help_text="column → contact field, as an import's mapping"
+    )
+
+    class Meta:
+        model = ImportMapping
+        fields = ["id", "name", "mapping", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+_mapping_list = inline_serializer("ImportMappingList", fields={"data": ImportMappingSerializer(many=True)})
+
+
+class ImportMappingsView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="import_mappings_list",
+        responses={200: _mapping_list},
+        summary="The workspace's saved import mappings, by name",
+    )
+    def get(self, request: Request) -> Response:
+        mappings = ImportMapping.objects.filter(workspace=self.workspace)
+        return Response({"data": ImportMappingSerializer(mappings, many=True).data})
+
+    @extend_schema(
+        operation_id="import_mappings_create",
+        request=ImportMappingSerializer,
+        responses={201: envelope(ImportMappingSerializer)},
+        summary="Save a named mapping; an import names it with mapping_preset",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ImportMappingSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created = import_mapping_create(workspace=self.workspace, **serializer.validated_data)
+        return Response({"data": ImportMappingSerializer(created).data}, status=201)
+
+
+class ImportMappingDetailView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="import_mappings_get",
+        responses={200: envelope(ImportMappingSerializer)},
+        summary="One saved import mapping",
+    )
+    def get(self, request: Request, mapping_id: uuid.UUID) -> Response:
+        mapping = get_in_workspace(ImportMapping.objects.all(), workspace=self.workspace, pk=mapping_id)
+        return Response({"data": ImportMappingSerializer(mapping).data})
+
+    @extend_schema(
+        operation_id="import_mappings_delete", responses={204: None}, summary="Delete a saved import mapping"
+    )
+    def delete(self, request: Request, mapping_id: uuid.UUID) -> Response:
+        mapping = get_in_workspace(ImportMapping.objects.all(), workspace=self.workspace, pk=mapping_id)
+        mapping.delete()
+        return Response(status=204)

@@ -139,3 +139,22 @@ class ImportIdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"Idempotency-Key {self.key} ({self.state})"
+
+
+class ImportMapping(models.Model):
+    """A workspace's saved mapping (column → contact field), named so that an import can
+    use it by name (``mapping_preset``) instead of sending the mapping each time."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="import_mappings")
+    name = models.CharField(max_length=100)
+    mapping = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="import_mapping_name_unique")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -41,6 +41,7 @@ class ImportParams:
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None  # a workbook's sheet (None: the first)
+    mapping_preset: str | None = None  # a saved mapping's name (ImportMapping); the job keeps both
     # Found from the file when the import starts (imports.formats): csv or xlsx, and
     # for csv its compression (None, gzip or zip).
     format: str | None = None
@@ -67,6 +68,7 @@ class ImportParams:
             "encoding": self.encoding,
             "delimiter": self.delimiter,
             "sheet": self.sheet,
+            "mapping_preset": self.mapping_preset,
             "format": self.format,
             "compression": self.compression,
         }
@@ -82,6 +84,7 @@ class ImportParams:
             encoding=data.get("encoding"),
             delimiter=data.get("delimiter"),
             sheet=data.get("sheet"),
+            mapping_preset=data.get("mapping_preset"),
             format=data.get("format"),
             compression=data.get("compression"),
         )
@@ -97,6 +100,7 @@ def import_params_clean(
     encoding: Any = None,
     delimiter: Any = None,
     sheet: Any = None,
+    mapping_preset: Any = None,
 ) -> ImportParams:
     """Validate the request-level parameters (a 400 for the whole request when bad)."""
     update_existing = _as_bool(update_existing, "update_existing")
@@ -114,6 +118,11 @@ def import_params_clean(
         clean_mapping = validate_mapping(mapping, has_header=has_header)
     except MappingError as exc:
         raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
+    preset = mapping_preset.strip() if _given(mapping_preset, "mapping_preset") else None
+    if preset is not None and clean_mapping is not None:
+        raise ValidationFailed(
+            "Give either mapping or mapping_preset, not both.", details={"fields": ["mapping", "mapping_preset"]}
+        )
     return ImportParams(
         update_existing=update_existing,
         tags=clean_tags,
@@ -123,6 +132,7 @@ def import_params_clean(
         encoding=clean_encoding,
         delimiter=clean_delimiter,
         sheet=sheet.strip() if _given(sheet, "sheet") else None,
+        mapping_preset=preset,
     )
 
 
@@ -290,6 +300,7 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
             encoding=query.get("encoding") or body.get("__charset__"),
             delimiter=query.get("delimiter") or body.get("__delimiter__"),
             sheet=query.get("sheet"),
+            mapping_preset=query.get("mapping_preset"),
         )
         return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
     if isinstance(body, QueryDict):  # multipart / form
@@ -310,6 +321,7 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
             encoding=pick("encoding") or getattr(upload, "charset", None),
             delimiter=pick("delimiter") or ("\t" if _is_tsv(upload) else None),
             sheet=pick("sheet"),
+            mapping_preset=pick("mapping_preset"),
         )
         return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
     rows, csv_text = body.get("rows"), body.get("csv")
@@ -317,7 +329,9 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
         raise ValidationFailed("Give either rows or csv.", details={"fields": ["rows", "csv"]})
     if rows is not None and csv_text is not None:
         raise ValidationFailed("Give either rows or csv, not both.", details={"fields": ["rows", "csv"]})
-    unknown = sorted(set(body) - {"rows", "csv", "mapping", "has_header", "update_existing", "tags", "delimiter"})
+    unknown = sorted(
+        set(body) - {"rows", "csv", "mapping", "mapping_preset", "has_header", "update_existing", "tags", "delimiter"}
+    )
     if unknown == ["encoding"]:
         raise ValidationFailed(
             "encoding applies to a CSV file body (text/csv or multipart); a csv string in JSON is text already.",
@@ -333,12 +347,15 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
         raise ValidationFailed("csv must be a string (the CSV text).", details={"field": "csv"})
     if rows is not None and body.get("mapping") is not None:
         raise ValidationFailed("mapping applies to csv only.", details={"field": "mapping"})
+    if rows is not None and body.get("mapping_preset") is not None:
+        raise ValidationFailed("mapping_preset applies to csv only.", details={"field": "mapping_preset"})
     params = import_params_clean(
         update_existing=body.get("update_existing", False),
         tags=body.get("tags"),
         mapping=body.get("mapping") if csv_text is not None else None,
         has_header=body.get("has_header", True),
         delimiter=body.get("delimiter"),
+        mapping_preset=body.get("mapping_preset"),
     )
     return ImportInput(rows=rows, csv_data=csv_text), params, _canonical(csv_text, rows, params)
 

@@ -17,14 +17,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from imports import conf
 from imports.dialect import Dialect, DialectError, encoding_label, resolve_dialect
 from imports.engine import import_job_enqueue_on_commit, import_job_run_inline
 from imports.formats import FileFormatError, open_csv_bytes, sniff_format, zip_is_workbook
-from imports.models import ImportJob
+from imports.models import ImportJob, ImportMapping
 from imports.parsing import (
     MappingError,
     count_file_records,
@@ -32,6 +32,7 @@ from imports.parsing import (
     iter_file,
     iter_rows,
     rows_to_ndjson,
+    validate_mapping,
 )
 from imports.proposal import propose_mapping, proposed_mapping
 from imports.serializers import ImportInput, ImportParams
@@ -156,6 +157,45 @@ def import_preview(*, data: ImportInput, params: ImportParams) -> dict[str, Any]
     }
 
 
+MAX_MAPPINGS = 500
+
+
+def import_mapping_create(*, workspace: Workspace, name: str, mapping: Any) -> ImportMapping:
+    """Save a named mapping (column → contact field) for the workspace's imports."""
+    try:
+        clean = validate_mapping(mapping, has_header=True)
+    except MappingError as exc:
+        raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
+    if clean is None:
+        raise ValidationFailed("mapping is required.", details={"field": "mapping"})
+    if ImportMapping.objects.filter(workspace=workspace).count() >= MAX_MAPPINGS:
+        raise ValidationFailed(f"A workspace keeps at most {MAX_MAPPINGS} mappings.", details={"field": "name"})
+    try:
+        with transaction.atomic():
+            return ImportMapping.objects.create(workspace=workspace, name=name, mapping=clean)
+    except IntegrityError:
+        raise ValidationFailed(
+            f"A mapping named {name!r} already exists in this workspace.", details={"field": "name"}
+        ) from None
+
+
+def import_mapping_apply(*, workspace: Workspace, params: ImportParams) -> ImportParams:
+    """``params`` with the mapping of the preset it names (this workspace's only)."""
+    if params.mapping_preset is None:
+        return params
+    preset = ImportMapping.objects.filter(workspace=workspace, name=params.mapping_preset).first()
+    if preset is None:
+        raise ValidationFailed(
+            f"This workspace has no mapping named {params.mapping_preset!r} (GET /v1/import/mappings lists them).",
+            details={"field": "mapping_preset"},
+        )
+    try:
+        mapping = validate_mapping(preset.mapping, has_header=params.has_header)
+    except MappingError as exc:
+        raise ValidationFailed(f"mapping_preset {preset.name!r}: {exc}", details={"field": "mapping_preset"}) from None
+    return dataclasses.replace(params, mapping=mapping)
+
+
 def import_file_store(path: Path) -> str:
     """Copy a file on this machine into storage in 1 MiB chunks; its key."""
     key = f"imports/files/{uuid.uuid4().hex}"
@@ -207,6 +247,7 @@ def import_request(
     defaults to the id of the request being served (API or admin)."""
     if data.rows is None and data.csv_data is None and data.stored_key is None:
         raise ValidationFailed("Give either rows or csv.")
+    params = import_mapping_apply(workspace=workspace, params=params)
     if data.stored_key is not None:
         stored_key = data.stored_key
 

@@ -5,6 +5,8 @@ from imports import api
 app_name = "imports"
 urlpatterns = [
     path("import/contacts", api.ImportContactsView.as_view(), name="import-contacts"),
+    path("import/mappings", api.ImportMappingsView.as_view(), name="import-mappings"),
+    path("import/mappings/<uuid:mapping_id>", api.ImportMappingDetailView.as_view(), name="import-mapping"),
     path("import/contacts/preview", api.ImportContactsPreviewView.as_view(), name="import-contacts-preview"),
     path("import/contacts/<str:job_id>", api.ImportContactsStatusView.as_view(), name="import-contacts-status"),
 ]
