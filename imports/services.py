@@ -47,30 +47,44 @@ SYNC_MAX_ROWS = 500
 MAX_ROWS = 1_000_000
 
 
-def import_input_count(*, data: ImportInput, params: ImportParams) -> int:
-    if data.rows is not None:
-        return len(data.rows)
-    try:
-        return count_file_records(data.csv_data or "", params.file_spec(), has_header=params.has_header)
-    except FileFormatError as exc:
-        raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+# Opens a file as a binary stream; an Opener may also give the text of a csv string
+# (parsing reads both).
+BinaryOpener = Callable[[], AbstractContextManager[IO[bytes]]]
+Opener = Callable[[], AbstractContextManager[IO[bytes] | str]]
 
 
-def import_file_resolve(*, data: str | bytes, params: ImportParams) -> ImportParams:
+def _opener(data: ImportInput) -> Opener:
+    """Opens the request's file (its bytes, a csv string, or a stored file) as often as
+    it is read: once for its start, once for its header, once to count."""
+    raw = data.csv_data
+    if isinstance(raw, str):  # read as the text it is (no encoded copy)
+        return lambda: contextlib.nullcontext(raw)
+    return _binary_opener(data)
+
+
+def _binary_opener(data: ImportInput) -> BinaryOpener:
+    if data.stored_key is not None:
+        key = data.stored_key
+        return lambda: storage.open_reader(key)
+    raw = data.csv_data if isinstance(data.csv_data, bytes) else b""
+    return lambda: contextlib.nullcontext(io.BytesIO(raw))
+
+
+def import_file_resolve(*, data: ImportInput, params: ImportParams) -> tuple[ImportParams, Dialect | None]:
     """``params`` with what the file is and how to read it: its format and compression
     (imports.formats), and for CSV its encoding and delimiter, declared or found from
-    its first bytes (imports.dialect). A file that cannot be read so is a 400."""
-    if isinstance(data, str):  # a csv string of a JSON body: text already
-        dialect = _dialect(data, complete=True, params=params)
-        return dataclasses.replace(
+    its first bytes (imports.dialect), with the reasons for a person (None for a
+    workbook). A file that cannot be read so is a 400."""
+    if isinstance(data.csv_data, str):  # a csv string of a JSON body: text already
+        dialect = _dialect(data.csv_data, complete=True, params=params)
+        resolved = dataclasses.replace(
             params, format="csv", compression=None, encoding=dialect.encoding, delimiter=dialect.delimiter
         )
-    return import_file_sniff(open_file=lambda: contextlib.nullcontext(io.BytesIO(data)), params=params)[0]
+        return resolved, dialect
+    return import_file_sniff(open_file=_binary_opener(data), params=params)
 
 
-def import_file_sniff(
-    *, open_file: Callable[[], AbstractContextManager[IO[bytes]]], params: ImportParams
-) -> tuple[ImportParams, Dialect | None]:
+def import_file_sniff(*, open_file: BinaryOpener, params: ImportParams) -> tuple[ImportParams, Dialect | None]:
     """What the file ``open_file()`` opens is and how to read it (see ``import_file_resolve``),
     with the reasons for a person (None for a workbook). It reads only the file's start
     (a zip or a workbook: its directory too)."""
@@ -121,19 +135,10 @@ def import_preview(*, data: ImportInput, params: ImportParams) -> dict[str, Any]
         raise ValidationFailed(
             "A preview reads a file (csv); rows are contact objects already.", details={"field": "rows"}
         )
-    raw = data.csv_data
-    if isinstance(raw, str):
-        dialect: Dialect | None = _dialect(raw, complete=True, params=params)
-        assert dialect is not None
-        resolved = dataclasses.replace(
-            params, format="csv", compression=None, encoding=dialect.encoding, delimiter=dialect.delimiter
-        )
-    else:
-        resolved, dialect = import_file_sniff(open_file=lambda: contextlib.nullcontext(io.BytesIO(raw)), params=params)
+    resolved, dialect = import_file_resolve(data=data, params=params)
+    open_file = _opener(data)
     records = import_file_head(
-        open_file=lambda: contextlib.nullcontext(io.BytesIO(raw.encode() if isinstance(raw, str) else raw)),
-        params=resolved,
-        limit=PREVIEW_ROWS + (1 if params.has_header else 0),
+        open_file=open_file, params=resolved, limit=PREVIEW_ROWS + (1 if params.has_header else 0)
     )
     header = records[0] if params.has_header and records else None
     rows = records[1:] if params.has_header else records
@@ -151,7 +156,7 @@ def import_preview(*, data: ImportInput, params: ImportParams) -> dict[str, Any]
         "has_header": params.has_header,
         "header": header,
         "rows": rows,
-        "row_count": import_input_count(data=data, params=resolved),
+        "row_count": _count(open_file, resolved),
         "proposed_mapping": proposed_mapping(proposals),
         "columns": [proposal.as_dict() for proposal in proposals],
     }
@@ -211,9 +216,7 @@ def import_file_store(path: Path) -> str:
     return key
 
 
-def import_file_head(
-    *, open_file: Callable[[], AbstractContextManager[IO[bytes]]], params: ImportParams, limit: int = 6
-) -> list[list[str]]:
+def import_file_head(*, open_file: Opener, params: ImportParams, limit: int = 6) -> list[list[str]]:
     """The first ``limit`` non-blank records of a file read with ``params`` (resolved)."""
     records: list[list[str]] = []
     with open_file() as fh:
@@ -248,21 +251,13 @@ def import_request(
     if data.rows is None and data.csv_data is None and data.stored_key is None:
         raise ValidationFailed("Give either rows or csv.")
     params = import_mapping_apply(workspace=workspace, params=params)
-    if data.stored_key is not None:
-        stored_key = data.stored_key
-
-        def open_stored() -> AbstractContextManager[IO[bytes]]:
-            return storage.open_reader(stored_key)
-
-        params, _dialect_found = import_file_sniff(open_file=open_stored, params=params)
-        _check_header(open_stored, params)
-        total = _count(open_stored, params)
-    elif data.csv_data is not None:
-        params = import_file_resolve(data=data.csv_data, params=params)
-        _check_csv_header(data.csv_data, params)
-        total = import_input_count(data=data, params=params)
+    if data.rows is not None:
+        total = len(data.rows)
     else:
-        total = import_input_count(data=data, params=params)
+        params, _dialect_found = import_file_resolve(data=data, params=params)
+        open_file = _opener(data)
+        _check_header(open_file, params)  # mapping and header must fit before anything is stored
+        total = _count(open_file, params)
     if total > MAX_ROWS:
         raise ValidationFailed(
             f"Too many rows ({total}); at most {MAX_ROWS:,} per import.", details={"rows": total, "limit": MAX_ROWS}
@@ -340,7 +335,7 @@ def import_request(
     return job
 
 
-def _check_header(open_file: Callable[[], AbstractContextManager[IO[bytes]]], params: ImportParams) -> None:
+def _check_header(open_file: Opener, params: ImportParams) -> None:
     with open_file() as fh:
         try:
             next(iter(iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)), None)
@@ -350,20 +345,9 @@ def _check_header(open_file: Callable[[], AbstractContextManager[IO[bytes]]], pa
             raise ValidationFailed(str(exc), details={"field": exc.field}) from None
 
 
-def _count(open_file: Callable[[], AbstractContextManager[IO[bytes]]], params: ImportParams) -> int:
+def _count(open_file: Opener, params: ImportParams) -> int:
     with open_file() as fh:
         try:
             return count_file_records(fh, params.file_spec(), has_header=params.has_header)
         except FileFormatError as exc:
             raise ValidationFailed(str(exc), details={"field": exc.field}) from None
-
-
-def _check_csv_header(data: str | bytes, params: ImportParams) -> None:
-    """Mapping and header must fit before anything is stored or counted."""
-    try:
-        rows = iter_file(data, params.file_spec(), has_header=params.has_header, mapping=params.mapping)
-        next(iter(rows), None)
-    except MappingError as exc:
-        raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
-    except FileFormatError as exc:
-        raise ValidationFailed(str(exc), details={"field": exc.field}) from None

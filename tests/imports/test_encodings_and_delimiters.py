@@ -284,3 +284,13 @@ def test_the_command_streams_a_file_through_storage_with_flat_memory(owner, tmp_
         assert job.payload_key.startswith("imports/files/") and not storage.exists(job.payload_key)
     file_growth = (tmp_path / "big-10000.csv").stat().st_size - (tmp_path / "big-1000.csv").stat().st_size
     assert peaks[10_000] - peaks[1_000] < file_growth / 4, (peaks, file_growth)  # holding the file: > file_growth
+
+
+def test_a_lone_surrogate_in_a_json_csv_string_is_refused_naming_the_field(owner) -> None:
+    import json
+
+    text = "email,full_name\r\na@example.com,lone \ud800 surrogate\r\nb@example.com,Bob\r\n"
+    response = owner.client.post(URL, data=json.dumps({"csv": text}), content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["details"]["field"] == "csv"
+    assert not Contact.objects.exists()
