@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 from dataclasses import dataclass
 
 import pytest
@@ -12,6 +13,17 @@ from rest_framework.test import APIClient
 
 from leadlex.models import ALL_SCOPES, SCOPE_READ_CONTACTS, ApiKey, Workspace
 from tests.support.s3 import ensure_bucket
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (``.ci/run``'s timeout, an interrupted CI job) stops the run as Ctrl-C does:
+    fixtures tear down, so the workers and servers the tests started are stopped, not left
+    running after pytest is gone."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @dataclass
