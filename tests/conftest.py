@@ -20,7 +20,13 @@ def pytest_configure(config: pytest.Config) -> None:
     fixtures tear down, so the workers and servers the tests started are stopped, not left
     running after pytest is gone."""
 
+    pytest_pid = os.getpid()
+
     def interrupt(signum: int, frame: object) -> None:
+        if os.getpid() != pytest_pid:  # a process forked by a test dies of it, as it would have
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
