@@ -448,31 +448,6 @@ def _binary(data: str | bytes | IO[bytes]) -> IO[bytes]:
     return io.BytesIO(data) if isinstance(data, bytes) else data
 
 
-def count_csv_records(
-    data: str | bytes, *, has_header: bool = True, encoding: str = "utf-8-sig", delimiter: str = ","
-) -> int:
-    """Non-blank data records (malformed ones included), for the ≤ 500 sync/queued decision."""
-    count = 0
-    for fields, _problem in iter_csv_records(text_stream(data, encoding), delimiter):
-        if fields is not None and not any(cell.strip() for cell in fields):
-            continue
-        count += 1
-    return max(0, count - 1) if has_header else count
-
-
-def csv_header(
-    data: str | bytes, *, limit: int = 1, encoding: str = "utf-8-sig", delimiter: str = ","
-) -> list[list[str]]:
-    """The first ``limit`` non-empty records (for the admin's mapping step)."""
-    out: list[list[str]] = []
-    for fields, _problem in iter_csv_records(text_stream(data, encoding), delimiter):
-        if fields:
-            out.append(fields)
-            if len(out) >= limit:
-                break
-    return out
-
-
 # --- JSON rows -------------------------------------------------------------------------
 
 

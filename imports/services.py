@@ -12,7 +12,7 @@ import dataclasses
 import io
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
@@ -76,11 +76,7 @@ def import_file_resolve(*, data: ImportInput, params: ImportParams) -> tuple[Imp
     its first bytes (imports.dialect), with the reasons for a person (None for a
     workbook). A file that cannot be read so is a 400."""
     if isinstance(data.csv_data, str):  # a csv string of a JSON body: text already
-        dialect = _dialect(data.csv_data, complete=True, params=params)
-        resolved = dataclasses.replace(
-            params, format="csv", compression=None, encoding=dialect.encoding, delimiter=dialect.delimiter
-        )
-        return resolved, dialect
+        return _with_dialect(params, sample=data.csv_data, complete=True, compression=None)
     return import_file_sniff(open_file=_binary_opener(data), params=params)
 
 
@@ -101,27 +97,38 @@ def import_file_sniff(*, open_file: BinaryOpener, params: ImportParams) -> tuple
             raise ValidationFailed(f"{field} applies to CSV files, not to Excel workbooks.", details={"field": field})
         return dataclasses.replace(params, format="xlsx", compression=None), None
     sample_bytes = conf.sniff_bytes()
-    with open_file() as fh:
+    with open_file() as fh, _refused_as_400():
         try:
             stream = open_csv_bytes(fh, compression, conf.expand_limits())
             sample = stream.read(sample_bytes)
             complete = len(sample) < sample_bytes or not stream.read(1)
-        except FileFormatError as exc:
-            raise ValidationFailed(str(exc), details={"field": exc.field}) from None
         except (OSError, EOFError, zlib.error) as exc:
             raise ValidationFailed(f"The {compression} file is broken: {exc}.", details={"field": "file"}) from None
-    dialect = _dialect(sample, complete=complete, params=params)
+    return _with_dialect(params, sample=sample, complete=complete, compression=compression)
+
+
+@contextlib.contextmanager
+def _refused_as_400() -> Iterator[None]:
+    """A file the readers refuse (its dialect, its format, its header against the
+    mapping) is the request's 400, naming the field."""
+    try:
+        yield
+    except (DialectError, FileFormatError) as exc:
+        raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+    except MappingError as exc:
+        raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
+
+
+def _with_dialect(
+    params: ImportParams, *, sample: str | bytes, complete: bool, compression: str | None
+) -> tuple[ImportParams, Dialect]:
+    """``params`` of a CSV read with the dialect ``sample`` shows (or the request declared)."""
+    with _refused_as_400():
+        dialect = resolve_dialect(sample, complete=complete, encoding=params.encoding, delimiter=params.delimiter)
     resolved = dataclasses.replace(
         params, format="csv", compression=compression, encoding=dialect.encoding, delimiter=dialect.delimiter
     )
     return resolved, dialect
-
-
-def _dialect(sample: str | bytes, *, complete: bool, params: ImportParams) -> Dialect:
-    try:
-        return resolve_dialect(sample, complete=complete, encoding=params.encoding, delimiter=params.delimiter)
-    except DialectError as exc:
-        raise ValidationFailed(str(exc), details={"field": exc.field}) from None
 
 
 PREVIEW_ROWS = 20
@@ -167,10 +174,8 @@ MAX_MAPPINGS = 500
 
 def import_mapping_create(*, workspace: Workspace, name: str, mapping: Any) -> ImportMapping:
     """Save a named mapping (column → contact field) for the workspace's imports."""
-    try:
+    with _refused_as_400():
         clean = validate_mapping(mapping, has_header=True)
-    except MappingError as exc:
-        raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
     if clean is None:
         raise ValidationFailed("mapping is required.", details={"field": "mapping"})
     if ImportMapping.objects.filter(workspace=workspace).count() >= MAX_MAPPINGS:
@@ -219,15 +224,12 @@ def import_file_store(path: Path) -> str:
 def import_file_head(*, open_file: Opener, params: ImportParams, limit: int = 6) -> list[list[str]]:
     """The first ``limit`` non-blank records of a file read with ``params`` (resolved)."""
     records: list[list[str]] = []
-    with open_file() as fh:
-        try:
-            for fields, _problem in file_records(fh, params.file_spec()):
-                if fields and any(cell.strip() for cell in fields):
-                    records.append(fields)
-                    if len(records) >= limit:
-                        break
-        except FileFormatError as exc:
-            raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+    with open_file() as fh, _refused_as_400():
+        for fields, _problem in file_records(fh, params.file_spec()):
+            if fields and any(cell.strip() for cell in fields):
+                records.append(fields)
+                if len(records) >= limit:
+                    break
     return records
 
 
@@ -285,18 +287,13 @@ def import_request(
         batch_size = max(SYNC_MAX_ROWS, conf.batch_size())
         if data.rows is not None:
             return import_job_run_inline(job=job, source=iter_rows(data.rows), params=params, batch_size=batch_size)
-        if data.stored_key is None:
-            source = iter_file(
-                data.csv_data or "", params.file_spec(), has_header=params.has_header, mapping=params.mapping
-            )
-            return import_job_run_inline(job=job, source=source, params=params, batch_size=batch_size)
-        # A small stored file: read from storage now, then let it go (as a finished job's payload).
         try:
-            with storage.open_reader(data.stored_key) as fh:
+            with open_file() as fh:
                 source = iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)
                 return import_job_run_inline(job=job, source=source, params=params, batch_size=batch_size)
         finally:
-            storage.delete(data.stored_key)
+            if data.stored_key is not None:  # a small stored file, read now: let it go (as a job's payload)
+                storage.delete(data.stored_key)
 
     if data.stored_key is not None:  # the file is in storage already: the job reads it there
         with transaction.atomic():
@@ -336,18 +333,10 @@ def import_request(
 
 
 def _check_header(open_file: Opener, params: ImportParams) -> None:
-    with open_file() as fh:
-        try:
-            next(iter(iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)), None)
-        except MappingError as exc:
-            raise ValidationFailed(str(exc), details={"field": "mapping"}) from None
-        except FileFormatError as exc:
-            raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+    with open_file() as fh, _refused_as_400():
+        next(iter(iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)), None)
 
 
 def _count(open_file: Opener, params: ImportParams) -> int:
-    with open_file() as fh:
-        try:
-            return count_file_records(fh, params.file_spec(), has_header=params.has_header)
-        except FileFormatError as exc:
-            raise ValidationFailed(str(exc), details={"field": exc.field}) from None
+    with open_file() as fh, _refused_as_400():
+        return count_file_records(fh, params.file_spec(), has_header=params.has_header)

@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from imports.parsing import MappingError, count_csv_records, iter_csv, iter_ndjson, iter_rows, validate_mapping
+from imports.parsing import (
+    FileSpec,
+    MappingError,
+    count_file_records,
+    iter_csv,
+    iter_ndjson,
+    iter_rows,
+    validate_mapping,
+)
 
 
 def parse(text, **kwargs):
@@ -61,7 +69,7 @@ def test_a_row_longer_than_the_header_is_an_error_but_trailing_empty_cells_are_n
 def test_blank_lines_import_nothing_but_keep_spreadsheet_row_numbers():
     rows = parse("email\n\na@x.com\n\n\nbad\n")
     assert [(r.row, r.data) for r in rows] == [(3, {"email": "a@x.com"}), (6, {"email": "bad"})]
-    assert count_csv_records("email\n\na@x.com\n\n\nbad\n") == 2
+    assert count_file_records("email\n\na@x.com\n\n\nbad\n", FileSpec()) == 2
 
 
 def test_skip_records_resumes_exactly_where_a_checkpoint_says():
