@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("v1/", include(app_urls)),
     path("files/<str:token>", leadlex_views.file_download, name="file-download"),
+    path("files/upload/<str:token>", leadlex_views.file_upload, name="file-upload"),
     # Health probes: outside /v1/ (no key, no rate limit); see README "Health checks".
     path("healthz", leadlex_views.healthz, name="healthz"),
     path("readyz", leadlex_views.readyz, name="readyz"),

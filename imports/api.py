@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -28,7 +28,7 @@ from contacts.serializers import StrictMixin, envelope
 from imports.dialect import encoding_label
 from imports.engine import import_job_errors_url
 from imports.idempotency import import_idempotent, request_hash
-from imports.models import JOB_ID_PREFIX, ImportJob, ImportMapping
+from imports.models import JOB_ID_PREFIX, ImportJob, ImportMapping, Upload
 from imports.serializers import (
     CSVPlainParser,
     CSVTabParser,
@@ -42,8 +42,17 @@ from imports.serializers import (
     job_summary,
 )
 from imports.services import import_mapping_create, import_preview, import_request
+from imports.uploads import (
+    parse_upload_id,
+    upload_complete,
+    upload_create,
+    upload_delete,
+    upload_links,
+    upload_parts_received,
+)
 from leadlex.api import WorkspaceAPIView, get_in_workspace
 from leadlex.errors import NotFound
+from leadlex.models import SCOPE_WRITE_CONTACTS
 from leadlex.parsers import JSONBodyParser
 
 _error_item = inline_serializer(
@@ -114,8 +123,31 @@ _create_request = inline_serializer(
             required=False,
             help_text="The csv's delimiter; found from its header and first lines when not given.",
         ),
+        "upload_id": serializers.CharField(
+            required=False,
+            help_text="An upload's id (POST /v1/uploads), instead of rows or csv: the file is the upload's, of "
+            "any size, read from storage; always a queued job. encoding and sheet apply to it.",
+        ),
+        "encoding": serializers.CharField(
+            required=False, help_text="With upload_id: the file's encoding (found from its first bytes when not given)."
+        ),
+        "sheet": serializers.CharField(
+            required=False, help_text="With upload_id: an Excel workbook's sheet, by name (default: the first)."
+        ),
     },
 )
+_upload_reading_errors = {
+    404: OpenApiResponse(description="not_found: no upload with this upload_id in this workspace."),
+    409: OpenApiResponse(
+        description="idempotency_conflict: this Idempotency-Key was used with a different body; "
+        "upload_incomplete: the named upload is missing parts (details list them)."
+    ),
+    410: OpenApiResponse(description="upload_expired: the named upload expired and its file is deleted."),
+}
+_preview_reading_errors = {
+    **_upload_reading_errors,
+    409: OpenApiResponse(description="upload_incomplete: the named upload is missing parts (details list them)."),
+}
 _file_parameters = [
     OpenApiParameter(
         "encoding",
@@ -194,7 +226,7 @@ class ImportContactsView(WorkspaceAPIView):
                 description="A key of your choosing; a repeat within 24 hours is answered from the first request.",
             ),
         ],
-        responses={200: _create_response, 202: _create_response},
+        responses={200: _create_response, 202: _create_response, **_upload_reading_errors},
         examples=[
             OpenApiExample(
                 "rows",
@@ -265,7 +297,9 @@ _preview_response = inline_serializer(
                 "rows": serializers.ListField(
                     child=serializers.ListField(child=serializers.CharField(allow_blank=True))
                 ),
-                "row_count": serializers.IntegerField(),
+                "row_count": serializers.IntegerField(
+                    allow_null=True, help_text="null for an upload larger than a request body may be (20 MB)"
+                ),
                 "proposed_mapping": serializers.DictField(child=serializers.CharField()),
                 "columns": serializers.ListField(
                     child=inline_serializer(
@@ -290,12 +324,12 @@ class ImportContactsPreviewView(ImportContactsView):
         operation_id="import_contacts_preview",
         request=_bodies("ImportPreviewUpload"),
         parameters=_file_parameters,
-        responses={200: _preview_response},
+        responses={200: _preview_response, **_preview_reading_errors},
         summary="Preview an import: encoding, delimiter, header, first 20 rows and a proposed mapping; writes nothing",
     )
     def post(self, request: Request) -> Response:
         data, params, _canonical = import_request_read(request)
-        return Response({"data": import_preview(data=data, params=params)})
+        return Response({"data": import_preview(workspace=self.workspace, data=data, params=params)})
 
 
 class ImportContactsStatusView(WorkspaceAPIView):
@@ -391,3 +425,165 @@ class ImportMappingDetailView(WorkspaceAPIView):
         mapping = get_in_workspace(ImportMapping.objects.all(), workspace=self.workspace, pk=mapping_id)
         mapping.delete()
         return Response(status=204)
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+
+class UploadCreateSerializer(StrictMixin, serializers.Serializer):
+    file_name = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        help_text="The file's name (its extension helps: .tsv, .xlsx).",
+    )
+    size = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        help_text="The file's size in bytes. Required for an upload in parts; when given, the parts' sizes follow "
+        "from it and the upload completes only at exactly this size.",
+    )
+    multipart = serializers.BooleanField(
+        default=False,
+        help_text="Send the file in parts (each one PUT, retried alone if it fails). Always so for a file larger "
+        "than one PUT takes (5 GiB).",
+    )
+    content_type = serializers.CharField(max_length=255, required=False, allow_blank=True)
+
+
+_part_link = inline_serializer(
+    "UploadPart",
+    fields={
+        "part_number": serializers.IntegerField(),
+        "url": serializers.CharField(help_text="PUT the part's bytes here (no other header needed)."),
+        "size": serializers.IntegerField(
+            allow_null=True, help_text="The part's exact size; null: any size up to 5 GiB."
+        ),
+    },
+)
+_upload_fields: dict[str, serializers.Field] = {
+    "upload_id": serializers.CharField(),
+    "status": serializers.ChoiceField(choices=Upload.Status.values),
+    "file_name": serializers.CharField(allow_blank=True),
+    "content_type": serializers.CharField(allow_blank=True),
+    "size": serializers.IntegerField(allow_null=True, help_text="Declared, then as stored once completed."),
+    "part_size": serializers.IntegerField(),
+    "part_count": serializers.IntegerField(),
+    "url": serializers.CharField(
+        allow_null=True, help_text="The one PUT that sends the whole file (an upload of one part, pending)."
+    ),
+    "parts": serializers.ListField(child=_part_link, help_text="Where to PUT each part (pending uploads)."),
+    "parts_received": serializers.ListField(
+        child=serializers.IntegerField(), help_text="Parts stored whole so far (pending uploads)."
+    ),
+    "created_at": serializers.DateTimeField(),
+    "completed_at": serializers.DateTimeField(allow_null=True),
+    "expires_at": serializers.DateTimeField(
+        help_text="The links work until then; then the file is deleted (unless an import is reading it)."
+    ),
+}
+_upload_response = inline_serializer(
+    "UploadResponse", fields={"data": inline_serializer("UploadData", fields=_upload_fields)}
+)
+_upload_errors = {
+    409: OpenApiResponse(
+        description="upload_incomplete: a part is missing or of the wrong size (details list them), or still "
+        "being sent; upload_in_use: an unfinished import reads the upload (DELETE)."
+    ),
+    410: OpenApiResponse(description="upload_expired: the upload expired or was deleted, and its file with it."),
+}
+
+
+def upload_data(upload: Upload, *, base_url: str, received: bool) -> dict[str, Any]:
+    links = upload_links(upload=upload, base_url=base_url)
+    return {
+        "upload_id": upload.public_id,
+        "status": upload.status,
+        "file_name": upload.file_name,
+        "content_type": upload.content_type,
+        "size": upload.size,
+        "part_size": upload.part_size,
+        "part_count": upload.part_count,
+        "url": links[0].url if len(links) == 1 else None,
+        "parts": [link.as_dict() for link in links],
+        "parts_received": upload_parts_received(upload=upload) if received else [],
+        "created_at": upload.created_at,
+        "completed_at": upload.completed_at,
+        "expires_at": upload.expires_at,
+    }
+
+
+def _upload_in_workspace(view: WorkspaceAPIView, upload_id: str) -> Upload:
+    parsed = parse_upload_id(upload_id)
+    if parsed is None:
+        raise NotFound()
+    upload = get_in_workspace(Upload.objects.all(), workspace=view.workspace, pk=parsed)
+    assert isinstance(upload, Upload)
+    return upload
+
+
+class UploadsView(WorkspaceAPIView):
+    required_scope = SCOPE_WRITE_CONTACTS  # its links write: reading an upload is a write key's business too
+
+    @extend_schema(
+        operation_id="uploads_create",
+        request=UploadCreateSerializer,
+        responses={201: _upload_response},
+        summary="Start an upload: where to PUT a file of any size (one PUT, or parts) for imports and previews",
+        description="Answers where to send the file's bytes: `url` for one `PUT` of the whole file, or `parts` "
+        "(`multipart: true`, or a file over 5 GiB; `size` required), each a `PUT` that can be retried alone. "
+        "On S3 the links are presigned URLs of the bucket; on the embedded profile, signed links of this "
+        "server. Then `POST /v1/uploads/{upload_id}/complete` (or name the upload in an import or preview, "
+        'which completes it), and `POST /v1/import/contacts` with `{"upload_id": …}`. An upload and its '
+        "file are deleted when it expires (24 hours by default).",
+        examples=[
+            OpenApiExample("one PUT", request_only=True, value={"file_name": "contacts.csv"}),
+            OpenApiExample(
+                "in parts",
+                request_only=True,
+                value={"file_name": "contacts.csv.gz", "size": 1_200_000_000, "multipart": True},
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = UploadCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = upload_create(workspace=self.workspace, api_key=self.principal.api_key, **serializer.validated_data)
+        data = upload_data(upload, base_url=request.build_absolute_uri("/"), received=False)
+        return Response({"data": data}, status=201)
+
+
+class UploadDetailView(WorkspaceAPIView):
+    required_scope = SCOPE_WRITE_CONTACTS
+
+    @extend_schema(
+        operation_id="uploads_get",
+        responses={200: _upload_response},
+        summary="An upload: its status, fresh links, and the parts received so far",
+    )
+    def get(self, request: Request, upload_id: str) -> Response:
+        upload = _upload_in_workspace(self, upload_id)
+        return Response({"data": upload_data(upload, base_url=request.build_absolute_uri("/"), received=True)})
+
+    @extend_schema(
+        operation_id="uploads_delete",
+        responses={200: _upload_response, 409: _upload_errors[409]},
+        summary="Delete an upload's file now (the upload is then expired)",
+    )
+    def delete(self, request: Request, upload_id: str) -> Response:
+        upload = upload_delete(upload=_upload_in_workspace(self, upload_id))
+        return Response({"data": upload_data(upload, base_url=request.build_absolute_uri("/"), received=False)})
+
+
+class UploadCompleteView(WorkspaceAPIView):
+    required_scope = SCOPE_WRITE_CONTACTS
+
+    @extend_schema(
+        operation_id="uploads_complete",
+        request=None,
+        responses={200: _upload_response, **_upload_errors},
+        summary="Complete an upload: its parts checked and joined into one file (idempotent)",
+    )
+    def post(self, request: Request, upload_id: str) -> Response:
+        upload = upload_complete(upload=_upload_in_workspace(self, upload_id))
+        return Response({"data": upload_data(upload, base_url=request.build_absolute_uri("/"), received=False)})

@@ -57,3 +57,20 @@ def expand_limits() -> Limits:
         max_ratio=setting_int("LEADLEX_IMPORT_MAX_EXPANSION_RATIO", 200),
         max_bytes=setting_int("LEADLEX_IMPORT_MAX_EXPANDED_BYTES", 8 * 1024**3),
     )
+
+
+def upload_ttl_seconds() -> int:
+    """How long an upload (POST /v1/uploads) lives: its links work and its bytes are kept
+    this long after it was created; then the sweeper deletes them."""
+    return setting_int("LEADLEX_UPLOAD_TTL", 24 * 3600)
+
+
+def upload_max_bytes() -> int:
+    """The largest file an upload takes."""
+    return setting_int("LEADLEX_UPLOAD_MAX_BYTES", 20 * 1024**3)
+
+
+def upload_single_part_max_bytes() -> int:
+    """The largest file sent in one PUT (S3's own limit for one PUT is 5 GiB); a larger
+    file is sent in parts."""
+    return setting_int("LEADLEX_UPLOAD_SINGLE_PART_MAX_BYTES", 5 * 1024**3)

@@ -127,12 +127,48 @@ def import_job_enqueue_on_commit(*, job_id: uuid.UUID) -> None:
     RUNTIME.enqueue(job_id)
 
 
-def _open_source(job: ImportJob, params: ImportParams) -> tuple[Iterator[SourceRow], IO[bytes]]:
-    fh = storage.open_reader(job.payload_key)
+class _Tally:
+    """The payload as read, counting its bytes: the progress of a file too large to be
+    counted in rows before the run (``ImportJob.processed_bytes``)."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        self.count += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        try:
+            return bool(self._inner.seekable())
+        except (AttributeError, OSError):
+            return False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _open_source(job: ImportJob, params: ImportParams) -> tuple[Iterator[SourceRow], _Tally]:
+    fh = _Tally(storage.open_reader(job.payload_key))
     if job.source == ImportJob.Source.ROWS:
-        return iter_ndjson(fh, skip_records=job.next_record), fh
+        return iter_ndjson(fh, skip_records=job.next_record), fh  # type: ignore[arg-type]  # a reader as any
     rows = iter_file(
-        fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping, skip_records=job.next_record
+        fh,  # type: ignore[arg-type]  # read(), and seek() where the stored file can
+        params.file_spec(),
+        has_header=params.has_header,
+        mapping=params.mapping,
+        skip_records=job.next_record,
     )
     return rows, fh
 
@@ -156,6 +192,7 @@ def import_job_run(*, job_id: uuid.UUID, progress: Progress | None = None) -> Im
                 lease=lease,
                 progress=progress,
                 background=True,
+                tally=fh,
             )
         finally:
             # Closing a finished stream must not hide the real error.
@@ -208,27 +245,27 @@ def _run_batches(
     lease: Lease,
     progress: Progress | None = None,
     background: bool = False,
+    tally: _Tally | None = None,
 ) -> None:
     tz = job.workspace.tzinfo
 
-    def prepared() -> Iterator[tuple[list[SourceRow], int, list[CleanRow], list[RowError]]]:
+    def prepared() -> Iterator[Prepared]:
         for batch, next_record in _batches(source, batch_size):
             clean, errors = rows_validate(batch, tz=tz)  # pure: no database, no transaction
-            yield batch, next_record, clean, errors
+            # How far the file has been read (in the process that reads it).
+            yield batch, next_record, clean, errors, tally.count if tally is not None else None
 
     try:
         # Parsing and validating the next batch (Python) overlaps with writing this one.
         # In a child process when it can (the other core: no GIL shared with the
         # upsert's own Python work), else in a thread.
         if not background:
-            staged: Iterator[tuple[int, int, list[CleanRow], list[RowError]]] = (
-                (len(b), n, c, e) for b, n, c, e in prepared()
-            )
+            staged: Iterator[Staged] = ((len(b), n, c, e, o) for b, n, c, e, o in prepared())
         elif conf.parse_in_process():
             staged = _prepare_in_process(prepared)
         else:
-            staged = thread_prefetch(((len(b), n, c, e) for b, n, c, e in prepared()), name="import-prefetch")
-        for n_rows, next_record, clean, errors in staged:
+            staged = thread_prefetch(((len(b), n, c, e, o) for b, n, c, e, o in prepared()), name="import-prefetch")
+        for n_rows, next_record, clean, errors, offset in staged:
             for tries in range(4):
                 try:
                     with transaction.atomic():
@@ -240,6 +277,7 @@ def _run_batches(
                             lease=lease,
                             next_record=next_record,
                             n_rows=n_rows,
+                            offset=offset,
                         )
                     break
                 except (_RaceDetected, IntegrityError):
@@ -254,15 +292,20 @@ def _run_batches(
         raise ImportUserError(str(exc)) from None
 
 
-def _prepare_in_process(
-    prepared: Callable[[], Iterator[tuple[list[SourceRow], int, list[CleanRow], list[RowError]]]],
-) -> Iterator[tuple[int, int, list[CleanRow], list[RowError]]]:
+# A batch as read and validated (rows, the record after it, clean rows, row errors, the
+# bytes of the file read so far), and as staged for its transaction (the row count
+# instead of the rows).
+Prepared = tuple[list[SourceRow], int, list[CleanRow], list[RowError], int | None]
+Staged = tuple[int, int, list[CleanRow], list[RowError], int | None]
+
+
+def _prepare_in_process(prepared: Callable[[], Iterator[Prepared]]) -> Iterator[Staged]:
     """Run ``prepared()`` (read the payload, parse, validate: no database) in a forked
     child (``leadlex.prefetch.fork_prefetch``) that sends each ready batch back. The
     child owns the payload stream from the fork on."""
 
-    def encoded() -> Iterator[tuple[int, int, list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
-        for batch, next_record, clean, errors in prepared():
+    def encoded() -> Iterator[tuple[int, int, list[tuple[Any, ...]], list[tuple[Any, ...]], int | None]]:
+        for batch, next_record, clean, errors, offset in prepared():
             # Plain tuples: unpickling them costs the parent a fraction of what
             # dataclass instances would (it is the parent's core that is busy).
             yield (
@@ -270,10 +313,11 @@ def _prepare_in_process(
                 next_record,
                 [(r.row, r.values, r.tags, r.list_ids, r.list_names) for r in clean],
                 [(e.row, e.field, e.code, e.message) for e in errors],
+                offset,
             )
 
-    for n_rows, next_record, clean, errors in fork_prefetch(encoded):
-        yield (n_rows, next_record, [CleanRow(*r) for r in clean], [RowError(*e) for e in errors])
+    for n_rows, next_record, clean, errors, offset in fork_prefetch(encoded):
+        yield (n_rows, next_record, [CleanRow(*r) for r in clean], [RowError(*e) for e in errors], offset)
 
 
 def _batch_commit(
@@ -285,6 +329,7 @@ def _batch_commit(
     lease: Lease,
     next_record: int,
     n_rows: int,
+    offset: int | None = None,
 ) -> None:
     current = lease.lock("first_errors", "error_count")  # LeaseLost when another run has the job
     result = contact_upsert_batch(
@@ -310,6 +355,7 @@ def _batch_commit(
         processed_rows=F("processed_rows") + n_rows,
         next_record=next_record,
         first_errors=first,
+        **({"processed_bytes": offset} if offset is not None else {}),
     )
     job.refresh_from_db(
         fields=["processed_rows", "created_count", "updated_count", "skipped_count", "error_count", "next_record"]
@@ -346,14 +392,17 @@ def _errors_csv_write(*, job: ImportJob) -> str:
 def _job_finish(*, job_id: uuid.UUID, lease: Lease, emit_webhook: bool) -> ImportJob:
     job = ImportJob.objects.select_related("workspace").get(id=job_id)
     errors_key = _errors_csv_write(job=job) if job.error_count else ""  # slow I/O before the transaction
+    counted = {} if job.total_rows is not None else {"total_rows": job.processed_rows}  # known now
+    if job.total_bytes is not None:
+        counted["processed_bytes"] = job.total_bytes
     with transaction.atomic():
-        done = lease.complete(errors_key=errors_key)
+        done = lease.complete(errors_key=errors_key, **counted)
         if done:
             ImportRowError.objects.filter(job_id=job_id).delete()  # the CSV holds them now
             job.refresh_from_db()
             if emit_webhook:
                 _emit(job, "import.completed")
-    if done and job.payload_key:
+    if done and job.payload_key and job.upload_id is None:  # an upload's bytes are the upload's (imports.uploads)
         _delete_quietly(job.payload_key)  # the raw rows are personal data: keep them no longer than needed
     job.refresh_from_db()
     return job
@@ -389,9 +438,12 @@ def _delete_quietly(key: str) -> None:
 def import_jobs_sweep(*, stale_after: timedelta | None = None, limit: int = 100) -> list[uuid.UUID]:
     """Requeue jobs whose worker died and re-dispatch queued jobs whose message was
     lost (the ids returned); fail jobs that used up their attempts or cannot resume.
-    Also drops expired Idempotency-Keys."""
+    Also drops expired Idempotency-Keys and the files of expired uploads."""
+    from imports.uploads import uploads_sweep_expired
+
     swept = RUNTIME.sweep(stale_after=stale_after, limit=limit)
     idempotency_keys_sweep_expired(now=timezone.now())
+    uploads_sweep_expired(now=timezone.now())
     return swept.requeued
 
 

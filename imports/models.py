@@ -17,6 +17,46 @@ from leadlex.jobs import FailureKind
 from leadlex.models import ApiKey, Workspace
 
 JOB_ID_PREFIX = "imp_"
+UPLOAD_ID_PREFIX = "upl_"
+
+
+class Upload(models.Model):
+    """A file a client sends straight to storage (imports.uploads), in one PUT or in
+    parts, for imports and previews to read by ``upload_id``. Its bytes are deleted
+    when it expires (or is deleted), never while an import that reads it is unfinished."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # waiting for its bytes
+        COMPLETED = "completed"  # stored whole: imports and previews can read it
+        EXPIRED = "expired"  # its bytes are gone (expired or deleted)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="uploads")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="uploads")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    file_name = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=255, blank=True)
+    # Declared by the client (None: not said; then one part up to the single-PUT limit),
+    # then the stored size once completed.
+    size = models.BigIntegerField(null=True, blank=True)
+    part_size = models.BigIntegerField()
+    part_count = models.PositiveIntegerField()
+    key = models.CharField(max_length=200, editable=False)
+    multipart_id = models.CharField(max_length=1024, editable=False)  # the storage's upload id
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "expires_at"], name="upload_status_expires")]
+
+    def __str__(self) -> str:
+        return f"upload {self.public_id} ({self.status})"
+
+    @property
+    def public_id(self) -> str:
+        return UPLOAD_ID_PREFIX + self.id.hex
 
 
 class ImportJob(models.Model):
@@ -42,9 +82,15 @@ class ImportJob(models.Model):
     params = models.JSONField(default=dict, blank=True)
     # The raw rows of a queued import live in storage, never in a DB row.
     payload_key = models.CharField(max_length=200, blank=True)
+    # The upload the payload is (its bytes are the upload's: the job does not delete them).
+    upload = models.ForeignKey(Upload, on_delete=models.SET_NULL, null=True, blank=True, related_name="import_jobs")
 
-    total_rows = models.BigIntegerField(null=True, blank=True)
+    total_rows = models.BigIntegerField(null=True, blank=True)  # None until counted (a large stored file: at the end)
     processed_rows = models.BigIntegerField(default=0)
+    # The stored file's size and how far the run has read it: the progress of a file too
+    # large to count before it starts.
+    total_bytes = models.BigIntegerField(null=True, blank=True)
+    processed_bytes = models.BigIntegerField(default=0)
     created_count = models.BigIntegerField(default=0)
     updated_count = models.BigIntegerField(default=0)
     skipped_count = models.BigIntegerField(default=0)
@@ -91,9 +137,13 @@ class ImportJob(models.Model):
 
     @property
     def progress_percent(self) -> int | None:
-        if not self.total_rows:
-            return 100 if self.status == self.Status.COMPLETED else None
-        return min(100, int(self.processed_rows * 100 / self.total_rows))
+        if self.status == self.Status.COMPLETED:
+            return 100
+        if self.total_rows:
+            return min(100, int(self.processed_rows * 100 / self.total_rows))
+        if self.total_bytes:
+            return min(99, int(self.processed_bytes * 100 / self.total_bytes))
+        return None
 
 
 class ImportRowError(models.Model):

@@ -16,7 +16,7 @@ from contacts.validation import parse_tags
 from imports import conf
 from imports.dialect import DialectError, delimiter_clean, encoding_clean
 from imports.formats import XLSX_CONTENT_TYPE
-from imports.models import ImportJob
+from imports.models import ImportJob, Upload
 from imports.parsing import (
     FileSpec,
     MappingError,
@@ -165,6 +165,10 @@ class ImportInput:
     csv_data: str | bytes | None = None
     # A file already in storage (of any size: it is streamed from there, never held).
     stored_key: str | None = None
+    # An upload (POST /v1/uploads) as the request named it; imports.services turns it
+    # into its stored file (``stored_key``, ``upload``).
+    upload_id: str | None = None
+    upload: Upload | None = None
 
     @property
     def source(self) -> str:
@@ -324,14 +328,14 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
             mapping_preset=pick("mapping_preset"),
         )
         return ImportInput(csv_data=csv_data), params, _canonical(csv_data, None, params)
+    if "upload_id" in body:
+        return _upload_request_read(body)
     rows, csv_text = body.get("rows"), body.get("csv")
     if rows is None and csv_text is None:
-        raise ValidationFailed("Give either rows or csv.", details={"fields": ["rows", "csv"]})
+        raise ValidationFailed("Give either rows, csv or upload_id.", details={"fields": ["rows", "csv", "upload_id"]})
     if rows is not None and csv_text is not None:
         raise ValidationFailed("Give either rows or csv, not both.", details={"fields": ["rows", "csv"]})
-    unknown = sorted(
-        set(body) - {"rows", "csv", "mapping", "mapping_preset", "has_header", "update_existing", "tags", "delimiter"}
-    )
+    unknown = sorted(set(body) - _JSON_PARAMS)
     if unknown == ["encoding"]:
         raise ValidationFailed(
             "encoding applies to a CSV file body (text/csv or multipart); a csv string in JSON is text already.",
@@ -358,6 +362,41 @@ def import_request_read(request: Request) -> tuple[ImportInput, ImportParams, di
         mapping_preset=body.get("mapping_preset"),
     )
     return ImportInput(rows=rows, csv_data=csv_text), params, _canonical(csv_text, rows, params)
+
+
+_JSON_PARAMS = frozenset(
+    {"rows", "csv", "mapping", "mapping_preset", "has_header", "update_existing", "tags", "delimiter"}
+)
+# An upload is a file: its encoding and sheet can be declared, as for a file body.
+_UPLOAD_PARAMS = (_JSON_PARAMS - {"rows", "csv"}) | {"upload_id", "encoding", "sheet"}
+
+
+def _upload_request_read(body: dict[str, Any]) -> tuple[ImportInput, ImportParams, dict[str, Any]]:
+    """``{"upload_id": …}`` with a file's parameters: the file is the upload's."""
+    clash = sorted({"rows", "csv"} & set(body))
+    if clash:
+        raise ValidationFailed(f"Give either upload_id or {clash[0]}, not both.", details={"field": clash[0]})
+    unknown = sorted(set(body) - _UPLOAD_PARAMS)
+    if unknown:
+        raise ValidationFailed(f"Unknown parameter {unknown[0]!r}.", details={"field": unknown[0]})
+    upload_id = body["upload_id"]
+    if not isinstance(upload_id, str) or not upload_id:
+        raise ValidationFailed("upload_id must be the id POST /v1/uploads gave.", details={"field": "upload_id"})
+    for name in ("encoding", "sheet"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise ValidationFailed(f"{name} must be a string.", details={"field": name})
+    params = import_params_clean(
+        update_existing=body.get("update_existing", False),
+        tags=body.get("tags"),
+        mapping=body.get("mapping"),
+        has_header=body.get("has_header", True),
+        delimiter=body.get("delimiter"),
+        encoding=body.get("encoding"),
+        sheet=body.get("sheet"),
+        mapping_preset=body.get("mapping_preset"),
+    )
+    canonical = {"upload_id": upload_id, "params": params.as_json()}
+    return ImportInput(upload_id=upload_id), params, canonical
 
 
 def _is_tsv(upload: Any) -> bool:

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ from imports import conf
 from imports.dialect import Dialect, DialectError, encoding_label, resolve_dialect
 from imports.engine import import_job_enqueue_on_commit, import_job_run_inline
 from imports.formats import FileFormatError, open_csv_bytes, sniff_format, zip_is_workbook
-from imports.models import ImportJob, ImportMapping
+from imports.models import ImportJob, ImportMapping, Upload
 from imports.parsing import (
     MappingError,
     count_file_records,
@@ -36,6 +37,7 @@ from imports.parsing import (
 )
 from imports.proposal import propose_mapping, proposed_mapping
 from imports.serializers import ImportInput, ImportParams
+from imports.uploads import UploadExpired, upload_for_reading
 from leadlex import storage
 from leadlex.errors import ValidationFailed
 from leadlex.middleware import current_request_id
@@ -43,7 +45,9 @@ from leadlex.models import ApiKey, Workspace
 
 SYNC_MAX_ROWS = 500
 
-
+# At most this many rows in a file counted before its import starts (one sent in the
+# request, or stored and no larger than a request body may be); a larger stored file
+# (an upload, the command's file) is bounded by its size instead and counted as it runs.
 MAX_ROWS = 1_000_000
 
 
@@ -134,11 +138,38 @@ def _with_dialect(
 PREVIEW_ROWS = 20
 
 
-def import_preview(*, data: ImportInput, params: ImportParams) -> dict[str, Any]:
+def import_upload_resolve(
+    *, workspace: Workspace, data: ImportInput, params: ImportParams
+) -> tuple[ImportInput, ImportParams]:
+    """An input naming an upload, as its stored file (the upload completed if it was
+    pending); any other input as it is."""
+    if data.upload_id is None:
+        return data, params
+    upload = upload_for_reading(workspace=workspace, upload_id=data.upload_id)
+    data = dataclasses.replace(data, stored_key=upload.key, upload=upload)
+    return data, dataclasses.replace(params, file_name=params.file_name or upload.file_name)
+
+
+def _stored_bytes(data: ImportInput) -> int | None:
+    if data.upload is not None:
+        return data.upload.size
+    return storage.stored_size(data.stored_key) if data.stored_key is not None else None
+
+
+def _countable(data: ImportInput) -> bool:
+    """Whether a file is counted before its import starts: one in the request, or a
+    stored one no larger than a request body may be."""
+    size = _stored_bytes(data)
+    return size is None or size <= settings.LEADLEX_MAX_BODY_BYTES
+
+
+def import_preview(*, workspace: Workspace, data: ImportInput, params: ImportParams) -> dict[str, Any]:
     """What an import of this file would read, without writing anything: its format,
     encoding and delimiter (with the reasons), its header and first rows as parsed, and
-    a proposed mapping (imports.proposal)."""
-    if data.csv_data is None:
+    a proposed mapping (imports.proposal). ``row_count`` is None for a stored file too
+    large to count in a request."""
+    data, params = import_upload_resolve(workspace=workspace, data=data, params=params)
+    if data.csv_data is None and data.stored_key is None:
         raise ValidationFailed(
             "A preview reads a file (csv); rows are contact objects already.", details={"field": "rows"}
         )
@@ -163,7 +194,7 @@ def import_preview(*, data: ImportInput, params: ImportParams) -> dict[str, Any]
         "has_header": params.has_header,
         "header": header,
         "rows": rows,
-        "row_count": _count(open_file, resolved),
+        "row_count": _count(open_file, resolved) if _countable(data) else None,
         "proposed_mapping": proposed_mapping(proposals),
         "columns": [proposal.as_dict() for proposal in proposals],
     }
@@ -250,17 +281,19 @@ def import_request(
     ``force_queue`` always stores and queues; ``enqueue=False`` leaves the queued job
     for the caller to run in-process (the ``import_contacts`` command). ``request_id``
     defaults to the id of the request being served (API or admin)."""
-    if data.rows is None and data.csv_data is None and data.stored_key is None:
+    if data.rows is None and data.csv_data is None and data.stored_key is None and data.upload_id is None:
         raise ValidationFailed("Give either rows or csv.")
+    data, params = import_upload_resolve(workspace=workspace, data=data, params=params)
     params = import_mapping_apply(workspace=workspace, params=params)
+    total: int | None
     if data.rows is not None:
         total = len(data.rows)
     else:
         params, _dialect_found = import_file_resolve(data=data, params=params)
         open_file = _opener(data)
         _check_header(open_file, params)  # mapping and header must fit before anything is stored
-        total = _count(open_file, params)
-    if total > MAX_ROWS:
+        total = _count(open_file, params) if _countable(data) else None
+    if total is not None and total > MAX_ROWS:
         raise ValidationFailed(
             f"Too many rows ({total}); at most {MAX_ROWS:,} per import.", details={"rows": total, "limit": MAX_ROWS}
         )
@@ -273,9 +306,13 @@ def import_request(
         source=data.source,
         params=params.as_json(),
         total_rows=total,
+        total_bytes=_stored_bytes(data),
+        upload=data.upload,
         request_id=current_request_id() if request_id is None else request_id,
     )
-    if total <= SYNC_MAX_ROWS and not force_queue:
+    # An upload's bytes are the upload's: always read by a job, never deleted by one.
+    inline = total is not None and total <= SYNC_MAX_ROWS and not force_queue and data.upload is None
+    if inline:
         job = ImportJob.objects.create(
             status=ImportJob.Status.PROCESSING,
             attempts=1,
@@ -297,6 +334,8 @@ def import_request(
 
     if data.stored_key is not None:  # the file is in storage already: the job reads it there
         with transaction.atomic():
+            if data.upload is not None:
+                _upload_still_there(data.upload)
             job = ImportJob.objects.create(status=ImportJob.Status.QUEUED, payload_key=data.stored_key, **common)
             if enqueue:
                 import_job_enqueue_on_commit(job_id=job.id)
@@ -330,6 +369,17 @@ def import_request(
         if enqueue:
             import_job_enqueue_on_commit(job_id=job.id)
     return job
+
+
+def _upload_still_there(upload: Upload) -> None:
+    """Inside the transaction that creates the job: the upload is not expiring under it
+    (the sweeper skips an upload an unfinished job reads, and waits for this lock)."""
+    current = Upload.objects.select_for_update().filter(id=upload.id).values_list("status", flat=True).first()
+    if current != Upload.Status.COMPLETED:
+        raise UploadExpired(
+            f"Upload {upload.public_id} has expired and its file is deleted; upload the file again.",
+            details={"upload_id": upload.public_id},
+        )
 
 
 def _check_header(open_file: Opener, params: ImportParams) -> None:

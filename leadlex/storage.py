@@ -17,6 +17,7 @@ docs/storage.md says which part is which, and why.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
 import time
@@ -533,6 +534,234 @@ def list_uploaded_parts(key: str, upload_id: str) -> list[dict[str, Any]]:
     """Parts S3 holds for an unfinished upload (diagnostics and tests)."""
     response = s3_client().list_parts(Bucket=_bucket(), Key=_object_name(key), UploadId=upload_id)
     return [{"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]} for p in response.get("Parts", [])]
+
+
+# --- Uploads from clients (imports.uploads) --------------------------------------------
+# A client sends a file's bytes straight to storage, as the parts of a multipart upload
+# (a file sent in one PUT is an upload of one part): to S3 through presigned part URLs,
+# on the local backend through signed, expiring links that Django streams to disk
+# (``/files/upload/<token>``). Once completed, the upload id is gone and its links write
+# nothing: no PUT can replace a file an import is reading. The parts of a local upload
+# are written in place, at their offsets, into ``<key>.upload``, each recorded once whole
+# as ``<key>.upload.d/<number>``; completing renames the file into place, so a part sent
+# again simply overwrites its own range.
+_UPLOAD_SALT = "leadlex.storage.upload"
+LOCAL_UPLOAD_ID = "local"  # the multipart "upload id" of the local backend: the key says the rest
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where a local upload link writes: part ``part`` (from 1) of ``key``'s upload."""
+
+    key: str
+    part: int
+    part_size: int
+    max_bytes: int
+
+
+def multipart_start(key: str) -> str:
+    """Begin a multipart upload of ``key``; its upload id."""
+    if backend() == "s3":
+        return str(s3_client().create_multipart_upload(Bucket=_bucket(), Key=_object_name(key))["UploadId"])
+    _local_parts_dir(key).mkdir(parents=True, exist_ok=True)
+    _local_parts_file(key).touch()
+    return LOCAL_UPLOAD_ID
+
+
+def presigned_part(
+    key: str, *, upload_id: str, part_number: int, part_size: int, expires: int, base_url: str | None = None
+) -> str:
+    """A URL that takes part ``part_number`` (from 1) of a multipart upload in one ``PUT``."""
+    if backend() == "s3":
+        return str(
+            s3_client().generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": _bucket(),
+                    "Key": _object_name(key),
+                    "UploadId": upload_id,
+                    "PartNumber": part_number,
+                },
+                ExpiresIn=expires,
+            )
+        )
+    target = UploadTarget(key, part_number, part_size, part_size)
+    return _local_upload_url(target, expires=expires, base_url=base_url)
+
+
+def multipart_parts(key: str, upload_id: str) -> dict[int, int]:
+    """The parts received so far: part number → size (S3: with their ETags kept aside)."""
+    return {number: size for number, (size, _etag) in _parts_received(key, upload_id).items()}
+
+
+def _parts_received(key: str, upload_id: str) -> dict[int, tuple[int, str]]:
+    if backend() == "s3":
+        parts: dict[int, tuple[int, str]] = {}
+        marker = 0
+        while True:
+            page = s3_client().list_parts(
+                Bucket=_bucket(), Key=_object_name(key), UploadId=upload_id, PartNumberMarker=marker
+            )
+            for part in page.get("Parts", []):
+                parts[int(part["PartNumber"])] = (int(part["Size"]), part["ETag"])
+            if not page.get("IsTruncated"):
+                return parts
+            marker = int(page["NextPartNumberMarker"])
+    received: dict[int, tuple[int, str]] = {}
+    directory = _local_parts_dir(key)
+    if directory.is_dir():
+        for marker_file in directory.iterdir():
+            if marker_file.name.isdigit():
+                received[int(marker_file.name)] = (int(marker_file.read_text() or 0), "")
+    return received
+
+
+def multipart_finish(key: str, upload_id: str, *, part_count: int, size: int) -> None:
+    """Join parts 1..``part_count`` into ``key`` (the caller has checked that they are
+    all there, in the right sizes)."""
+    if backend() == "s3":
+        received = _parts_received(key, upload_id)
+        parts = [{"PartNumber": n, "ETag": received[n][1]} for n in range(1, part_count + 1)]
+        s3_client().complete_multipart_upload(
+            Bucket=_bucket(), Key=_object_name(key), UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        return
+    data = _local_parts_file(key)
+    fd = os.open(data, os.O_WRONLY)
+    try:
+        _flock(fd, fcntl.LOCK_EX)  # waits for parts still being written (UploadBusy after 30 s)
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        os.replace(data, local_path(key))
+        _remove_tree(_local_parts_dir(key))
+    finally:
+        os.close(fd)
+
+
+def multipart_abort(key: str, upload_id: str) -> None:
+    """Throw away an unfinished multipart upload and what it received (idempotent)."""
+    if backend() == "s3":
+        from botocore.exceptions import ClientError
+
+        with contextlib.suppress(ClientError):  # already completed or aborted
+            s3_client().abort_multipart_upload(Bucket=_bucket(), Key=_object_name(key), UploadId=upload_id)
+        return
+    _remove_tree(_local_parts_dir(key))  # first: a part being written then finds no upload to add to
+    _local_parts_file(key).unlink(missing_ok=True)
+
+
+def stored_size(key: str) -> int | None:
+    """The size of a stored file; None when there is none."""
+    if backend() == "s3":
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(s3_client().head_object(Bucket=_bucket(), Key=_object_name(key))["ContentLength"])
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+    try:
+        return local_path(key).stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _local_parts_file(key: str) -> Path:
+    path = local_path(key)
+    return path.with_name(path.name + ".upload")
+
+
+def _local_parts_dir(key: str) -> Path:
+    path = local_path(key)
+    return path.with_name(path.name + ".upload.d")
+
+
+def _remove_tree(directory: Path) -> None:
+    if directory.is_dir():
+        for child in directory.iterdir():
+            child.unlink(missing_ok=True)
+        directory.rmdir()
+
+
+def _local_upload_url(target: UploadTarget, *, expires: int, base_url: str | None) -> str:
+    token = signing.dumps(
+        {
+            "k": target.key,
+            "e": int(time.time()) + expires,
+            "n": target.part,
+            "s": target.part_size,
+            "m": target.max_bytes,
+        },
+        salt=_UPLOAD_SALT,
+        compress=True,
+    )
+    return (base_url or settings.LEADLEX_PUBLIC_URL).rstrip("/") + reverse("file-upload", args=[token])
+
+
+def read_upload_token(token: str) -> UploadTarget:
+    """Where a local upload link writes; raises ``signing.BadSignature`` when forged
+    and ``PermissionError`` when expired."""
+    data = signing.loads(token, salt=_UPLOAD_SALT)
+    if int(data["e"]) < time.time():
+        raise PermissionError("upload link expired")
+    return UploadTarget(key=data["k"], part=int(data["n"]), part_size=int(data["s"]), max_bytes=int(data["m"]))
+
+
+class UploadTooLarge(Exception):
+    """A local upload's body is longer than its link allows."""
+
+
+def local_upload_write(target: UploadTarget, chunks: Iterator[bytes]) -> int:
+    """Write a local upload link's body (as it arrives) at its part's offset; the bytes
+    written. A body longer than the link allows raises ``UploadTooLarge``; a part is
+    recorded as received only once whole (and durable)."""
+    directory = _local_parts_dir(target.key)
+    try:
+        fd = os.open(_local_parts_file(target.key), os.O_WRONLY)  # made by multipart_start
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no unfinished upload of {target.key}") from None
+    try:
+        _flock(fd, fcntl.LOCK_SH)  # completing takes it exclusively: no write lands in a finished file
+        if not directory.is_dir():  # completed or aborted meanwhile: there is no upload to add to
+            raise FileNotFoundError(f"no unfinished upload of {target.key}")
+        marker = directory / str(target.part)
+        marker.unlink(missing_ok=True)  # being written again: not whole until the end
+        offset = (target.part - 1) * target.part_size
+        written = 0
+        for chunk in chunks:
+            if written + len(chunk) > target.max_bytes:
+                raise UploadTooLarge(f"A part is at most {target.max_bytes} bytes.")
+            view = memoryview(chunk)
+            while view:
+                done = os.pwrite(fd, view, offset + written)
+                written += done
+                view = view[done:]
+        os.fsync(fd)
+        tmp = directory / f".{target.part}.tmp"
+        tmp.write_text(str(written))
+        os.replace(tmp, marker)
+        return written
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+class UploadBusy(Exception):
+    """A part of this local upload is still being written."""
+
+
+def _flock(fd: int, operation: int, *, wait: float = 30.0) -> None:
+    """``flock`` without blocking the process: the web server's requests are greenlets
+    of one thread, and a blocked thread would stop the very writer being waited for."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise UploadBusy("a part of this upload is still being sent") from None
+            time.sleep(0.05)  # a greenlet switch under gevent
 
 
 # --- Readiness ----------------------------------------------------------------------

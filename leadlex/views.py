@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.core import signing
 from django.db import connection
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from leadlex import storage
@@ -44,6 +46,65 @@ def file_download(request: HttpRequest, token: str) -> FileResponse | HttpRespon
     if meta.filename:
         response["Content-Disposition"] = f'attachment; filename="{meta.filename}"'
     return response
+
+
+@csrf_exempt  # the signed token is the credential, as a presigned URL's signature is
+def file_upload(request: HttpRequest, token: str) -> HttpResponse:
+    """Takes one part of an upload (imports.uploads) behind a signed, expiring token:
+    the embedded profile's stand-in for an S3 presigned part URL. The body streams to
+    disk as it arrives, never held whole; a part sent again replaces its bytes."""
+    if request.method != "PUT":
+        refusal = json_error(405, "method_not_allowed", "Send the file's bytes with PUT.")
+        refusal["Allow"] = "PUT"
+        return refusal
+    try:
+        target = storage.read_upload_token(token)
+    except signing.BadSignature:
+        return json_error(403, "invalid_signature", "This upload link is not valid.")
+    except PermissionError:
+        return json_error(403, "link_expired", "This upload link has expired; GET the upload for fresh links.")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0) or None
+    except ValueError:
+        declared = None
+    if declared is not None and declared > target.max_bytes:
+        return _upload_too_large(target.max_bytes)
+    digest = hashlib.md5(usedforsecurity=False)  # the ETag, as S3 gives it
+
+    def chunks() -> Iterator[bytes]:
+        for chunk in _body_chunks(request):
+            digest.update(chunk)
+            yield chunk
+
+    try:
+        written = storage.local_upload_write(target, chunks())
+    except storage.UploadTooLarge:
+        return _upload_too_large(target.max_bytes)
+    except (storage.UploadBusy, FileNotFoundError):
+        return json_error(404, "not_found", "This upload is completed, expired or deleted; it takes no more parts.")
+    if declared is not None and written != declared:  # the client went away mid-body
+        return json_error(
+            400, "validation_error", f"The body ended after {written} of its {declared} bytes; send the part again."
+        )
+    response = HttpResponse(status=200)
+    response["ETag"] = f'"{digest.hexdigest()}"'
+    return response
+
+
+def _upload_too_large(limit: int) -> HttpResponse:
+    return json_error(413, "payload_too_large", f"This part is at most {limit} bytes.", {"limit_bytes": limit})
+
+
+def _body_chunks(request: HttpRequest, size: int = 1024 * 1024) -> Iterator[bytes]:
+    """The request body in pieces as it arrives: the bytes Content-Length announces, or
+    a chunked body that the server decoded (gunicorn sets ``wsgi.input_terminated``)."""
+    meta = request.META
+    if not meta.get("CONTENT_LENGTH") and meta.get("wsgi.input_terminated") and meta.get("wsgi.input") is not None:
+        stream = meta["wsgi.input"]
+    else:
+        stream = request  # Django's own stream, bounded by Content-Length
+    while chunk := stream.read(size):
+        yield chunk
 
 
 # --- Health ---------------------------------------------------------------------------
