@@ -384,6 +384,37 @@ CREATE TEMPORARY TABLE leadlex_import_links (contact_id uuid NOT NULL, tag text,
 """
 
 
+def update_statement(contacts: str) -> str:
+    """The batch's UPDATE of the contacts it matched (params: now, their ids, the
+    workspace), from the stage's values, field by field as the row carried them."""
+
+    def bit(name: str) -> str:
+        return f"(s.present & {_BIT[name]}) <> 0"
+
+    # The workspace is checked with IS NOT DISTINCT FROM, which no index serves: the ids
+    # (primary key) are the only way in (see _write_postgres).
+    return f"""
+        UPDATE {contacts} c SET
+            full_name = CASE WHEN {bit("full_name")} THEN COALESCE(s.full_name, '') ELSE c.full_name END,
+            email = CASE WHEN {bit("email")} THEN s.email ELSE c.email END,
+            phone = CASE WHEN {bit("phone")} THEN s.phone ELSE c.phone END,
+            job_title = CASE WHEN {bit("job_title")} THEN COALESCE(s.job_title, '') ELSE c.job_title END,
+            company_name = CASE WHEN {bit("company_name")} THEN COALESCE(s.company_name, '')
+                                ELSE c.company_name END,
+            company_id = CASE WHEN {bit("company_id")} THEN s.company_id ELSE c.company_id END,
+            linkedin_url = CASE WHEN {bit("linkedin_url")} THEN COALESCE(s.linkedin_url, '')
+                                ELSE c.linkedin_url END,
+            custom = CASE WHEN {bit("custom")} THEN c.custom || COALESCE(s.custom, '{{}}'::jsonb)
+                          ELSE c.custom END,
+            created_at = CASE WHEN {bit("created_at")} AND s.created_at IS NOT NULL THEN s.created_at
+                              ELSE c.created_at END,
+            updated_at = %s
+        FROM leadlex_import_stage s
+        WHERE c.id = ANY(%s::uuid[]) AND s.id = c.id AND s.action = 'u'
+          AND c.workspace_id IS NOT DISTINCT FROM %s
+        """
+
+
 def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags: list[str]) -> None:
     """PostgreSQL: COPY the batch into a temporary stage, then set-based statements:
     one INSERT … ON CONFLICT for new contacts, one UPDATE … FROM for matched ones,
@@ -462,37 +493,16 @@ def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags:
         def bit(name: str) -> str:
             return f"(s.present & {_BIT[name]}) <> 0"
 
-        n_updates = sum(1 for e in writes if e.action == "u")
-        if n_updates:
-            # The stage has no statistics and the workspace's contacts often stale ones
-            # (a fresh import): the planner would hash-join by scanning every contact of
-            # the workspace, once per batch. Looking each row up by primary key is right.
-            cursor.execute("SET LOCAL enable_hashjoin TO off")
-            cursor.execute("SET LOCAL enable_mergejoin TO off")
-            cursor.execute(
-                f"""
-                UPDATE {contacts} c SET
-                    full_name = CASE WHEN {bit("full_name")} THEN COALESCE(s.full_name, '') ELSE c.full_name END,
-                    email = CASE WHEN {bit("email")} THEN s.email ELSE c.email END,
-                    phone = CASE WHEN {bit("phone")} THEN s.phone ELSE c.phone END,
-                    job_title = CASE WHEN {bit("job_title")} THEN COALESCE(s.job_title, '') ELSE c.job_title END,
-                    company_name = CASE WHEN {bit("company_name")} THEN COALESCE(s.company_name, '')
-                                        ELSE c.company_name END,
-                    company_id = CASE WHEN {bit("company_id")} THEN s.company_id ELSE c.company_id END,
-                    linkedin_url = CASE WHEN {bit("linkedin_url")} THEN COALESCE(s.linkedin_url, '')
-                                        ELSE c.linkedin_url END,
-                    custom = CASE WHEN {bit("custom")} THEN c.custom || COALESCE(s.custom, '{{}}'::jsonb)
-                                  ELSE c.custom END,
-                    created_at = CASE WHEN {bit("created_at")} AND s.created_at IS NOT NULL THEN s.created_at
-                                      ELSE c.created_at END,
-                    updated_at = %s
-                FROM leadlex_import_stage s
-                WHERE s.action = 'u' AND c.id = s.id AND c.workspace_id = %s
-                """,
-                [now, workspace.pk],
-            )
-            cursor.execute("SET LOCAL enable_hashjoin TO on")
-            cursor.execute("SET LOCAL enable_mergejoin TO on")
+        updated_ids = [e.match_id for e in writes if e.action == "u"]
+        if updated_ids:
+            # No plan may depend on statistics: a fresh import's workspace has stale ones
+            # (empty at the last ANALYZE: "1 row"), and a nested loop driven by the
+            # workspace's index compared every contact of it with the stage, in every
+            # batch. The ids are known exactly: the contacts side is their primary-key
+            # lookups, joined to the stage by hash or merge, never a nested loop.
+            cursor.execute("SET LOCAL enable_nestloop TO off")
+            cursor.execute(update_statement(contacts), [now, updated_ids, workspace.pk])
+            cursor.execute("SET LOCAL enable_nestloop TO on")
         # contacts.ContactEmail: every address a contact has had, the current one primary.
         emails = ContactEmail._meta.db_table
         cursor.execute(
