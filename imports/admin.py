@@ -6,7 +6,7 @@ so a page never embeds a link that expires while it is open.
 
 from __future__ import annotations
 
-import uuid
+import re
 from typing import Any
 
 from django import forms
@@ -14,25 +14,24 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from imports.dialect import DELIMITERS, Dialect, encoding_label
 from imports.engine import import_job_errors_url, import_job_retry
-from imports.models import ImportJob, ImportMapping
-from imports.parsing import CONTACT_FIELDS, NAME_PARTS, MappingError
+from imports.models import ImportJob, ImportMapping, Upload
+from imports.parsing import CONTACT_FIELDS, CUSTOM_PREFIX, NAME_PARTS, MappingError
 from imports.proposal import Proposal, propose_mapping
 from imports.serializers import ImportInput, ImportParams, import_params_clean
 from imports.services import import_file_head, import_file_sniff, import_request
+from imports.uploads import upload_store
 from leadlex import storage
 from leadlex.errors import ApiError
 from leadlex.models import Workspace
 
-UPLOAD_PREFIX = "imports/uploads/"
 _SESSION_KEY = "imports_admin_upload"
-# Offered in the mapping step; custom fields are typed in as custom.<name>.
-MAPPING_CHOICES = [("", "— ignore —")] + [(f, f) for f in CONTACT_FIELDS if f not in ("custom",)]
 
 
 class UploadForm(forms.Form):
@@ -53,19 +52,36 @@ _ENCODING_CHOICES = [
 ]
 
 
+def custom_field_name(column: str, index: int) -> str:
+    """``custom.<name>`` for a column kept as a custom field: its header, folded to a key."""
+    slug = re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_")
+    return f"{CUSTOM_PREFIX}{slug or f'column_{index + 1}'}"
+
+
 class MappingForm(forms.Form):
-    """One field per column, pre-filled with the proposed mapping (imports.proposal)."""
+    """A choice of contact field per column, pre-filled with the proposed mapping
+    (imports.proposal) or a saved one: every field, first and last name (joined into
+    full_name), the column as a custom field, or nothing (ignored)."""
 
     def __init__(self, *args: Any, columns: list[str], proposals: list[Proposal], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.columns = columns
+        fields = [f for f in CONTACT_FIELDS if f != "custom"]
         for index, (name, proposal) in enumerate(zip(columns, proposals, strict=True)):
-            self.fields[f"col_{index}"] = forms.CharField(
+            custom = custom_field_name(name, index)
+            choices = [
+                ("", "— ignore —"),
+                *[(f, f) for f in (*fields, *NAME_PARTS)],
+                (custom, f"{custom} (custom field)"),
+            ]
+            if proposal.field and proposal.field not in dict(choices):  # a saved mapping's own custom field
+                choices.append((proposal.field, f"{proposal.field} (custom field)"))
+            self.fields[f"col_{index}"] = forms.ChoiceField(
                 required=False,
+                choices=choices,
                 initial=proposal.field or "",
                 label=name or f"Column {index + 1}",
-                widget=forms.TextInput(attrs={"list": "leadlex-fields", "size": 24}),
-                help_text=f"{proposal.reason}. A contact field, custom.<name>, or empty to ignore.",
+                help_text=proposal.reason,
             )
 
     def mapping(self, *, has_header: bool) -> dict[str, str]:
@@ -84,6 +100,45 @@ class ImportMappingAdmin(admin.ModelAdmin):
     list_display = ("name", "workspace", "updated_at")
     list_filter = ("workspace",)
     search_fields = ("name",)
+
+
+@admin.register(Upload)
+class UploadAdmin(admin.ModelAdmin):
+    """Files sent for imports (POST /v1/uploads, this upload form, the command); read-only."""
+
+    list_display = ("public_id", "workspace", "file_name", "status", "size", "created_at", "expires_at")
+    list_filter = ("status",)
+    list_select_related = ("workspace",)
+    search_fields = ("=id", "file_name", "workspace__name")
+    readonly_fields = (
+        "public_id",
+        "workspace",
+        "api_key",
+        "status",
+        "file_name",
+        "content_type",
+        "size",
+        "part_size",
+        "part_count",
+        "key",
+        "created_at",
+        "completed_at",
+        "expires_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the row says what became of the file: DELETE /v1/uploads/{id} or expiry deletes it
+
+    @admin.display(description="upload id", ordering="id")
+    def public_id(self, obj: Upload) -> str:
+        return obj.public_id
 
 
 @admin.register(ImportJob)
@@ -115,6 +170,8 @@ class ImportJobAdmin(admin.ModelAdmin):
         "progress_bar",
         "total_rows",
         "processed_rows",
+        "total_bytes",
+        "processed_bytes",
         "created_count",
         "updated_count",
         "skipped_count",
@@ -125,6 +182,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         "api_key",
         "created_by_user",
         "request_id",
+        "upload",
         "payload_key",
         "next_record",
         "attempts",
@@ -153,6 +211,15 @@ class ImportJobAdmin(admin.ModelAdmin):
         percent = obj.progress_percent
         if percent is None:
             return "—"
+        if obj.total_rows is None and obj.total_bytes:  # a large file, counted as it is read
+            return format_html(
+                '<progress value="{}" max="100" style="width:8em"></progress> {}% ({} rows, {} of {})',
+                percent,
+                percent,
+                f"{obj.processed_rows:,}",
+                filesizeformat(obj.processed_bytes),
+                filesizeformat(obj.total_bytes),
+            )
         return format_html(
             '<progress value="{}" max="100" style="width:8em"></progress> {}% ({} / {})',
             percent,
@@ -200,13 +267,16 @@ class ImportJobAdmin(admin.ModelAdmin):
             return HttpResponse(status=403)
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            key = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"
-            writer = storage.open_writer(key, storage.ObjectMeta(content_type="application/octet-stream"))
-            for chunk in form.cleaned_data["file"].chunks():
-                writer.write(chunk)
-            writer.close()
+            # An upload as the API's are (imports.uploads): read from storage by the mapping
+            # step and the import, and deleted when it expires if no import took it.
+            upload = upload_store(
+                workspace=form.cleaned_data["workspace"],
+                chunks=form.cleaned_data["file"].chunks(),
+                file_name=form.cleaned_data["file"].name,
+            )
             request.session[_SESSION_KEY] = {
-                "key": key,
+                "upload_id": upload.public_id,
+                "key": upload.key,
                 "workspace": str(form.cleaned_data["workspace"].pk),
                 "has_header": form.cleaned_data["has_header"],
                 "update_existing": form.cleaned_data["update_existing"],
@@ -221,7 +291,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     def mapping_view(self, request: HttpRequest) -> HttpResponse:
         """Step 2: map each column to a contact field, then start the import."""
         upload = request.session.get(_SESSION_KEY)
-        if not upload or not request.user.has_perm("contacts.add_contact"):
+        if not upload or "upload_id" not in upload or not request.user.has_perm("contacts.add_contact"):
             return HttpResponseRedirect(reverse("admin:imports_importjob_upload"))
         # How to read the file: found from it, or what the user chose here (CSV only).
         chosen = request.POST if request.method == "POST" else request.GET
@@ -282,7 +352,10 @@ class ImportJobAdmin(admin.ModelAdmin):
                 )
                 # Read from storage as it imports (a queued job takes the file over), never held whole.
                 job = import_request(
-                    workspace=workspace, data=ImportInput(stored_key=upload["key"]), params=params, user=request.user
+                    workspace=workspace,
+                    data=ImportInput(upload_id=upload["upload_id"]),
+                    params=params,
+                    user=request.user,
                 )
             except (ApiError, MappingError) as exc:
                 form.add_error(None, getattr(exc, "message", str(exc)))
@@ -305,7 +378,6 @@ class ImportJobAdmin(admin.ModelAdmin):
                 sample=sample,
                 columns=columns,
                 upload=upload,
-                fields=(*CONTACT_FIELDS, *NAME_PARTS),
                 dialect=dialect,
                 presets=presets,
                 preset=preset,

@@ -126,7 +126,7 @@ _create_request = inline_serializer(
         "upload_id": serializers.CharField(
             required=False,
             help_text="An upload's id (POST /v1/uploads), instead of rows or csv: the file is the upload's, of "
-            "any size, read from storage; always a queued job. encoding and sheet apply to it.",
+            "any size, read from storage (up to 500 rows at once, more as a queued job). encoding and sheet apply.",
         ),
         "encoding": serializers.CharField(
             required=False, help_text="With upload_id: the file's encoding (found from its first bytes when not given)."

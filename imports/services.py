@@ -14,7 +14,6 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
@@ -237,21 +236,6 @@ def import_mapping_apply(*, workspace: Workspace, params: ImportParams) -> Impor
     return dataclasses.replace(params, mapping=mapping)
 
 
-def import_file_store(path: Path) -> str:
-    """Copy a file on this machine into storage in 1 MiB chunks; its key."""
-    key = f"imports/files/{uuid.uuid4().hex}"
-    writer = storage.open_writer(key, storage.ObjectMeta(content_type="application/octet-stream"))
-    try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(1024 * 1024):
-                writer.write(chunk)
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    return key
-
-
 def import_file_head(*, open_file: Opener, params: ImportParams, limit: int = 6) -> list[list[str]]:
     """The first ``limit`` non-blank records of a file read with ``params`` (resolved)."""
     records: list[list[str]] = []
@@ -310,9 +294,7 @@ def import_request(
         upload=data.upload,
         request_id=current_request_id() if request_id is None else request_id,
     )
-    # An upload's bytes are the upload's: always read by a job, never deleted by one.
-    inline = total is not None and total <= SYNC_MAX_ROWS and not force_queue and data.upload is None
-    if inline:
+    if total is not None and total <= SYNC_MAX_ROWS and not force_queue:
         job = ImportJob.objects.create(
             status=ImportJob.Status.PROCESSING,
             attempts=1,
@@ -329,7 +311,9 @@ def import_request(
                 source = iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)
                 return import_job_run_inline(job=job, source=source, params=params, batch_size=batch_size)
         finally:
-            if data.stored_key is not None:  # a small stored file, read now: let it go (as a job's payload)
+            # A small stored file, read now: let it go (as a job's payload), unless it is an
+            # upload's, which other imports may read until it expires.
+            if data.stored_key is not None and data.upload is None:
                 storage.delete(data.stored_key)
 
     if data.stored_key is not None:  # the file is in storage already: the job reads it there

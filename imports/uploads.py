@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,6 +125,45 @@ def upload_create(
         key=key,
         multipart_id=multipart_id,
         created_at=now,
+        expires_at=now + timedelta(seconds=conf.upload_ttl_seconds()),
+    )
+
+
+def upload_store(
+    *, workspace: Workspace, chunks: Iterable[bytes], file_name: str = "", api_key: ApiKey | None = None
+) -> Upload:
+    """A completed upload of bytes this process holds (the admin's upload form, the
+    ``import_contacts`` command's file), written to storage as they come: read by
+    imports as any upload is, and deleted when it expires if no import took it."""
+    upload_id = uuid.uuid4()
+    key = f"uploads/{upload_id.hex}"
+    limit = conf.upload_max_bytes()
+    writer = storage.open_writer(key, storage.ObjectMeta())
+    try:
+        for chunk in chunks:
+            if writer.size + len(chunk) > limit:
+                raise PayloadTooLarge(
+                    f"The file exceeds the {limit:,} bytes an upload takes.", details={"limit_bytes": limit}
+                )
+            writer.write(chunk)
+        size = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    now = timezone.now()
+    return Upload.objects.create(
+        id=upload_id,
+        workspace=workspace,
+        api_key=api_key,
+        status=Upload.Status.COMPLETED,
+        file_name=file_name,
+        size=size,
+        part_size=size,
+        part_count=1,
+        key=key,
+        multipart_id="",
+        created_at=now,
+        completed_at=now,
         expires_at=now + timedelta(seconds=conf.upload_ttl_seconds()),
     )
 

@@ -281,7 +281,9 @@ def test_the_command_streams_a_file_through_storage_with_flat_memory(owner, tmp_
         tracemalloc.stop()
         job = ImportJob.objects.latest("created_at")
         assert (job.status, job.created_count) == ("completed", rows), job.error
-        assert job.payload_key.startswith("imports/files/") and not storage.exists(job.payload_key)
+        # An upload of the command's own (imports.uploads), deleted once the import completed.
+        assert job.upload is not None and job.payload_key == job.upload.key
+        assert job.upload.status == "expired" and not storage.exists(job.payload_key)
     file_growth = (tmp_path / "big-10000.csv").stat().st_size - (tmp_path / "big-1000.csv").stat().st_size
     assert peaks[10_000] - peaks[1_000] < file_growth / 4, (peaks, file_growth)  # holding the file: > file_growth
 

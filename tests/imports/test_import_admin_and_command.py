@@ -56,9 +56,13 @@ def test_mapping_step_reports_a_bad_field_name(staff, workspace):
         "/admin/imports/importjob/upload/",
         {"workspace": workspace.pk, "file": io.BytesIO(b"a,b\n1,2\n"), "has_header": "on"},
     )
-    page = staff.post(response["Location"], {"col_0": "shoe_size"})
+    form = staff.get(response["Location"]).content.decode()
+    # A choice per column: every field, first and last name, the column as a custom field, or none.
+    assert '<select name="col_0"' in form and '<option value="job_title">' in form
+    assert '<option value="first_name">' in form and '<option value="custom.a">custom.a (custom field)' in form
+    page = staff.post(response["Location"], {"col_0": "shoe_size"})  # not one of them: a forged form
     assert page.status_code == 200
-    assert b"not a contact field" in page.content
+    assert b"Select a valid choice" in page.content
     assert ImportJob.objects.count() == 0
 
 

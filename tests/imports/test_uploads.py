@@ -33,6 +33,8 @@ EXCEL_DE = (
     "Zoë Größer;zoe@example.de;+49 30 7654321;Straße & Söhne\r\n"
 ).encode("cp1252")
 MAPPING = {"Name": "full_name", "E-Mail-Adresse": "email", "Telefon": "phone", "Firma": "company_name"}
+# More than 500 rows: an import of it is a queued job.
+QUEUED = EXCEL_DE + "".join(f"Person {i};p{i}@example.de;;\r\n" for i in range(600)).encode("cp1252")
 
 
 def put(url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -97,12 +99,10 @@ def test_a_file_sent_in_one_put_previews_and_imports_by_upload_id_and_stays_for_
 
     body = {"upload_id": data["upload_id"], "mapping": shown["proposed_mapping"], "tags": ["messe"]}
     response = owner.client.post(IMPORT, body, format="json")
-    assert response.status_code == 202, response.content  # an upload is always a queued job
+    assert response.status_code == 200, response.content  # ≤ 500 rows: done in the request, as any import
     job_id = response.json()["data"]["job_id"]
     job = ImportJob.objects.get(id=job_id.removeprefix("imp_"))
-    assert job.total_bytes == len(EXCEL_DE) and job.upload_id is not None
-    finished = import_job_run(job_id=job.id)
-    assert finished is not None and finished.status == "completed", finished and finished.error
+    assert job.status == "completed" and job.total_bytes == len(EXCEL_DE) and job.upload_id is not None
     names = set(Contact.objects.filter(workspace=owner.workspace).values_list("full_name", flat=True))
     assert names == {"Jürgen Müller", "Zoë Größer"}
     status_data = owner.client.get(f"{IMPORT}/{job_id}").json()["data"]
@@ -112,9 +112,16 @@ def test_a_file_sent_in_one_put_previews_and_imports_by_upload_id_and_stays_for_
     # The job leaves the upload's file alone: another import reads it again.
     assert stored(data["upload_id"]) == EXCEL_DE
     again = owner.client.post(IMPORT, {**body, "update_existing": True}, format="json")
-    assert again.status_code == 202, again.content
-    rerun = import_job_run(job_id=again.json()["data"]["job_id"].removeprefix("imp_"))
-    assert rerun is not None and (rerun.created_count, rerun.updated_count) == (0, 2)
+    assert again.status_code == 200, again.content
+    assert (again.json()["data"]["created_count"], again.json()["data"]["updated_count"]) == (0, 2)
+    # More than 500 rows: a queued job, which reads the upload from storage.
+    rows = "".join(f"Person {i};p{i}@example.de;;\r\n" for i in range(600)).encode("cp1252")
+    big = uploaded(owner, EXCEL_DE + rows, file_name="more.csv")
+    queued = owner.client.post(IMPORT, {**body, "upload_id": big["upload_id"]}, format="json")
+    assert queued.status_code == 202, queued.content
+    ran = import_job_run(job_id=queued.json()["data"]["job_id"].removeprefix("imp_"))
+    assert ran is not None and (ran.status, ran.created_count, ran.skipped_count) == ("completed", 600, 2)
+    assert stored(big["upload_id"]) == EXCEL_DE + rows
 
 
 def test_an_import_naming_a_pending_upload_completes_it_and_a_missing_part_is_named(owner):
@@ -127,7 +134,8 @@ def test_an_import_naming_a_pending_upload_completes_it_and_a_missing_part_is_na
 
     put(data["url"], b"email,full_name\r\nada@example.com,Ada\r\n")
     response = owner.client.post(IMPORT, {"upload_id": data["upload_id"]}, format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["created_count"] == 1
     assert Upload.objects.get(id=data["upload_id"][4:]).status == "completed"
 
 
@@ -210,7 +218,7 @@ def test_an_expired_upload_is_swept_unless_an_import_reads_it_and_then_answers_4
     done = uploaded(owner, EXCEL_DE, file_name="a.csv")
     pending = create(owner, file_name="b.csv")
     put(pending["url"], EXCEL_DE)
-    reading = uploaded(owner, EXCEL_DE, file_name="c.csv")
+    reading = uploaded(owner, QUEUED, file_name="c.csv")
     response = owner.client.post(IMPORT, {"upload_id": reading["upload_id"], "mapping": MAPPING}, format="json")
     assert response.status_code == 202
     Upload.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -220,7 +228,7 @@ def test_an_expired_upload_is_swept_unless_an_import_reads_it_and_then_answers_4
     assert by_id[done["upload_id"]].status == by_id[pending["upload_id"]].status == "expired"
     assert storage.stored_size(by_id[done["upload_id"]].key) is None
     assert by_id[reading["upload_id"]].status == "completed"  # an unfinished import reads it
-    assert storage.stored_size(by_id[reading["upload_id"]].key) == len(EXCEL_DE)
+    assert storage.stored_size(by_id[reading["upload_id"]].key) == len(QUEUED)
 
     gone = owner.client.post(IMPORT, {"upload_id": done["upload_id"]}, format="json")
     assert gone.status_code == 410 and gone.json()["error"]["code"] == "upload_expired"
@@ -234,7 +242,7 @@ def test_an_expired_upload_is_swept_unless_an_import_reads_it_and_then_answers_4
 
 
 def test_delete_removes_the_file_now_but_not_while_an_import_reads_it(owner):
-    data = uploaded(owner, EXCEL_DE, file_name="a.csv")
+    data = uploaded(owner, QUEUED, file_name="a.csv")
     response = owner.client.post(IMPORT, {"upload_id": data["upload_id"], "mapping": MAPPING}, format="json")
     busy = owner.client.delete(f"{UPLOADS}/{data['upload_id']}")
     assert busy.status_code == 409 and busy.json()["error"]["code"] == "upload_in_use"
@@ -299,7 +307,7 @@ def test_an_idempotency_key_answers_a_repeated_upload_import_from_the_first(owne
     body = {"upload_id": data["upload_id"], "mapping": MAPPING, "tags": ["x"]}
     first = owner.client.post(IMPORT, body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     again = owner.client.post(IMPORT, body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
-    assert first.status_code == again.status_code == 202
+    assert first.status_code == again.status_code == 200
     assert first.json() == again.json() and ImportJob.objects.count() == 1
     other = owner.client.post(IMPORT, {**body, "tags": ["y"]}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"

@@ -5,6 +5,7 @@ or zipped) or an Excel workbook; a .ndjson/.jsonl file holds one contact object 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ from imports.dialect import encoding_label
 from imports.engine import import_job_run
 from imports.models import ImportJob
 from imports.serializers import ImportInput, import_params_clean
-from imports.services import import_file_store, import_request
-from leadlex import storage
+from imports.services import import_request
+from imports.uploads import upload_delete, upload_store
 from leadlex.errors import ApiError
 from leadlex.models import Workspace
 
@@ -63,7 +64,7 @@ class Command(BaseCommand):
             workspace = Workspace.objects.get(name=options["workspace"])
         except Workspace.DoesNotExist:
             raise CommandError(f"No workspace named {options['workspace']!r}") from None
-        stored_key = ""
+        upload = None
         try:
             params = import_params_clean(
                 update_existing=options["update_existing"],
@@ -79,14 +80,14 @@ class Command(BaseCommand):
                 rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
                 data = ImportInput(rows=rows)
             else:
-                # A file of any size: copied to storage in chunks and read from there as it is
-                # imported, never held in memory.
-                stored_key = import_file_store(path)
-                data = ImportInput(stored_key=stored_key)
+                # A file of any size: copied to storage in chunks as an upload, read from
+                # there as it is imported, never held in memory.
+                upload = upload_store(workspace=workspace, chunks=_chunks(path), file_name=path.name)
+                data = ImportInput(upload_id=upload.public_id)
             job = import_request(workspace=workspace, data=data, params=params, force_queue=True, enqueue=False)
         except ApiError as exc:
-            if stored_key:
-                storage.delete(stored_key)
+            if upload is not None:
+                upload_delete(upload=upload)
             raise CommandError(exc.message) from None
         except orjson.JSONDecodeError as exc:
             raise CommandError(f"{path}: not NDJSON ({exc})") from None
@@ -101,9 +102,12 @@ class Command(BaseCommand):
                 f"Reading {path.name} as {packed}{encoding_label(job.params['encoding'])}, "
                 f"delimiter {job.params['delimiter']!r}."
             )
+        # In rows when the file was counted before the run; a larger one in bytes read.
+        by_bytes = job.total_rows is None and job.total_bytes is not None
         bar = tqdm(
-            total=job.total_rows,
-            unit="rows",
+            total=job.total_bytes if by_bytes else job.total_rows,
+            unit="B" if by_bytes else "rows",
+            unit_scale=by_bytes,
             disable=options["no_progress"],
             file=getattr(self.stderr, "_out", self.stderr),
         )
@@ -111,8 +115,12 @@ class Command(BaseCommand):
 
         def progress(rows: int, total: int | None) -> None:
             nonlocal done
-            bar.update(rows - done)
-            done = rows
+            now = rows
+            if by_bytes:
+                now = ImportJob.objects.values_list("processed_bytes", flat=True).get(id=job.id)
+                bar.set_postfix_str(f"{rows:,} rows", refresh=False)
+            bar.update(now - done)
+            done = now
 
         finished = import_job_run(job_id=job.id, progress=progress)
         bar.close()
@@ -122,7 +130,16 @@ class Command(BaseCommand):
             f"{job.skipped_count} skipped, {job.error_count} errors"
         )
         if job.status != ImportJob.Status.COMPLETED:
+            # The upload stays until it expires: the admin can retry the job meanwhile.
             raise CommandError(f"{summary}. {job.error}")
+        if upload is not None:  # a copy of the file for this run: done with
+            upload_delete(upload=upload)
         self.stdout.write(summary)
         for error in job.first_errors[:20]:
             self.stdout.write(f"  row {error['row']} {error['field']}: {error['message']}")
+
+
+def _chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
