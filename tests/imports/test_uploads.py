@@ -4,7 +4,6 @@ completed, previewed and imported by ``upload_id``, expired and swept."""
 
 from __future__ import annotations
 
-import gzip
 from datetime import timedelta
 from urllib.parse import urlsplit
 
