@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import threading
 import time
@@ -342,12 +343,69 @@ def put_bytes(key: str, data: bytes, meta: ObjectMeta | None = None) -> int:
 
 # --- Reading ------------------------------------------------------------------------
 def open_reader(key: str) -> IO[bytes]:
-    """A binary file-like object over the stored bytes, streamed, not loaded whole.
-    (django-storages' ``S3File`` would download the whole object into a temporary
-    file before the first byte could be read.)"""
+    """A binary file-like object over the stored bytes, streamed, not loaded whole, and
+    seekable. (django-storages' ``S3File`` would download the whole object into a
+    temporary file before the first byte could be read.)"""
     if backend() == "s3":
-        return s3_client().get_object(Bucket=_bucket(), Key=_object_name(key))["Body"]
+        return io.BufferedReader(_S3Reader(s3_client(), _bucket(), _object_name(key)), 1024 * 1024)
     return open(local_path(key), "rb")
+
+
+class _S3Reader(io.RawIOBase):
+    """An S3 object as a seekable file: read as one streamed GET from where the reader
+    is, and after a seek, a ranged GET from the new position. A zip archive or an Excel
+    workbook (a zip) reads its directory at the end and then its members where they lie,
+    without the whole object first landing in a temporary file."""
+
+    def __init__(self, client: Any, bucket: str, name: str) -> None:
+        self._client, self._bucket, self._name = client, bucket, name
+        self._size = int(client.head_object(Bucket=bucket, Key=name)["ContentLength"])
+        self._pos = 0
+        self._body: Any = None
+        self._body_pos = -1
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size or not len(buffer):
+            return 0
+        if self._body is None or self._body_pos != self._pos:
+            self._drop_body()
+            self._body = self._client.get_object(Bucket=self._bucket, Key=self._name, Range=f"bytes={self._pos}-")[
+                "Body"
+            ]
+            self._body_pos = self._pos
+        data = self._body.read(len(buffer))
+        if not data:  # the object ended early (replaced meanwhile): what is there is all there is
+            return 0
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        self._body_pos += len(data)
+        return len(data)
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            with contextlib.suppress(Exception):
+                self._body.close()
+            self._body = None
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()
 
 
 def iter_bytes(key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:

@@ -4,6 +4,7 @@ completed, previewed and imported by ``upload_id``, expired and swept."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -348,3 +349,44 @@ def test_the_upload_flow_is_documented_in_the_openapi_document(owner):
     assert "410" in paths["/v1/import/contacts"]["post"]["responses"]
     schema = document["components"]["schemas"]["ImportRequest"]["properties"]
     assert {"upload_id", "encoding", "sheet"} <= set(schema)
+
+
+def test_a_stored_file_is_read_from_any_position_without_a_temporary_copy(storage_ready):
+    """A zip or a workbook is read where its parts lie (S3: ranged GETs), not first copied whole."""
+    from imports.formats import seekable
+
+    body = bytes(range(256)) * 40_000  # 10 MB: larger than the reader's buffer
+    storage.put_bytes("tests/seek.bin", body)
+    with storage.open_reader("tests/seek.bin") as fh:
+        assert seekable(fh) is fh
+        assert fh.seek(-22, 2) == len(body) - 22 and fh.read() == body[-22:]
+        fh.seek(3_000_001)
+        assert fh.read(5) == body[3_000_001:3_000_006] and fh.tell() == 3_000_006
+        fh.seek(10)
+        assert fh.read(2_500_000) == body[10:2_500_010]
+        assert fh.read(100) == body[2_500_010:2_500_110]  # on from there, in the same stream
+        fh.seek(0)
+        assert fh.read() == body
+    storage.delete("tests/seek.bin")
+
+
+def test_a_workbook_upload_previews_and_imports_as_a_queued_job(owner):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Kontakte"
+    sheet.append(["Name", "E-Mail", "Telefon"])
+    for i in range(600):
+        sheet.append([f"Zoë Größer {i}", f"zoe{i}@example.de", f"+49 30 {i:07d}"])
+    out = io.BytesIO()
+    book.save(out)
+    data = uploaded(owner, out.getvalue(), file_name="kontakte.xlsx")
+    shown = owner.client.post(f"{IMPORT}/preview", {"upload_id": data["upload_id"]}, format="json").json()["data"]
+    assert (shown["format"], shown["sheet"], shown["rows"][0][0]) == ("xlsx", None, "Zoë Größer 0")
+    response = owner.client.post(
+        IMPORT, {"upload_id": data["upload_id"], "mapping": {"Name": "full_name", "E-Mail": "email"}}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    ran = import_job_run(job_id=response.json()["data"]["job_id"][4:])
+    assert ran is not None and (ran.status, ran.created_count) == ("completed", 600)
