@@ -131,7 +131,8 @@ class Contact(models.Model):
         indexes = [
             models.Index(fields=["workspace", "created_at", "id"], name="contact_ws_created"),
             models.Index(fields=["workspace", "updated_at"], name="contact_ws_updated"),
-            models.Index(fields=["workspace", "phone"], name="contact_ws_phone"),
+            # Phone first: an import's lookups reach contacts by phone alone (imports.upsert).
+            models.Index(fields=["phone", "workspace"], name="contact_phone_ws"),
             FoldedTrigramIndex("full_name", name="lx_close_contact_name_trgm"),
             FoldedTrigramIndex("job_title", name="lx_close_contact_title_trgm"),
         ]

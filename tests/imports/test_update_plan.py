@@ -1,5 +1,5 @@
-"""The batch UPDATE of matched contacts reaches them by primary key whatever the
-statistics say. A fresh workspace's are stale (empty at the last ANALYZE): a plan
+"""A batch's lookups and its UPDATE of matched contacts reach the contacts by their keys
+whatever the statistics say. A fresh workspace's are stale (empty at the last ANALYZE): a plan
 driven by the workspace's index then compares every contact of the workspace with the
 stage, in every batch, and million-row imports stalled for minutes per batch."""
 
@@ -12,7 +12,14 @@ import pytest
 from django.db import connection
 
 from contacts.models import Contact
-from imports.upsert import _STAGE_DDL, contact_upsert_batch, update_statement
+from imports.upsert import (
+    _STAGE_DDL,
+    _by_key,
+    contact_upsert_batch,
+    match_by_email_statement,
+    match_by_phone_statement,
+    update_statement,
+)
 from imports.validation import CleanRow
 from leadlex.models import Workspace
 from tests.conftest import is_postgres
@@ -27,15 +34,18 @@ def plan_nodes(plan: dict) -> list[dict]:
     return nodes
 
 
-def test_the_update_of_matched_contacts_uses_the_primary_key_under_stale_statistics():
+@pytest.fixture
+def stale() -> tuple[Workspace, list]:
+    """A fresh workspace of 60,000 contacts whose statistics still say it is empty (the
+    table's other workspaces are what the last ANALYZE saw), and two of its ids."""
     if not is_postgres():
-        pytest.skip("PostgreSQL's planner; SQLite updates row by row by primary key")
+        pytest.skip("PostgreSQL's planner; SQLite looks each key up by its index")
     contacts = Contact._meta.db_table
     insert = f"""
         INSERT INTO {contacts} (id, workspace_id, full_name, email, phone, job_title, company_name,
                                 linkedin_url, custom, created_at, updated_at)
-        SELECT gen_random_uuid(), %s, 'Person ' || n, 'p' || n || '@example.com', '+1415555' || n, '', '',
-               '', '{{}}', now(), now()
+        SELECT gen_random_uuid(), %s, 'Person ' || n, 'p' || n || '@example.com', '+1415' || lpad(n::text, 7, '0'),
+               '', '', '', '{{}}', now(), now()
         FROM generate_series(1, %s) n
     """
     workspace = Workspace.objects.create(name="fresh")
@@ -46,6 +56,27 @@ def test_the_update_of_matched_contacts_uses_the_primary_key_under_stale_statist
         cursor.execute(insert, [workspace.pk, 60_000])
         cursor.execute(f"SELECT id FROM {contacts} WHERE workspace_id = %s LIMIT 2", [workspace.pk])
         ids = [row[0] for row in cursor.fetchall()]
+    return workspace, ids
+
+
+def explain(statement: str, params: list) -> list[dict]:
+    with connection.cursor() as cursor:
+        # Parameters bound as the batch binds them (literal arrays: the planner sees every key).
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statement, params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return plan_nodes(plan[0]["Plan"])
+
+
+def indexes_on_contacts(nodes: list[dict]) -> set[str]:
+    """The indexes a plan reads (in these statements only the contacts table has any)."""
+    return {n["Index Name"] for n in nodes if n.get("Index Name")}
+
+
+def test_the_update_of_matched_contacts_uses_the_primary_key_under_stale_statistics(stale):
+    workspace, ids = stale
+    contacts = Contact._meta.db_table
+    with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS leadlex_import_stage")
         cursor.execute(_STAGE_DDL)
         cursor.execute(
@@ -59,21 +90,31 @@ def test_the_update_of_matched_contacts_uses_the_primary_key_under_stale_statist
                 [contact_id],
             )
         cursor.execute("SET LOCAL enable_nestloop TO off")  # as the batch sets it
-        cursor.execute(
-            "EXPLAIN (FORMAT JSON) " + update_statement(contacts), [None, [str(i) for i in ids], workspace.pk]
-        )
-        plan = cursor.fetchone()[0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    nodes = plan_nodes(plan[0]["Plan"])
-    on_contacts = [n for n in nodes if n.get("Relation Name") == contacts]
-    assert on_contacts, nodes
-    assert all(
-        n["Node Type"] in ("Index Scan", "Bitmap Heap Scan", "Index Only Scan", "ModifyTable") for n in on_contacts
-    )
-    scans = [n for n in on_contacts if n["Node Type"] != "ModifyTable"]
-    indexes = {n.get("Index Name") for n in nodes if n.get("Index Name")}
-    assert indexes == {f"{contacts}_pkey"}, plan
-    assert scans and not any(n["Node Type"] == "Nested Loop" for n in nodes), plan
+    nodes = explain(update_statement(contacts), [None, [str(i) for i in ids], workspace.pk])
+    on_contacts = [n for n in nodes if n.get("Relation Name") == contacts and n["Node Type"] != "ModifyTable"]
+    assert on_contacts and all(n["Node Type"] != "Seq Scan" for n in on_contacts), nodes
+    assert indexes_on_contacts(nodes) == {f"{contacts}_pkey"}, nodes  # by the ids, never the workspace
+    assert not any(n["Node Type"] == "Nested Loop" for n in nodes), nodes
+
+
+@pytest.mark.parametrize(
+    ("statement", "keys", "index"),
+    [
+        (match_by_email_statement, [f"p{n}@example.com" for n in range(1, 5001)], "contact_email_ci_unique"),
+        (match_by_phone_statement, [f"+1415{n:07d}" for n in range(1, 5001)], "contact_phone_ws"),
+    ],
+    ids=["email", "phone"],
+)
+def test_matching_a_batch_probes_the_key_indexes_under_stale_statistics(stale, statement, keys, index):
+    workspace, _ids = stale
+    with connection.cursor() as cursor, _by_key(cursor):  # as the batch runs them
+        nodes = explain(statement(Contact._meta.db_table), [keys, workspace.pk])
+    assert indexes_on_contacts(nodes) == {index}, nodes  # never the workspace's own index
+    assert not any(n["Node Type"].startswith("Bitmap") or n["Node Type"] == "Seq Scan" for n in nodes), nodes
+    # and its result is right: every key found once, in the fresh workspace only
+    with connection.cursor() as cursor, _by_key(cursor):
+        cursor.execute(statement(Contact._meta.db_table), [[*keys[:3], "nobody"], workspace.pk])
+        assert len(cursor.fetchall()) == 3
 
 
 def test_a_batch_with_in_file_updates_still_updates_exactly_its_matched_contacts():
