@@ -10,6 +10,8 @@ realistic rows: accented names, values with quotes and commas, empty cells, ~1% 
 updates that contact) and every 1,000th with the address of an earlier row (an in-file
 duplicate). A real gunicorn and one Celery worker (concurrency 1) on the bench database,
 files on local disk (the embedded profile's storage; LEADLEX_DATA_DIR under --workdir).
+The table holds another workspace's contacts and was analyzed before the run: the fresh
+workspace starts with statistics that do not know it, as a new customer's first import does.
 
 - upload: ``POST /v1/uploads`` (in parts), each part PUT from the file as it is read,
   ``/complete``; against the baseline ``cp`` of the file onto the same disk;
@@ -90,6 +92,28 @@ def baseline_copy(database_url: str, path: Path) -> float:
     return seconds
 
 
+def stale_statistics(database_url: str, rows: int) -> None:
+    """Another workspace of ``rows`` contacts, and an ANALYZE that sees only it: the
+    statistics the import's fresh workspace starts with (absent from them)."""
+    psql(
+        database_url,
+        "DELETE FROM contacts_contact WHERE workspace_id IN "
+        "(SELECT id FROM leadlex_workspace WHERE name = 'bench-other'); "
+        "DELETE FROM leadlex_workspace WHERE name = 'bench-other'",
+    )
+    from leadlex.models import Workspace
+
+    other = Workspace.objects.create(name="bench-other")
+    psql(
+        database_url,
+        "INSERT INTO contacts_contact (id, workspace_id, full_name, email, phone, job_title, company_name, "
+        "linkedin_url, custom, created_at, updated_at) "
+        f"SELECT gen_random_uuid(), '{other.pk}', 'Other ' || n, 'other' || n || '@example.org', "
+        f"'+1212' || lpad(n::text, 7, '0'), '', '', '', '{{}}', now(), now() FROM generate_series(1, {rows}) n; "
+        "ANALYZE contacts_contact",
+    )
+
+
 def baseline_cp(path: Path, workdir: Path) -> float:
     target = workdir / "cp-baseline.csv"
     started = time.perf_counter()
@@ -157,6 +181,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "leadlex-upload-bench"))
     parser.add_argument("--keep-file", action="store_true", help="reuse the generated file of a previous run")
+    parser.add_argument(
+        "--other-rows", type=int, default=200_000, help="contacts of another workspace, analyzed before the run"
+    )
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
@@ -194,6 +221,7 @@ def main() -> None:
 
     name = f"bench-upload-{n}"
     Workspace.objects.filter(name=name).delete()
+    stale_statistics(database_url, args.other_rows)
     ws = Workspace.objects.create(name=name)
     raw = ApiKey.generate()
     key = ApiKey(workspace=ws, scopes=list(ALL_SCOPES), name="bench")

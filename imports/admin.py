@@ -268,11 +268,12 @@ class ImportJobAdmin(admin.ModelAdmin):
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             # An upload as the API's are (imports.uploads): read from storage by the mapping
-            # step and the import, and deleted when it expires if no import took it.
+            # step and the import, deleted once the import completed (or when it expires).
             upload = upload_store(
                 workspace=form.cleaned_data["workspace"],
                 chunks=form.cleaned_data["file"].chunks(),
                 file_name=form.cleaned_data["file"].name,
+                single_use=True,
             )
             request.session[_SESSION_KEY] = {
                 "upload_id": upload.public_id,

@@ -402,8 +402,8 @@ def _job_finish(*, job_id: uuid.UUID, lease: Lease, emit_webhook: bool) -> Impor
             job.refresh_from_db()
             if emit_webhook:
                 _emit(job, "import.completed")
-    if done and job.payload_key and job.upload_id is None:  # an upload's bytes are the upload's (imports.uploads)
-        _delete_quietly(job.payload_key)  # the raw rows are personal data: keep them no longer than needed
+    if done and job.payload_key:
+        _payload_let_go(job)  # the raw rows are personal data: keep them no longer than needed
     job.refresh_from_db()
     return job
 
@@ -426,6 +426,20 @@ def import_job_event_data(*, job: ImportJob) -> dict[str, Any]:
         "error": job.error or None,
         "request_id": job.request_id or None,
     }
+
+
+def _payload_let_go(job: ImportJob) -> None:
+    """A completed job's file goes (the raw rows are personal data: kept no longer than
+    needed), unless it is an upload that other imports may read until it expires."""
+    if job.upload_id is None:
+        _delete_quietly(job.payload_key)
+        return
+    from imports.uploads import upload_delete
+
+    upload = job.upload
+    if upload is not None and upload.single_use:
+        with contextlib.suppress(ApiError):  # another import reads it meanwhile: it expires later instead
+            upload_delete(upload=upload)
 
 
 def _delete_quietly(key: str) -> None:

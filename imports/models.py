@@ -43,6 +43,8 @@ class Upload(models.Model):
     part_count = models.PositiveIntegerField()
     key = models.CharField(max_length=200, editable=False)
     multipart_id = models.CharField(max_length=1024, editable=False)  # the storage's upload id
+    # The admin's and the command's uploads are one import's file: deleted once it completed.
+    single_use = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()

@@ -36,9 +36,9 @@ from imports.parsing import (
 )
 from imports.proposal import propose_mapping, proposed_mapping
 from imports.serializers import ImportInput, ImportParams
-from imports.uploads import UploadExpired, upload_for_reading
+from imports.uploads import UploadExpired, upload_delete, upload_for_reading
 from leadlex import storage
-from leadlex.errors import ValidationFailed
+from leadlex.errors import ApiError, ValidationFailed
 from leadlex.middleware import current_request_id
 from leadlex.models import ApiKey, Workspace
 
@@ -309,12 +309,16 @@ def import_request(
         try:
             with open_file() as fh:
                 source = iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)
-                return import_job_run_inline(job=job, source=source, params=params, batch_size=batch_size)
+                finished = import_job_run_inline(job=job, source=source, params=params, batch_size=batch_size)
         finally:
             # A small stored file, read now: let it go (as a job's payload), unless it is an
             # upload's, which other imports may read until it expires.
             if data.stored_key is not None and data.upload is None:
                 storage.delete(data.stored_key)
+        if data.upload is not None and data.upload.single_use:  # one import's file (the admin's)
+            with contextlib.suppress(ApiError):  # read by another import meanwhile: it expires later
+                upload_delete(upload=data.upload)
+        return finished
 
     if data.stored_key is not None:  # the file is in storage already: the job reads it there
         with transaction.atomic():

@@ -130,11 +130,17 @@ def upload_create(
 
 
 def upload_store(
-    *, workspace: Workspace, chunks: Iterable[bytes], file_name: str = "", api_key: ApiKey | None = None
+    *,
+    workspace: Workspace,
+    chunks: Iterable[bytes],
+    file_name: str = "",
+    api_key: ApiKey | None = None,
+    single_use: bool = False,
 ) -> Upload:
     """A completed upload of bytes this process holds (the admin's upload form, the
     ``import_contacts`` command's file), written to storage as they come: read by
-    imports as any upload is, and deleted when it expires if no import took it."""
+    imports as any upload is, and deleted when it expires if no import took it.
+    ``single_use``: deleted as soon as an import of it completed."""
     upload_id = uuid.uuid4()
     key = f"uploads/{upload_id.hex}"
     limit = conf.upload_max_bytes()
@@ -162,6 +168,7 @@ def upload_store(
         part_count=1,
         key=key,
         multipart_id="",
+        single_use=single_use,
         created_at=now,
         completed_at=now,
         expires_at=now + timedelta(seconds=conf.upload_ttl_seconds()),

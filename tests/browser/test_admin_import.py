@@ -116,6 +116,7 @@ def test_staff_import_a_windows_1252_semicolon_file_in_the_browser_and_watch_it_
     job.refresh_from_db()
     assert (job.status, job.created_count, job.error_count) == ("completed", ROWS, 0)
     assert job.params["encoding"] == "cp1252" and job.params["delimiter"] == ";"
+    assert job.upload is not None and job.upload.status == "expired"  # its file went once it was imported
     juergen = Contact.objects.get(workspace=workspace, email="juergen@example.de")
     assert (juergen.full_name, juergen.company_name, juergen.custom) == (
         "Jürgen Müller",

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from contacts.models import Contact
 from imports.models import ImportJob
+from leadlex import storage
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +36,7 @@ def test_upload_form_maps_columns_and_starts_an_import(staff, workspace):
     assert response.status_code == 302
     job = ImportJob.objects.get()
     assert (job.status, job.created_count, job.error_count) == ("completed", 1, 1)
+    assert job.upload.status == "expired" and not storage.exists(job.upload.key)  # the file went with the import
     assert job.created_by_user.username == "admin"
     jane = Contact.objects.get(workspace=workspace)
     assert jane.custom == {"plan": "gold"}

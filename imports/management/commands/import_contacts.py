@@ -82,7 +82,7 @@ class Command(BaseCommand):
             else:
                 # A file of any size: copied to storage in chunks as an upload, read from
                 # there as it is imported, never held in memory.
-                upload = upload_store(workspace=workspace, chunks=_chunks(path), file_name=path.name)
+                upload = upload_store(workspace=workspace, chunks=_chunks(path), file_name=path.name, single_use=True)
                 data = ImportInput(upload_id=upload.public_id)
             job = import_request(workspace=workspace, data=data, params=params, force_queue=True, enqueue=False)
         except ApiError as exc:
@@ -130,10 +130,8 @@ class Command(BaseCommand):
             f"{job.skipped_count} skipped, {job.error_count} errors"
         )
         if job.status != ImportJob.Status.COMPLETED:
-            # The upload stays until it expires: the admin can retry the job meanwhile.
+            # Its upload stays until it expires: the admin can retry the job meanwhile.
             raise CommandError(f"{summary}. {job.error}")
-        if upload is not None:  # a copy of the file for this run: done with
-            upload_delete(upload=upload)
         self.stdout.write(summary)
         for error in job.first_errors[:20]:
             self.stdout.write(f"  row {error['row']} {error['field']}: {error['message']}")
