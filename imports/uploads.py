@@ -219,8 +219,15 @@ def upload_complete(*, upload: Upload) -> Upload:
     _check_alive(upload)
     size = storage.stored_size(upload.key)
     if size is None:  # not joined yet (a request that joined it and died leaves it joined)
-        received = storage.multipart_parts(upload.key, upload.multipart_id)
+        try:
+            received = storage.multipart_parts(upload.key, upload.multipart_id)
+        except Exception:  # the storage's upload is gone: completed by a concurrent request?
+            if (size := storage.stored_size(upload.key)) is not None:
+                return _mark_completed(upload, size)
+            raise
         missing = [n for n in range(1, upload.part_count + 1) if n not in received]
+        if missing and (size := storage.stored_size(upload.key)) is not None:  # joined meanwhile
+            return _mark_completed(upload, size)
         wrong = [
             {"part_number": n, "size": received[n], "expected": expected}
             for n in range(1, upload.part_count + 1)
@@ -283,7 +290,8 @@ def _details(missing: list[int], wrong: list[dict[str, int]], extra: list[int]) 
 
 
 def _check_alive(upload: Upload) -> None:
-    if upload.status == Upload.Status.EXPIRED:
+    """410 for an upload whose time is up, swept or not yet."""
+    if upload.status == Upload.Status.EXPIRED or upload.expires_at <= timezone.now():
         raise UploadExpired(
             f"Upload {upload.public_id} has expired and its file is deleted; upload the file again.",
             details={"upload_id": upload.public_id},
@@ -297,6 +305,7 @@ def upload_for_reading(*, workspace: Workspace, upload_id: Any) -> Upload:
     upload = Upload.objects.filter(workspace=workspace, id=parsed).first() if parsed else None
     if upload is None:
         raise NotFound(f"No upload {upload_id!r} in this workspace.", details={"field": "upload_id"})
+    _check_alive(upload)
     return upload_complete(upload=upload)
 
 

@@ -390,3 +390,18 @@ def test_a_workbook_upload_previews_and_imports_as_a_queued_job(owner):
     assert response.status_code == 202, response.content
     ran = import_job_run(job_id=response.json()["data"]["job_id"][4:])
     assert ran is not None and (ran.status, ran.created_count) == ("completed", 600)
+
+
+def test_an_upload_past_its_expiry_is_refused_before_the_sweep_gets_to_it(owner):
+    done = uploaded(owner, EXCEL_DE, file_name="a.csv")
+    pending = create(owner, file_name="b.csv")
+    put(pending["url"], EXCEL_DE)
+    Upload.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    for response in (
+        owner.client.post(IMPORT, {"upload_id": done["upload_id"], "mapping": MAPPING}, format="json"),
+        owner.client.post(f"{IMPORT}/preview", {"upload_id": done["upload_id"]}, format="json"),
+        owner.client.post(f"{UPLOADS}/{pending['upload_id']}/complete"),
+    ):
+        assert response.status_code == 410, response.content
+        assert response.json()["error"]["code"] == "upload_expired"
+    assert not ImportJob.objects.exists()
