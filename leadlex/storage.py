@@ -238,20 +238,22 @@ class LocalFileStorage(FileSystemStorage):
     def url(  # type: ignore[override]  # the local stand-in for S3Storage.url's presigned GET
         self, name: str, *, expire: int | None = None, meta: ObjectMeta | None = None, base_url: str | None = None
     ) -> str:
-        expire = expire or settings.LEADLEX_DOWNLOAD_URL_TTL
         meta = meta or ObjectMeta()
-        token = signing.dumps(
-            {
-                "k": name,
-                "e": int(time.time()) + expire,
-                "t": meta.content_type,
-                "c": meta.content_encoding,
-                "f": meta.filename,
-            },
+        fields = {"k": name, "t": meta.content_type, "c": meta.content_encoding, "f": meta.filename}
+        return signed_link(
+            "file-download",
+            fields,
             salt=_SIGNING_SALT,
-            compress=True,
+            expires=expire or settings.LEADLEX_DOWNLOAD_URL_TTL,
+            base_url=base_url,
         )
-        return (base_url or settings.LEADLEX_PUBLIC_URL).rstrip("/") + reverse("file-download", args=[token])
+
+
+def signed_link(view: str, fields: dict[str, Any], *, salt: str, expires: int, base_url: str | None) -> str:
+    """A link to one of Django's file views (``view``) carrying ``fields`` in a signed token
+    that expires in ``expires`` seconds (field ``e``): the local stand-in for a presigned URL."""
+    token = signing.dumps({**fields, "e": int(time.time()) + expires}, salt=salt, compress=True)
+    return (base_url or settings.LEADLEX_PUBLIC_URL).rstrip("/") + reverse(view, args=[token])
 
 
 # --- Writing ------------------------------------------------------------------------
@@ -743,18 +745,8 @@ def _remove_tree(directory: Path) -> None:
 
 
 def _local_upload_url(target: UploadTarget, *, expires: int, base_url: str | None) -> str:
-    token = signing.dumps(
-        {
-            "k": target.key,
-            "e": int(time.time()) + expires,
-            "n": target.part,
-            "s": target.part_size,
-            "m": target.max_bytes,
-        },
-        salt=_UPLOAD_SALT,
-        compress=True,
-    )
-    return (base_url or settings.LEADLEX_PUBLIC_URL).rstrip("/") + reverse("file-upload", args=[token])
+    fields = {"k": target.key, "n": target.part, "s": target.part_size, "m": target.max_bytes}
+    return signed_link("file-upload", fields, salt=_UPLOAD_SALT, expires=expires, base_url=base_url)
 
 
 def read_upload_token(token: str) -> UploadTarget:

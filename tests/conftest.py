@@ -139,6 +139,19 @@ def celery_worker(django_db_setup, django_db_blocker):
     worker.stop()
 
 
+@pytest.fixture(scope="module")
+def server(django_db_setup, django_db_blocker):
+    """A live gunicorn (the product's own server configuration, two worker processes) on
+    the test database, for a module's tests that talk to it over HTTP; those tests need
+    ``transactional_db`` so that it sees their rows."""
+    from tests.support.server import WebServer
+
+    with django_db_blocker.unblock():  # the server must open the test database, not the default one
+        web = WebServer(workers=2)
+    yield web
+    web.stop()
+
+
 def running_in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true")
 

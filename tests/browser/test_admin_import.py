@@ -14,7 +14,6 @@ from contacts.models import Contact
 from imports.models import ImportJob
 from leadlex.models import Workspace
 from tests.conftest import running_in_ci
-from tests.support.server import WebServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -38,14 +37,6 @@ def chromium() -> str:
             pytest.fail("chromium is not installed (.ci/run installs it with apt-get)")
         pytest.skip("chromium is not installed")
     return path
-
-
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():  # the server must open the test database, not the default one
-        server = WebServer(workers=2)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

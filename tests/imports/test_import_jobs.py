@@ -15,7 +15,7 @@ from leadlex import storage
 from leadlex.models import WebhookDelivery, Workspace
 from leadlex.webhooks import webhook_signature_verify
 from tests.conftest import keyed_client
-from tests.support.imports import WORKER_ENV, import_rows
+from tests.support.imports import WORKER_ENV, import_rows, killed_mid_run
 from tests.support.receiver import Receiver
 from tests.support.worker import QueueWorker, wait_for
 
@@ -178,22 +178,10 @@ def test_a_killed_worker_resumes_at_the_next_batch_and_the_result_equals_an_unin
 
     interrupted, reference = prepared("interrupted"), prepared("reference")
 
-    first = QueueWorker("imports-kill-1", import_queue, extra_env=WORKER_ENV, also_default_queue=True)
-    try:
-        data = interrupted.client.post(URL, body, format="json").json()["data"]
-        job_id = job_of(data).id
-        wait_for(
-            lambda: ImportJob.objects.get(id=job_id).processed_rows >= 300,
-            timeout=120,
-            interval=0.02,
-            message="a few batches",
-        )
-        first.kill()
-    finally:
-        first.stop()
-    killed = ImportJob.objects.get(id=job_id)
-    assert killed.status == "processing"
-    assert 0 < killed.processed_rows < 4000, "the worker finished before it could be killed"
+    def start():
+        return job_of(interrupted.client.post(URL, body, format="json").json()["data"]).id
+
+    job_id = killed_mid_run("imports-kill-1", import_queue, start).id
 
     second = QueueWorker("imports-kill-2", import_queue, extra_env=WORKER_ENV, also_default_queue=True)
     try:

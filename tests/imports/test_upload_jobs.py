@@ -20,21 +20,13 @@ from leadlex import storage
 from leadlex.models import Workspace
 from tests.conftest import make_key
 from tests.imports.test_import_jobs import snapshot
-from tests.support.imports import WORKER_ENV
+from tests.support.imports import WORKER_ENV, killed_mid_run
 from tests.support.server import WebServer
 from tests.support.worker import QueueWorker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 MAPPING = {"Name": "full_name", "E-Mail": "email", "Telefon": "phone", "Firma": "company_name", "Tags": "tags"}
-
-
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():  # the server must open the test database, not the default one
-        server = WebServer(workers=2)
-    yield server
-    server.stop()
 
 
 def rows_file(n: int) -> bytes:
@@ -85,24 +77,14 @@ def test_an_upload_sent_over_http_imports_on_a_worker_that_is_killed_and_resumed
     with storage.open_reader(upload.key) as fh:
         assert fh.read() == body
 
-    first = QueueWorker("uploads-kill-1", import_queue, extra_env=WORKER_ENV, also_default_queue=True)
-    try:
-        response = api(
-            server, keys["interrupted"], "POST", "/v1/import/contacts", json={"upload_id": upload_id, **request}
-        )
+    def start() -> uuid.UUID:
+        json = {"upload_id": upload_id, **request}
+        response = api(server, keys["interrupted"], "POST", "/v1/import/contacts", json=json)
         assert response.status_code == 202, response.text
-        job_id = uuid.UUID(response.json()["data"]["job_id"][4:])
-        wait_for(
-            lambda: ImportJob.objects.get(id=job_id).processed_rows >= 300,
-            timeout=120,
-            interval=0.02,
-            message="a few batches",
-        )
-        first.kill()
-    finally:
-        first.stop()
-    killed = ImportJob.objects.get(id=job_id)
-    assert killed.status == "processing" and 0 < killed.processed_rows < 4000
+        return uuid.UUID(response.json()["data"]["job_id"][4:])
+
+    killed = killed_mid_run("uploads-kill-1", import_queue, start)
+    job_id = killed.id
     assert 0 < killed.processed_bytes <= len(body)  # as far as read (the readers' buffers are 1 MiB)
 
     second = QueueWorker("uploads-kill-2", import_queue, extra_env=WORKER_ENV, also_default_queue=True)

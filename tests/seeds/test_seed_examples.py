@@ -23,7 +23,6 @@ from contacts.models import Contact
 from leadlex.models import Workspace
 from tests.conftest import make_key
 from tests.exports.factories import make_contacts
-from tests.support.server import WebServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -158,14 +157,6 @@ class Curl:
         return requests.request(
             self.method, url, headers=headers, data=self.data.encode() if self.data else None, auth=auth, timeout=60
         )
-
-
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():  # the server must open the test database, not the default one
-        server = WebServer(workers=2)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
