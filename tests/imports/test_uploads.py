@@ -405,3 +405,16 @@ def test_an_upload_past_its_expiry_is_refused_before_the_sweep_gets_to_it(owner)
         assert response.status_code == 410, response.content
         assert response.json()["error"]["code"] == "upload_expired"
     assert not ImportJob.objects.exists()
+
+
+def test_the_admin_lists_uploads_read_only(owner, admin_client):
+    data = uploaded(owner, EXCEL_DE, file_name="kontakte.csv")
+    listing = admin_client.get("/admin/imports/upload/")
+    assert listing.status_code == 200
+    assert data["upload_id"].encode() in listing.content and b"kontakte.csv" in listing.content
+    upload = Upload.objects.get(id=data["upload_id"][4:])
+    detail = admin_client.get(f"/admin/imports/upload/{upload.pk}/change/")
+    assert detail.status_code == 200 and b"completed" in detail.content
+    assert (
+        admin_client.post(f"/admin/imports/upload/{upload.pk}/delete/").status_code == 403
+    )  # the file's fate is the API's
