@@ -279,6 +279,15 @@ def match_by_phone_statement(contacts: str) -> str:
 
 # A table small enough to read whole is read whole by the planner's choice; these keep a
 # batch's lookups index probes on any table (its real size is what the planner weighs).
+def primary_email_statement(emails: str) -> str:
+    """Params: the ids of the contacts whose address the batch changed; the current
+    address (the stage's) becomes their primary one."""
+    return f"""
+        UPDATE {emails} e SET is_primary = COALESCE(lower(e.email) = lower(s.email), FALSE)
+        FROM leadlex_import_stage s WHERE e.contact_id = ANY(%s::uuid[]) AND s.id = e.contact_id
+    """
+
+
 _KEY_LOOKUP_OFF = ("enable_seqscan", "enable_bitmapscan")
 
 
@@ -466,6 +475,7 @@ def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags:
         cursor.execute(_LINKS_DDL)
         raw = cursor.cursor  # the psycopg cursor: COPY is not part of the DB-API
         links = 0
+        email_changed: list[uuid.UUID] = []
         with raw.copy(
             "COPY leadlex_import_stage (id, action, present, email_changed, full_name, email, phone, "
             "job_title, company_name, company_id, linkedin_url, custom, created_at) FROM STDIN"
@@ -478,6 +488,8 @@ def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags:
                 custom = v.get("custom")
                 email = v.get("email")
                 changed = e.action == "u" and "email" in v and (email or "").lower() != (e.old_email or "").lower()
+                if changed and e.match_id is not None:
+                    email_changed.append(e.match_id)
                 copy.write_row(
                     (
                         e.new_id or e.match_id,
@@ -546,12 +558,11 @@ def _write_postgres(*, workspace: Workspace, entries: list[_Entry], global_tags:
             """,
             [now],
         )
-        cursor.execute(
-            f"""
-            UPDATE {emails} e SET is_primary = COALESCE(lower(e.email) = lower(s.email), FALSE)
-            FROM leadlex_import_stage s WHERE s.email_changed AND e.contact_id = s.id
-            """
-        )
+        if email_changed:
+            # By the contacts' ids, as the UPDATE of the contacts: joined on the stage's rows,
+            # the planner read every address of the table once per batch.
+            with _by_key(cursor):
+                cursor.execute(primary_email_statement(emails), [email_changed])
         tag_table, link_table = Tag._meta.db_table, ContactTag._meta.db_table
         if global_tags or links:
             cursor.execute(

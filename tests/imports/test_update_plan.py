@@ -11,13 +11,14 @@ import uuid
 import pytest
 from django.db import connection
 
-from contacts.models import Contact
+from contacts.models import Contact, ContactEmail
 from imports.upsert import (
     _STAGE_DDL,
     _by_key,
     contact_upsert_batch,
     match_by_email_statement,
     match_by_phone_statement,
+    primary_email_statement,
     update_statement,
 )
 from imports.validation import CleanRow
@@ -48,12 +49,21 @@ def stale() -> tuple[Workspace, list]:
                '', '', '', '{{}}', now(), now()
         FROM generate_series(1, %s) n
     """
+    addresses = f"""
+        INSERT INTO {ContactEmail._meta.db_table} (contact_id, email, is_primary, created_at)
+        SELECT id, email, true, now() FROM {contacts} WHERE workspace_id = %s
+    """
     workspace = Workspace.objects.create(name="fresh")
     with connection.cursor() as cursor:
         for name in ("a", "b", "c"):  # the table's other workspaces, as the statistics know them
-            cursor.execute(insert, [Workspace.objects.create(name=name).pk, 10_000])
-        cursor.execute(f"ANALYZE {contacts}")  # the fresh workspace is empty now: "1 row" from here on
+            other = Workspace.objects.create(name=name)
+            cursor.execute(insert, [other.pk, 10_000])
+            cursor.execute(addresses, [other.pk])
+        # The fresh workspace is empty now: "1 row" from here on.
+        cursor.execute(f"ANALYZE {contacts}")
+        cursor.execute(f"ANALYZE {ContactEmail._meta.db_table}")
         cursor.execute(insert, [workspace.pk, 60_000])
+        cursor.execute(addresses, [workspace.pk])
         cursor.execute(f"SELECT id FROM {contacts} WHERE workspace_id = %s LIMIT 2", [workspace.pk])
         ids = [row[0] for row in cursor.fetchall()]
     return workspace, ids
@@ -68,14 +78,13 @@ def explain(statement: str, params: list) -> list[dict]:
     return plan_nodes(plan[0]["Plan"])
 
 
-def indexes_on_contacts(nodes: list[dict]) -> set[str]:
-    """The indexes a plan reads (in these statements only the contacts table has any)."""
+def indexes_read(nodes: list[dict]) -> set[str]:
+    """The indexes a plan reads (the stage has none)."""
     return {n["Index Name"] for n in nodes if n.get("Index Name")}
 
 
-def test_the_update_of_matched_contacts_uses_the_primary_key_under_stale_statistics(stale):
-    workspace, ids = stale
-    contacts = Contact._meta.db_table
+def stage_with_updates(ids: list) -> None:
+    """The batch's stage: 5,000 rows, two of them updates of ``ids`` with a new address."""
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS leadlex_import_stage")
         cursor.execute(_STAGE_DDL)
@@ -85,16 +94,34 @@ def test_the_update_of_matched_contacts_uses_the_primary_key_under_stale_statist
         )
         for contact_id in ids:  # a batch of 5,000 with two in-file updates
             cursor.execute(
-                "INSERT INTO leadlex_import_stage (id, action, present, email_changed, full_name) "
-                "VALUES (%s, 'u', 1, false, 'updated')",
+                "INSERT INTO leadlex_import_stage (id, action, present, email_changed, full_name, email) "
+                "VALUES (%s, 'u', 1, true, 'updated', 'new@example.com')",
                 [contact_id],
             )
+
+
+def test_the_update_of_matched_contacts_uses_the_primary_key_under_stale_statistics(stale):
+    workspace, ids = stale
+    contacts = Contact._meta.db_table
+    stage_with_updates(ids)
+    with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_nestloop TO off")  # as the batch sets it
     nodes = explain(update_statement(contacts), [None, [str(i) for i in ids], workspace.pk])
     on_contacts = [n for n in nodes if n.get("Relation Name") == contacts and n["Node Type"] != "ModifyTable"]
     assert on_contacts and all(n["Node Type"] != "Seq Scan" for n in on_contacts), nodes
-    assert indexes_on_contacts(nodes) == {f"{contacts}_pkey"}, nodes  # by the ids, never the workspace
+    assert indexes_read(nodes) == {f"{contacts}_pkey"}, nodes  # by the ids, never the workspace
     assert not any(n["Node Type"] == "Nested Loop" for n in nodes), nodes
+
+
+def test_the_primary_address_update_reaches_the_addresses_by_contact_under_stale_statistics(stale):
+    _workspace, ids = stale
+    emails = ContactEmail._meta.db_table
+    stage_with_updates(ids)
+    with connection.cursor() as cursor, _by_key(cursor):  # as the batch runs it
+        nodes = explain(primary_email_statement(emails), [[str(i) for i in ids]])
+    on_emails = [n for n in nodes if n.get("Relation Name") == emails and n["Node Type"] != "ModifyTable"]
+    assert on_emails and all(n["Node Type"] == "Index Scan" for n in on_emails), nodes
+    assert indexes_read(nodes) == {"contacts_contactemail_contact_id_8dd35e56"}, nodes
 
 
 @pytest.mark.parametrize(
@@ -109,7 +136,7 @@ def test_matching_a_batch_probes_the_key_indexes_under_stale_statistics(stale, s
     workspace, _ids = stale
     with connection.cursor() as cursor, _by_key(cursor):  # as the batch runs them
         nodes = explain(statement(Contact._meta.db_table), [keys, workspace.pk])
-    assert indexes_on_contacts(nodes) == {index}, nodes  # never the workspace's own index
+    assert indexes_read(nodes) == {index}, nodes  # never the workspace's own index
     assert not any(n["Node Type"].startswith("Bitmap") or n["Node Type"] == "Seq Scan" for n in nodes), nodes
     # and its result is right: every key found once, in the fresh workspace only
     with connection.cursor() as cursor, _by_key(cursor):
