@@ -82,8 +82,16 @@ _status_response = inline_serializer(
             "ImportStatusData",
             fields={
                 **_job_fields,
-                "total_rows": serializers.IntegerField(allow_null=True),
+                "total_rows": serializers.IntegerField(
+                    allow_null=True, help_text="null until counted (a file larger than a request body: at the end)"
+                ),
                 "processed_rows": serializers.IntegerField(),
+                "total_bytes": serializers.IntegerField(
+                    allow_null=True, help_text="The stored file's size (an upload's); null for a request's own body."
+                ),
+                "processed_bytes": serializers.IntegerField(
+                    help_text="How much of the stored file the run has read (progress of a file counted as it is read)."
+                ),
                 "progress_percent": serializers.IntegerField(allow_null=True),
                 "error_count": serializers.IntegerField(),
                 "errors_url": serializers.CharField(allow_null=True),
@@ -345,6 +353,8 @@ class ImportContactsStatusView(WorkspaceAPIView):
             **job_summary(job),
             "total_rows": job.total_rows,
             "processed_rows": job.processed_rows,
+            "total_bytes": job.total_bytes,
+            "processed_bytes": job.processed_bytes,
             "progress_percent": job.progress_percent,
             "error_count": job.error_count,
             "errors_url": import_job_errors_url(job=job, base_url=request.build_absolute_uri("/")),

@@ -209,6 +209,7 @@ def test_a_file_larger_than_a_request_body_is_counted_by_its_job_with_progress_i
     assert all(p is not None and p < 100 for _, p in seen)  # 100 only once completed
     status = owner.client.get(f"{IMPORT}/{job.public_id}").json()["data"]
     assert (status["total_rows"], status["progress_percent"]) == (2000, 100)
+    assert status["total_bytes"] == status["processed_bytes"] == len(body)
     assert Contact.objects.get(workspace=owner.workspace, email="p7@example.com").custom == {
         "notes": note.strip()
     }  # cells are trimmed, as ever
