@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 import requests
+from rest_framework.test import APIClient
 
 from contacts.models import Contact
 from imports.engine import import_jobs_sweep
@@ -72,18 +73,21 @@ def test_an_upload_sent_over_http_imports_on_a_worker_that_is_killed_and_resumed
     keys = {ws.name: make_key(ws)[1] for ws in (interrupted, reference)}
     request = {"mapping": MAPPING, "update_existing": True, "tags": ["upload"]}
 
+    def import_upload(name: str, upload_id: str) -> uuid.UUID:
+        # In this process, whose settings send the job to this test's own queue (the live
+        # server's would send it to the default queue, which the session's worker serves).
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {keys[name]}")
+        response = client.post("/v1/import/contacts", {"upload_id": upload_id, **request}, format="json")
+        assert response.status_code == 202, response.content
+        return uuid.UUID(response.json()["data"]["job_id"][4:])
+
     upload_id = upload_over_http(server, keys["interrupted"], body)
     upload = Upload.objects.get(id=upload_id[4:])
     with storage.open_reader(upload.key) as fh:
         assert fh.read() == body
 
-    def start() -> uuid.UUID:
-        json = {"upload_id": upload_id, **request}
-        response = api(server, keys["interrupted"], "POST", "/v1/import/contacts", json=json)
-        assert response.status_code == 202, response.text
-        return uuid.UUID(response.json()["data"]["job_id"][4:])
-
-    killed = killed_mid_run("uploads-kill-1", import_queue, start)
+    killed = killed_mid_run("uploads-kill-1", import_queue, lambda: import_upload("interrupted", upload_id))
     job_id = killed.id
     assert 0 < killed.processed_bytes <= len(body)  # as far as read (the readers' buffers are 1 MiB)
 
@@ -94,11 +98,7 @@ def test_an_upload_sent_over_http_imports_on_a_worker_that_is_killed_and_resumed
         resumed = wait_for(
             lambda: (j := ImportJob.objects.get(id=job_id)).is_finished and j, timeout=180, message="the resumed run"
         )
-        ref_upload = upload_over_http(server, keys["reference"], body)
-        ref_response = api(
-            server, keys["reference"], "POST", "/v1/import/contacts", json={"upload_id": ref_upload, **request}
-        )
-        ref_id = ref_response.json()["data"]["job_id"][4:]
+        ref_id = import_upload("reference", upload_over_http(server, keys["reference"], body))
         ref = wait_for(
             lambda: (j := ImportJob.objects.get(id=ref_id)).is_finished and j, timeout=180, message="the reference"
         )
