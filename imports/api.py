@@ -43,10 +43,10 @@ from imports.serializers import (
 )
 from imports.services import import_mapping_create, import_preview, import_request
 from imports.uploads import (
-    parse_upload_id,
     upload_complete,
     upload_create,
     upload_delete,
+    upload_get,
     upload_links,
     upload_parts_received,
 )
@@ -524,12 +524,7 @@ def upload_data(upload: Upload, *, base_url: str, received: bool) -> dict[str, A
 
 
 def _upload_in_workspace(view: WorkspaceAPIView, upload_id: str) -> Upload:
-    parsed = parse_upload_id(upload_id)
-    if parsed is None:
-        raise NotFound()
-    upload = get_in_workspace(Upload.objects.all(), workspace=view.workspace, pk=parsed)
-    assert isinstance(upload, Upload)
-    return upload
+    return upload_get(workspace=view.workspace, upload_id=upload_id)
 
 
 class UploadsView(WorkspaceAPIView):

@@ -36,7 +36,7 @@ from imports.parsing import (
 )
 from imports.proposal import propose_mapping, proposed_mapping
 from imports.serializers import ImportInput, ImportParams
-from imports.uploads import UploadExpired, upload_delete, upload_for_reading
+from imports.uploads import upload_check_alive, upload_delete, upload_for_reading
 from leadlex import storage
 from leadlex.errors import ApiError, ValidationFailed
 from leadlex.middleware import current_request_id
@@ -362,12 +362,7 @@ def import_request(
 def _upload_still_there(upload: Upload) -> None:
     """Inside the transaction that creates the job: the upload is not expiring under it
     (the sweeper skips an upload an unfinished job reads, and waits for this lock)."""
-    current = Upload.objects.select_for_update().filter(id=upload.id).values_list("status", flat=True).first()
-    if current != Upload.Status.COMPLETED:
-        raise UploadExpired(
-            f"Upload {upload.public_id} has expired and its file is deleted; upload the file again.",
-            details={"upload_id": upload.public_id},
-        )
+    upload_check_alive(Upload.objects.select_for_update().get(id=upload.id))
 
 
 def _check_header(open_file: Opener, params: ImportParams) -> None:

@@ -75,6 +75,14 @@ def parse_upload_id(value: Any) -> uuid.UUID | None:
         return None
 
 
+def _too_large(size: int | None = None, *, field: str | None = None) -> PayloadTooLarge:
+    """413 for a file over the upload limit (``size``: its size, when known)."""
+    limit = conf.upload_max_bytes()
+    details: dict[str, Any] = {"limit_bytes": limit, **({"field": field} if field else {})}
+    told = f" ({size:,} bytes)" if size is not None else ""
+    return PayloadTooLarge(f"The file{told} exceeds the {limit:,} bytes an upload takes.", details=details)
+
+
 def _part_plan(size: int | None, multipart: bool) -> tuple[int, int]:
     """(part size, part count) of a file of ``size`` bytes (None: not declared)."""
     single_max = conf.upload_single_part_max_bytes()
@@ -82,12 +90,8 @@ def _part_plan(size: int | None, multipart: bool) -> tuple[int, int]:
         if multipart:
             raise ValidationFailed("size is required for an upload in parts.", details={"field": "size"})
         return single_max, 1
-    limit = conf.upload_max_bytes()
-    if size > limit:
-        raise PayloadTooLarge(
-            f"The file ({size:,} bytes) exceeds the {limit:,} bytes an upload takes.",
-            details={"limit_bytes": limit, "field": "size"},
-        )
+    if size > conf.upload_max_bytes():
+        raise _too_large(size, field="size")
     if not multipart and size <= single_max:
         return size, 1
     mib = 1024 * 1024
@@ -148,9 +152,7 @@ def upload_store(
     try:
         for chunk in chunks:
             if writer.size + len(chunk) > limit:
-                raise PayloadTooLarge(
-                    f"The file exceeds the {limit:,} bytes an upload takes.", details={"limit_bytes": limit}
-                )
+                raise _too_large()
             writer.write(chunk)
         size = writer.close()
     except BaseException:
@@ -216,7 +218,7 @@ def upload_complete(*, upload: Upload) -> Upload:
     size, else 409 ``upload_incomplete`` naming the missing and mis-sized ones."""
     if upload.status == Upload.Status.COMPLETED:
         return upload
-    _check_alive(upload)
+    upload_check_alive(upload)
     size = storage.stored_size(upload.key)
     if size is None:  # not joined yet (a request that joined it and died leaves it joined)
         try:
@@ -238,10 +240,7 @@ def upload_complete(*, upload: Upload) -> Upload:
             raise UploadIncomplete(_incomplete_message(missing, wrong, extra), details=_details(missing, wrong, extra))
         size = sum(received[n] for n in range(1, upload.part_count + 1))
         if size > conf.upload_max_bytes():
-            raise PayloadTooLarge(
-                f"The file exceeds the {conf.upload_max_bytes():,} bytes an upload takes.",
-                details={"limit_bytes": conf.upload_max_bytes()},
-            )
+            raise _too_large(size)
         try:
             storage.multipart_finish(upload.key, upload.multipart_id, part_count=upload.part_count, size=size)
         except storage.UploadBusy:
@@ -265,7 +264,7 @@ def _mark_completed(upload: Upload, size: int | None) -> Upload:
     )
     upload.refresh_from_db()
     if upload.status != Upload.Status.COMPLETED:  # expired or deleted meanwhile
-        _check_alive(upload)
+        upload_check_alive(upload)
     return upload
 
 
@@ -289,7 +288,7 @@ def _details(missing: list[int], wrong: list[dict[str, int]], extra: list[int]) 
     return {"missing_parts": missing[:1000], "wrong_size_parts": wrong[:1000], "extra_parts": extra[:1000]}
 
 
-def _check_alive(upload: Upload) -> None:
+def upload_check_alive(upload: Upload) -> None:
     """410 for an upload whose time is up, swept or not yet."""
     if upload.status == Upload.Status.EXPIRED or upload.expires_at <= timezone.now():
         raise UploadExpired(
@@ -298,14 +297,21 @@ def _check_alive(upload: Upload) -> None:
         )
 
 
-def upload_for_reading(*, workspace: Workspace, upload_id: Any) -> Upload:
-    """The workspace's upload an import or preview names, completed (a pending one is
-    completed now); 404 for an unknown id, 409 or 410 for one that cannot be read."""
+def upload_get(*, workspace: Workspace, upload_id: Any, field: str | None = None) -> Upload:
+    """The workspace's upload of that id (``upl_…`` or a bare UUID); 404 otherwise, as for
+    another workspace's (``field``: the parameter that named it)."""
     parsed = parse_upload_id(upload_id)
     upload = Upload.objects.filter(workspace=workspace, id=parsed).first() if parsed else None
     if upload is None:
-        raise NotFound(f"No upload {upload_id!r} in this workspace.", details={"field": "upload_id"})
-    _check_alive(upload)
+        raise NotFound(f"No upload {upload_id!r} in this workspace.", details={"field": field} if field else None)
+    return upload
+
+
+def upload_for_reading(*, workspace: Workspace, upload_id: Any) -> Upload:
+    """The workspace's upload an import or preview names, completed (a pending one is
+    completed now); 404 for an unknown id, 409 or 410 for one that cannot be read."""
+    upload = upload_get(workspace=workspace, upload_id=upload_id, field="upload_id")
+    upload_check_alive(upload)
     return upload_complete(upload=upload)
 
 
