@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -265,6 +266,40 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def bench_django(workdir: Path, **extra: str) -> dict[str, str]:
+    """Django set up in this process on the bench database (migrated), files and data under
+    ``workdir``; the environment the web server and worker run with (rate limits lifted)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "LEADLEX_DATA_DIR": str(workdir / "data"),
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-secret"),
+        "LEADLEX_LOG_LEVEL": "WARNING",
+        "LEADLEX_RATE_LIMITS": "import_contacts=100000/minute,default=100000/minute",
+        **extra,
+    }
+    os.environ.update({k: env[k] for k in ("LEADLEX_DATA_DIR", "DJANGO_SECRET_KEY")})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return env
+
+
+def bench_key(workspace: Any) -> str:
+    """A new key with every scope for ``workspace``; the raw key."""
+    from leadlex.models import ALL_SCOPES, ApiKey
+
+    raw = ApiKey.generate()
+    key = ApiKey(workspace=workspace, scopes=list(ALL_SCOPES), name="bench")
+    key.set_key(raw)
+    key.save()
+    return raw
+
+
 def api_import(port: int, key: str, path: Path, *, update_existing: bool) -> tuple[float, dict]:
     import http.client
     import json
@@ -303,24 +338,8 @@ def main() -> None:
     if not database_url:
         raise SystemExit("DATABASE_URL must point at a PostgreSQL database for the benchmark")
     workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "LEADLEX_MAX_BODY_BYTES": str(512 * 1024 * 1024),
-        "LEADLEX_DATA_DIR": str(workdir / "data"),
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-secret"),
-        "LEADLEX_LOG_LEVEL": "WARNING",
-        "LEADLEX_RATE_LIMITS": "import_contacts=100000/minute,default=100000/minute",
-    }
-    os.environ.update({k: env[k] for k in ("LEADLEX_DATA_DIR", "DJANGO_SECRET_KEY")})
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    from leadlex.models import ALL_SCOPES, ApiKey, Workspace
+    env = bench_django(workdir, LEADLEX_MAX_BODY_BYTES=str(512 * 1024 * 1024))
+    from leadlex.models import Workspace
 
     results = []
     for n in sizes:
@@ -342,12 +361,7 @@ def main() -> None:
         for label in ("insert", "upsert", "upsert-seed"):
             Workspace.objects.filter(name=f"bench-{label}-{n}").delete()
         for label in ("insert", "upsert"):
-            ws = Workspace.objects.create(name=f"bench-{label}-{n}")
-            raw = ApiKey.generate()
-            key = ApiKey(workspace=ws, scopes=list(ALL_SCOPES), name="bench")
-            key.set_key(raw)
-            key.save()
-            keys[label] = raw
+            keys[label] = bench_key(Workspace.objects.create(name=f"bench-{label}-{n}"))
 
         stack = Stack(env, workdir)
         try:

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from import_contacts import Stack, psql  # noqa: E402 - bench/ is the script's own folder
+from import_contacts import Stack, bench_django, bench_key, psql  # noqa: E402 - bench/ is the script's own folder
 from procs import child_pids  # noqa: E402
 
 FIRST = ["Ada", "Björn", "Chloé", "Dmitri", "Éva", "Fatima", "Grace", "Hiro", "Inés", "José", "Łukasz", "Zoë"]
@@ -189,23 +189,8 @@ def main() -> None:
     if not database_url:
         raise SystemExit("DATABASE_URL must point at a PostgreSQL database for the benchmark")
     workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "LEADLEX_DATA_DIR": str(workdir / "data"),
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-secret"),
-        "LEADLEX_LOG_LEVEL": "WARNING",
-        "LEADLEX_RATE_LIMITS": "import_contacts=100000/minute,default=100000/minute",
-    }
-    os.environ.update({k: env[k] for k in ("LEADLEX_DATA_DIR", "DJANGO_SECRET_KEY")})
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    from leadlex.models import ALL_SCOPES, ApiKey, Workspace
+    env = bench_django(workdir)
+    from leadlex.models import Workspace
 
     n = args.rows
     path = workdir / f"upload-{n}.csv"
@@ -222,11 +207,7 @@ def main() -> None:
     name = f"bench-upload-{n}"
     Workspace.objects.filter(name=name).delete()
     stale_statistics(database_url, args.other_rows)
-    ws = Workspace.objects.create(name=name)
-    raw = ApiKey.generate()
-    key = ApiKey(workspace=ws, scopes=list(ALL_SCOPES), name="bench")
-    key.set_key(raw)
-    key.save()
+    raw = bench_key(Workspace.objects.create(name=name))
 
     stack = Stack(env, workdir)
     samples: list[tuple[float, int, float, float, int | None]] = []
