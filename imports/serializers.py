@@ -163,10 +163,9 @@ class ImportInput:
 
     rows: list[Any] | None = None
     csv_data: str | bytes | None = None
-    # A file already in storage (of any size: it is streamed from there, never held).
-    stored_key: str | None = None
-    # An upload (POST /v1/uploads) as the request named it; imports.services turns it
-    # into its stored file (``stored_key``, ``upload``).
+    # An upload (POST /v1/uploads, the admin's form, the command's file) as the request
+    # named it; imports.services resolves it into ``upload``, whose file (of any size) is
+    # streamed from storage, never held.
     upload_id: str | None = None
     upload: Upload | None = None
 

@@ -66,8 +66,8 @@ def _opener(data: ImportInput) -> Opener:
 
 
 def _binary_opener(data: ImportInput) -> BinaryOpener:
-    if data.stored_key is not None:
-        key = data.stored_key
+    if data.upload is not None:
+        key = data.upload.key
         return lambda: storage.open_reader(key)
     raw = data.csv_data if isinstance(data.csv_data, bytes) else b""
     return lambda: contextlib.nullcontext(io.BytesIO(raw))
@@ -145,21 +145,14 @@ def import_upload_resolve(
     if data.upload_id is None:
         return data, params
     upload = upload_for_reading(workspace=workspace, upload_id=data.upload_id)
-    data = dataclasses.replace(data, stored_key=upload.key, upload=upload)
+    data = dataclasses.replace(data, upload=upload)
     return data, dataclasses.replace(params, file_name=params.file_name or upload.file_name)
 
 
-def _stored_bytes(data: ImportInput) -> int | None:
-    if data.upload is not None:
-        return data.upload.size
-    return storage.stored_size(data.stored_key) if data.stored_key is not None else None
-
-
 def _countable(data: ImportInput) -> bool:
-    """Whether a file is counted before its import starts: one in the request, or a
-    stored one no larger than a request body may be."""
-    size = _stored_bytes(data)
-    return size is None or size <= settings.LEADLEX_MAX_BODY_BYTES
+    """Whether a file is counted before its import starts: one in the request, or an
+    upload no larger than a request body may be."""
+    return data.upload is None or (data.upload.size or 0) <= settings.LEADLEX_MAX_BODY_BYTES
 
 
 def import_preview(*, workspace: Workspace, data: ImportInput, params: ImportParams) -> dict[str, Any]:
@@ -168,7 +161,7 @@ def import_preview(*, workspace: Workspace, data: ImportInput, params: ImportPar
     a proposed mapping (imports.proposal). ``row_count`` is None for a stored file too
     large to count in a request."""
     data, params = import_upload_resolve(workspace=workspace, data=data, params=params)
-    if data.csv_data is None and data.stored_key is None:
+    if data.csv_data is None and data.upload is None:
         raise ValidationFailed(
             "A preview reads a file (csv); rows are contact objects already.", details={"field": "rows"}
         )
@@ -265,7 +258,7 @@ def import_request(
     ``force_queue`` always stores and queues; ``enqueue=False`` leaves the queued job
     for the caller to run in-process (the ``import_contacts`` command). ``request_id``
     defaults to the id of the request being served (API or admin)."""
-    if data.rows is None and data.csv_data is None and data.stored_key is None and data.upload_id is None:
+    if data.rows is None and data.csv_data is None and data.upload_id is None:
         raise ValidationFailed("Give either rows or csv.")
     data, params = import_upload_resolve(workspace=workspace, data=data, params=params)
     params = import_mapping_apply(workspace=workspace, params=params)
@@ -290,7 +283,7 @@ def import_request(
         source=data.source,
         params=params.as_json(),
         total_rows=total,
-        total_bytes=_stored_bytes(data),
+        total_bytes=data.upload.size if data.upload is not None else None,
         upload=data.upload,
         request_id=current_request_id() if request_id is None else request_id,
     )
@@ -306,25 +299,19 @@ def import_request(
         batch_size = max(SYNC_MAX_ROWS, conf.batch_size())
         if data.rows is not None:
             return import_job_run_inline(job=job, source=iter_rows(data.rows), params=params, batch_size=batch_size)
-        try:
-            with open_file() as fh:
-                source = iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)
-                finished = import_job_run_inline(job=job, source=source, params=params, batch_size=batch_size)
-        finally:
-            # A small stored file, read now: let it go (as a job's payload), unless it is an
-            # upload's, which other imports may read until it expires.
-            if data.stored_key is not None and data.upload is None:
-                storage.delete(data.stored_key)
+        with open_file() as fh:
+            source = iter_file(fh, params.file_spec(), has_header=params.has_header, mapping=params.mapping)
+            finished = import_job_run_inline(job=job, source=source, params=params, batch_size=batch_size)
+        # An upload's file stays for other imports until it expires, unless it was one import's.
         if data.upload is not None and data.upload.single_use:  # one import's file (the admin's)
             with contextlib.suppress(ApiError):  # read by another import meanwhile: it expires later
                 upload_delete(upload=data.upload)
         return finished
 
-    if data.stored_key is not None:  # the file is in storage already: the job reads it there
+    if data.upload is not None:  # the file is in storage already: the job reads it there
         with transaction.atomic():
-            if data.upload is not None:
-                _upload_still_there(data.upload)
-            job = ImportJob.objects.create(status=ImportJob.Status.QUEUED, payload_key=data.stored_key, **common)
+            _upload_still_there(data.upload)
+            job = ImportJob.objects.create(status=ImportJob.Status.QUEUED, payload_key=data.upload.key, **common)
             if enqueue:
                 import_job_enqueue_on_commit(job_id=job.id)
         return job
